@@ -1,0 +1,191 @@
+//! Cluster and node configuration, validated once.
+
+use crate::ballot::NodeId;
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+/// How chosen values reach the learners (Paxos Made Simple §2.3; seed 004).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum LearnerStrategy {
+    /// Every acceptor sends `Accepted` to every learner: fastest, `acceptors × learners` messages.
+    #[default]
+    AllToAll,
+    /// Acceptors send `Accepted` to these learners only; each of them, once it learns, sends
+    /// `Decided` to every other learner. One learner: fewest messages; several: no single point
+    /// of failure.
+    Distinguished(BTreeSet<NodeId>),
+}
+
+/// Who may run phase 1.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum LeaderMode {
+    /// Any node proposes whenever asked; duelling proposers are separated by randomized backoff.
+    #[default]
+    Leaderless,
+    /// An eventual leader detector (Omega, [`crate::election`]) picks one leader; only it runs
+    /// phase 1 and proposals sent to other nodes are answered `Aborted`.
+    Elected,
+}
+
+/// Configuration of one node. Times are in ticks of the runtime's [`Config::tick_interval`];
+/// the pure state machines only count ticks.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Config {
+    /// This node.
+    pub id: NodeId,
+    /// Every node of the cluster (proposers may be any of them).
+    pub nodes: BTreeSet<NodeId>,
+    /// The acceptors; a majority of them is a quorum.
+    pub acceptors: BTreeSet<NodeId>,
+    /// The learners; every decision reaches all of them.
+    pub learners: BTreeSet<NodeId>,
+    /// How decisions reach the learners.
+    pub learner_strategy: LearnerStrategy,
+    /// Leaderless or elected leader.
+    pub leader_mode: LeaderMode,
+    /// Wall (or virtual) time of one tick.
+    pub tick_interval: Duration,
+    /// A phase without a quorum for this many ticks is retried.
+    pub phase_timeout_ticks: u64,
+    /// After a `Nack`, wait a random number of ticks in `[min, max]` before retrying.
+    pub backoff_ticks: (u64, u64),
+    /// Heartbeat period of the leader detector.
+    pub heartbeat_ticks: u64,
+    /// A node not heard from for this many ticks is suspected dead.
+    pub leader_timeout_ticks: u64,
+    /// Ask peers for missed decisions every this many ticks (0 = never).
+    pub catch_up_ticks: u64,
+    /// At most this many decisions are sent in answer to one `CatchUp`.
+    pub catch_up_batch: usize,
+}
+
+/// A [`Config`] that cannot work.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ConfigError {
+    /// No acceptors.
+    #[error("a cluster needs at least one acceptor")]
+    NoAcceptors,
+    /// A role names a node that is not in `nodes`.
+    #[error("{0} is an acceptor or learner but not in the node list")]
+    NotANode(NodeId),
+    /// This node is not in `nodes`.
+    #[error("this node {0} is not in the node list")]
+    SelfMissing(NodeId),
+    /// A timing parameter is zero or inverted.
+    #[error("invalid timing: {0}")]
+    Timing(&'static str),
+}
+
+impl Config {
+    /// A cluster where every node is proposer, acceptor and learner (the Elixir shape), with
+    /// defaults suited to a LAN or a simulation: 1 ms ticks, 50 ms phase timeout.
+    pub fn symmetric(id: NodeId, nodes: impl IntoIterator<Item = NodeId>) -> Config {
+        let nodes: BTreeSet<NodeId> = nodes.into_iter().collect();
+        Config {
+            id,
+            acceptors: nodes.clone(),
+            learners: nodes.clone(),
+            nodes,
+            learner_strategy: LearnerStrategy::AllToAll,
+            leader_mode: LeaderMode::Leaderless,
+            tick_interval: Duration::from_millis(1),
+            phase_timeout_ticks: 50,
+            backoff_ticks: (5, 40),
+            heartbeat_ticks: 10,
+            leader_timeout_ticks: 40,
+            catch_up_ticks: 50,
+            catch_up_batch: 256,
+        }
+    }
+
+    /// This config with other acceptors.
+    pub fn with_acceptors(mut self, acceptors: impl IntoIterator<Item = NodeId>) -> Config {
+        self.acceptors = acceptors.into_iter().collect();
+        self
+    }
+
+    /// This config with other learners.
+    pub fn with_learners(mut self, learners: impl IntoIterator<Item = NodeId>) -> Config {
+        self.learners = learners.into_iter().collect();
+        self
+    }
+
+    /// This config with a learner strategy.
+    pub fn with_learner_strategy(mut self, strategy: LearnerStrategy) -> Config {
+        self.learner_strategy = strategy;
+        self
+    }
+
+    /// This config with a leader mode.
+    pub fn with_leader_mode(mut self, mode: LeaderMode) -> Config {
+        self.leader_mode = mode;
+        self
+    }
+
+    /// The same config for another node of the cluster.
+    pub fn for_node(&self, id: NodeId) -> Config {
+        Config { id, ..self.clone() }
+    }
+
+    /// Votes needed for a quorum: a strict majority of the acceptors.
+    pub fn quorum(&self) -> usize {
+        self.acceptors.len() / 2 + 1
+    }
+
+    /// True if this node is an acceptor.
+    pub fn is_acceptor(&self) -> bool {
+        self.acceptors.contains(&self.id)
+    }
+
+    /// True if this node is a learner.
+    pub fn is_learner(&self) -> bool {
+        self.learners.contains(&self.id)
+    }
+
+    /// The learners an acceptor sends `Accepted` to under the strategy.
+    pub fn accepted_recipients(&self) -> &BTreeSet<NodeId> {
+        match &self.learner_strategy {
+            LearnerStrategy::AllToAll => &self.learners,
+            LearnerStrategy::Distinguished(set) => set,
+        }
+    }
+
+    /// Check the config.
+    ///
+    /// # Errors
+    /// The first problem found.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.acceptors.is_empty() {
+            return Err(ConfigError::NoAcceptors);
+        }
+        if !self.nodes.contains(&self.id) {
+            return Err(ConfigError::SelfMissing(self.id));
+        }
+        let distinguished = match &self.learner_strategy {
+            LearnerStrategy::AllToAll => BTreeSet::new(),
+            LearnerStrategy::Distinguished(s) => s.clone(),
+        };
+        if let Some(n) = self
+            .acceptors
+            .iter()
+            .chain(&self.learners)
+            .chain(&distinguished)
+            .find(|n| !self.nodes.contains(n))
+        {
+            return Err(ConfigError::NotANode(*n));
+        }
+        if self.tick_interval.is_zero() {
+            return Err(ConfigError::Timing("tick_interval is zero"));
+        }
+        if self.phase_timeout_ticks == 0 || self.heartbeat_ticks == 0 {
+            return Err(ConfigError::Timing("phase_timeout_ticks and heartbeat_ticks must be > 0"));
+        }
+        if self.backoff_ticks.0 > self.backoff_ticks.1 {
+            return Err(ConfigError::Timing("backoff_ticks min > max"));
+        }
+        if self.leader_timeout_ticks <= self.heartbeat_ticks {
+            return Err(ConfigError::Timing("leader_timeout_ticks must exceed heartbeat_ticks"));
+        }
+        Ok(())
+    }
+}

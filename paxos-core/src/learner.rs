@@ -1,0 +1,168 @@
+//! The learner: finds out which value is chosen, and spreads decisions.
+//!
+//! A value is chosen in an instance once a majority of acceptors accepted it at one ballot
+//! (Paxos Made Simple §2.3). The learner counts `Accepted` per `(instance, ballot)`; it also
+//! trusts `Decided`, which only a node that knows the value is chosen sends. Under
+//! [`LearnerStrategy::Distinguished`] the distinguished learners forward each decision to the
+//! other learners. Anyone who missed decisions asks with `CatchUp` on a timer.
+
+use crate::ballot::{Ballot, InstanceId, NodeId};
+use crate::config::{Config, LearnerStrategy};
+use crate::effects::{Effects, Write};
+use crate::message::{Message, Value};
+use crate::quorum::Votes;
+use std::collections::{BTreeMap, BTreeSet};
+
+/// One node's learner over all instances.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Learner<V> {
+    id: NodeId,
+    acceptors: BTreeSet<NodeId>,
+    /// Other nodes to ask for missed decisions.
+    peers: BTreeSet<NodeId>,
+    /// Learners this node forwards decisions to (non-empty only for a distinguished learner).
+    forward_to: BTreeSet<NodeId>,
+    decided: BTreeMap<InstanceId, V>,
+    first_undecided: InstanceId,
+    /// `Accepted` votes of undecided instances.
+    votes: BTreeMap<InstanceId, BTreeMap<Ballot, (V, Votes)>>,
+    catch_up_every: u64,
+    catch_up_batch: usize,
+    now: u64,
+}
+
+impl<V: Value> Learner<V> {
+    /// A learner restarted with the decisions it had made durable.
+    pub fn new(config: &Config, decided: BTreeMap<InstanceId, V>) -> Self {
+        let forward_to = match &config.learner_strategy {
+            LearnerStrategy::Distinguished(set) if set.contains(&config.id) => {
+                config.learners.iter().filter(|l| !set.contains(l)).copied().collect()
+            }
+            _ => BTreeSet::new(),
+        };
+        let mut learner = Learner {
+            id: config.id,
+            acceptors: config.acceptors.clone(),
+            peers: config.nodes.iter().filter(|n| **n != config.id).copied().collect(),
+            forward_to,
+            decided,
+            first_undecided: InstanceId(0),
+            votes: BTreeMap::new(),
+            catch_up_every: config.catch_up_ticks,
+            catch_up_batch: config.catch_up_batch.max(1),
+            now: 0,
+        };
+        learner.advance_frontier();
+        learner
+    }
+
+    /// The value chosen in `instance`, if this node knows it.
+    pub fn decided(&self, instance: InstanceId) -> Option<&V> {
+        self.decided.get(&instance)
+    }
+
+    /// Every decision this node knows.
+    pub fn decisions(&self) -> &BTreeMap<InstanceId, V> {
+        &self.decided
+    }
+
+    /// Every instance below this is decided here.
+    pub fn first_undecided(&self) -> InstanceId {
+        self.first_undecided
+    }
+
+    /// Highest instance decided here plus one (0 if none).
+    pub fn next_after_decided(&self) -> InstanceId {
+        self.decided.keys().next_back().map_or(InstanceId(0), |i| i.next())
+    }
+
+    /// An acceptor accepted `value` in `instance` at `ballot`. Returns true if this made the
+    /// instance decided.
+    pub fn on_accepted(
+        &mut self,
+        from: NodeId,
+        ballot: Ballot,
+        instance: InstanceId,
+        value: V,
+        out: &mut Effects<V>,
+    ) -> bool {
+        if self.decided.contains_key(&instance) || !self.acceptors.contains(&from) {
+            return false;
+        }
+        let (_, votes) = self
+            .votes
+            .entry(instance)
+            .or_default()
+            .entry(ballot)
+            .or_insert_with(|| (value, Votes::new()));
+        votes.add(from);
+        if !votes.is_quorum(self.acceptors.len()) {
+            return false;
+        }
+        let value = self.votes.remove(&instance).and_then(|mut m| m.remove(&ballot)).map(|(v, _)| v);
+        match value {
+            Some(v) => {
+                self.learn(instance, v, out);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Someone who knows tells us `value` is chosen in `instance`. Returns true if it was new.
+    pub fn on_decided(&mut self, instance: InstanceId, value: V, out: &mut Effects<V>) -> bool {
+        match self.decided.get(&instance) {
+            Some(existing) => {
+                if *existing != value {
+                    // Two different decisions for one instance: a safety violation somewhere.
+                    tracing::error!(%instance, ?existing, ?value, "conflicting decision received");
+                }
+                false
+            }
+            None => {
+                self.learn(instance, value, out);
+                true
+            }
+        }
+    }
+
+    /// A peer asks for decisions from `first` on: send what we know, bounded.
+    pub fn on_catch_up(&self, from: NodeId, first: InstanceId, out: &mut Effects<V>) {
+        for (&instance, value) in self.decided.range(first..).take(self.catch_up_batch) {
+            out.send(from, Message::Decided { instance, value: value.clone() });
+        }
+    }
+
+    /// One tick: periodically ask peers for decisions we may have missed.
+    pub fn tick(&mut self, out: &mut Effects<V>) {
+        self.now += 1;
+        if self.catch_up_every == 0 || self.now % self.catch_up_every != 0 {
+            return;
+        }
+        for &peer in &self.peers {
+            out.send(peer, Message::CatchUp { first: self.first_undecided });
+        }
+    }
+
+    fn learn(&mut self, instance: InstanceId, value: V, out: &mut Effects<V>) {
+        self.votes.remove(&instance);
+        for &l in &self.forward_to {
+            out.send(l, Message::Decided { instance, value: value.clone() });
+        }
+        out.write(Write::Decided { instance, value: value.clone() });
+        out.decided.push((instance, value.clone()));
+        self.decided.insert(instance, value);
+        self.advance_frontier();
+    }
+
+    fn advance_frontier(&mut self) {
+        while self.decided.contains_key(&self.first_undecided) {
+            self.first_undecided = self.first_undecided.next();
+        }
+    }
+
+    /// The node this learner runs on.
+    pub fn id(&self) -> NodeId {
+        self.id
+    }
+}

@@ -1,0 +1,117 @@
+//! The protocol's messages: what one node sends another.
+//!
+//! Paper names (Paxos Made Simple): `Prepare` = 1a, `Promise` = 1b, `Accept` = 2a,
+//! `Accepted` = 2b. `Nack` tells a proposer which higher ballot beat it, so it can jump straight
+//! above it. `Decided` spreads a chosen value; `Heartbeat` feeds the leader detector;
+//! `CatchUp` lets a node that missed decisions ask for them.
+
+use crate::ballot::{Ballot, InstanceId, NodeId};
+use serde::{Deserialize, Serialize};
+
+/// Anything a node can put on the wire as a value: cheap to clone, comparable, serializable.
+///
+/// Blanket-implemented; you never implement it by hand.
+pub trait Value:
+    Clone + std::fmt::Debug + PartialEq + Serialize + serde::de::DeserializeOwned + Send + Sync + 'static
+{
+}
+
+impl<T> Value for T where
+    T: Clone + std::fmt::Debug + PartialEq + Serialize + serde::de::DeserializeOwned + Send + Sync + 'static
+{
+}
+
+/// A value an acceptor has accepted in one instance, reported in a [`Message::Promise`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AcceptedEntry<V> {
+    /// The instance.
+    pub instance: InstanceId,
+    /// The ballot the value was accepted at.
+    pub ballot: Ballot,
+    /// The accepted value.
+    pub value: V,
+}
+
+/// A protocol message. `V` is the application's value type.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum Message<V> {
+    /// Phase 1a: "promise me `ballot` for every instance from `first` on".
+    Prepare {
+        /// The proposer's ballot.
+        ballot: Ballot,
+        /// Lowest instance the proposer does not know to be decided.
+        first: InstanceId,
+    },
+    /// Phase 1b: the acceptor promised `ballot` and reports what it accepted from `first` on.
+    Promise {
+        /// The ballot promised.
+        ballot: Ballot,
+        /// Every value this acceptor accepted in instances `>= first` of the prepare.
+        accepted: Vec<AcceptedEntry<V>>,
+    },
+    /// Phase 2a: "accept `value` in `instance` at `ballot`".
+    Accept {
+        /// The proposer's ballot.
+        ballot: Ballot,
+        /// The instance.
+        instance: InstanceId,
+        /// The value proposed.
+        value: V,
+    },
+    /// Phase 2b: the acceptor accepted `value` in `instance` at `ballot`.
+    /// Sent to the proposer and to the learners of the cluster's learner strategy.
+    Accepted {
+        /// The ballot accepted.
+        ballot: Ballot,
+        /// The instance.
+        instance: InstanceId,
+        /// The value accepted (learners need it to learn without the proposer).
+        value: V,
+    },
+    /// The acceptor refused `ballot` because it promised the higher `promised`.
+    Nack {
+        /// The refused ballot.
+        ballot: Ballot,
+        /// The ballot the acceptor has promised; the proposer must go above it.
+        promised: Ballot,
+    },
+    /// `value` is chosen in `instance`. Sent only by a node that knows it is chosen.
+    Decided {
+        /// The instance.
+        instance: InstanceId,
+        /// The chosen value.
+        value: V,
+    },
+    /// Leader-detector heartbeat: "I am alive".
+    Heartbeat,
+    /// "I know every decision below `first`; send me what you know from there on."
+    CatchUp {
+        /// Lowest instance the sender has not decided.
+        first: InstanceId,
+    },
+}
+
+impl<V> Message<V> {
+    /// A short name for logs and traces (`prepare 1.2`, `accept i3 1.2`, ...).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Message::Prepare { .. } => "prepare",
+            Message::Promise { .. } => "promise",
+            Message::Accept { .. } => "accept",
+            Message::Accepted { .. } => "accepted",
+            Message::Nack { .. } => "nack",
+            Message::Decided { .. } => "decided",
+            Message::Heartbeat => "heartbeat",
+            Message::CatchUp { .. } => "catch-up",
+        }
+    }
+}
+
+/// A message with its addressee, as produced by a state machine.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Envelope<V> {
+    /// Who should receive it.
+    pub to: NodeId,
+    /// What to send.
+    pub message: Message<V>,
+}

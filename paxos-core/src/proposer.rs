@@ -1,0 +1,316 @@
+//! The proposer: phase 1 and phase 2, adopting the highest accepted value, climbing over `Nack`s.
+//!
+//! One proposer serves every instance of its node (Multi-Paxos): once phase 1 succeeds at ballot
+//! `b` for all instances from `first` on, it runs only phase 2 for new values until a `Nack`
+//! shows a higher ballot. The rules, in order:
+//! 1. Before a ballot is sent, its round is written ([`Write::ProposerRound`]); the runtime makes
+//!    that durable first, so a restarted proposer starts above every round it ever used.
+//! 2. A ballot's round is one above the highest round this proposer used *or saw* (in a `Nack`).
+//! 3. When a quorum has promised, every instance some promise reported as accepted gets the value
+//!    of the **highest** accepted ballot (P2c; seed 003 Q1). Only free instances get client values.
+//! 4. A `Nack` means someone is above us: forget the ballot and retry after a random backoff
+//!    (seed 003 Q3: without it, duelling proposers can livelock).
+//! 5. A phase without a quorum within the timeout is re-sent (phase 2) or retried higher (phase 1).
+
+use crate::ballot::{Ballot, InstanceId, NodeId};
+use crate::config::Config;
+use crate::effects::{Effects, Write};
+use crate::message::{AcceptedEntry, Message, Value};
+use crate::quorum::Votes;
+use crate::rng::SplitMix64;
+use std::collections::{BTreeMap, BTreeSet};
+
+/// Test-only fault switches that break the proposer on purpose.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ProposerFaults {
+    /// Ignore values reported in promises and propose the client's value (breaks rule 3).
+    pub ignore_promised_values: bool,
+    /// Do not persist the round before sending a ballot (breaks rule 1).
+    pub skip_round_persist: bool,
+}
+
+/// Where the proposer is.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Phase<V> {
+    /// Holds no ballot; starts phase 1 when there is work.
+    Idle,
+    /// Phase 1 at the current ballot, for instances `>= first`.
+    Preparing {
+        /// Lowest instance covered.
+        first: InstanceId,
+        /// Acceptors that promised.
+        promises: Votes,
+        /// Highest accepted `(ballot, value)` reported per instance.
+        adopted: BTreeMap<InstanceId, (Ballot, V)>,
+        /// Tick at which phase 1 is retried with a higher ballot.
+        deadline: u64,
+    },
+    /// Phase 1 done at the current ballot for instances `>= first`: phase 2 only.
+    Leading {
+        /// Lowest instance covered.
+        first: InstanceId,
+    },
+    /// Beaten by a higher ballot; waits until the tick `until`, then retries.
+    Backoff {
+        /// Tick to retry at.
+        until: u64,
+    },
+}
+
+/// A phase-2 instance in flight at the current ballot.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+struct InFlight<V> {
+    value: V,
+    acks: Votes,
+    deadline: u64,
+}
+
+/// One node's proposer.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Proposer<V> {
+    id: NodeId,
+    acceptors: BTreeSet<NodeId>,
+    phase_timeout: u64,
+    backoff: (u64, u64),
+    rng: SplitMix64,
+    now: u64,
+    /// Highest round used or seen. Persisted before any ballot above the stored one is sent.
+    max_round: u64,
+    ballot: Ballot,
+    phase: Phase<V>,
+    /// Values clients asked for, by instance, until the instance is decided.
+    wanted: BTreeMap<InstanceId, V>,
+    /// Phase 2 at `ballot`.
+    in_flight: BTreeMap<InstanceId, InFlight<V>>,
+    /// Every instance below this is known decided.
+    first_undecided: InstanceId,
+    faults: ProposerFaults,
+}
+
+impl<V: Value> Proposer<V> {
+    /// A proposer that has used or seen rounds up to `max_round` (from storage), drawing backoff
+    /// jitter from `seed`.
+    pub fn new(config: &Config, max_round: u64, seed: u64) -> Self {
+        Proposer {
+            id: config.id,
+            acceptors: config.acceptors.clone(),
+            phase_timeout: config.phase_timeout_ticks,
+            backoff: config.backoff_ticks,
+            rng: SplitMix64::new(seed),
+            now: 0,
+            max_round,
+            ballot: Ballot::ZERO,
+            phase: Phase::Idle,
+            wanted: BTreeMap::new(),
+            in_flight: BTreeMap::new(),
+            first_undecided: InstanceId(0),
+            faults: ProposerFaults::default(),
+        }
+    }
+
+    /// Break the proposer on purpose (tests of the checkers only).
+    pub fn with_faults(mut self, faults: ProposerFaults) -> Self {
+        self.faults = faults;
+        self
+    }
+
+    /// The current (or last) ballot.
+    pub fn ballot(&self) -> Ballot {
+        self.ballot
+    }
+
+    /// The highest round used or seen.
+    pub fn max_round(&self) -> u64 {
+        self.max_round
+    }
+
+    /// The current phase.
+    pub fn phase(&self) -> &Phase<V> {
+        &self.phase
+    }
+
+    /// True while the proposer has client values or phase-2 instances outstanding.
+    pub fn is_busy(&self) -> bool {
+        !self.wanted.is_empty() || !self.in_flight.is_empty()
+    }
+
+    /// The lowest instance this proposer is not using, at or above `floor`.
+    pub fn next_free_instance(&self, floor: InstanceId) -> InstanceId {
+        let mut next = floor.max(self.first_undecided);
+        for i in self.wanted.keys().chain(self.in_flight.keys()) {
+            if *i >= next {
+                next = i.next();
+            }
+        }
+        next
+    }
+
+    /// A client wants `value` in `instance`. The instance ends up decided with *some* value;
+    /// the caller learns which from the learner.
+    pub fn propose(&mut self, instance: InstanceId, value: V, out: &mut Effects<V>) {
+        if instance < self.first_undecided || self.wanted.contains_key(&instance) {
+            return;
+        }
+        self.wanted.insert(instance, value.clone());
+        match self.phase {
+            Phase::Idle => self.start_phase1(out),
+            Phase::Leading { first } if instance >= first && !self.in_flight.contains_key(&instance) => {
+                self.send_accept(instance, value, out);
+            }
+            _ => {} // picked up when phase 1 completes or the backoff ends
+        }
+    }
+
+    /// Start (or restart) phase 1 with a fresh ballot above everything used or seen.
+    pub fn start_phase1(&mut self, out: &mut Effects<V>) {
+        self.max_round += 1;
+        self.ballot = Ballot::new(self.max_round, self.id);
+        if !self.faults.skip_round_persist {
+            out.write(Write::ProposerRound(self.max_round));
+        }
+        self.in_flight.clear();
+        let first = self.first_undecided;
+        self.phase = Phase::Preparing {
+            first,
+            promises: Votes::new(),
+            adopted: BTreeMap::new(),
+            deadline: self.now + self.phase_timeout,
+        };
+        for &a in &self.acceptors {
+            out.send(a, Message::Prepare { ballot: self.ballot, first });
+        }
+    }
+
+    /// Give up the ballot (another node leads now). Client values stay wanted.
+    pub fn step_down(&mut self) {
+        self.in_flight.clear();
+        self.phase = Phase::Idle;
+    }
+
+    /// Forget every client value (they are answered elsewhere, e.g. `Aborted`).
+    pub fn forget_wanted(&mut self) {
+        self.wanted.clear();
+    }
+
+    /// Phase 1b arrived.
+    pub fn on_promise(
+        &mut self,
+        from: NodeId,
+        ballot: Ballot,
+        accepted: Vec<AcceptedEntry<V>>,
+        out: &mut Effects<V>,
+    ) {
+        if ballot != self.ballot || !self.acceptors.contains(&from) {
+            return;
+        }
+        let Phase::Preparing { first, promises, adopted, .. } = &mut self.phase else {
+            return;
+        };
+        let first = *first;
+        if !promises.add(from) {
+            return;
+        }
+        // Rule 3: per instance, keep the value of the highest accepted ballot.
+        for e in accepted.into_iter().filter(|e| e.instance >= first) {
+            match adopted.get(&e.instance) {
+                Some((b, _)) if *b >= e.ballot => {}
+                _ => {
+                    adopted.insert(e.instance, (e.ballot, e.value));
+                }
+            }
+        }
+        if !promises.is_quorum(self.acceptors.len()) {
+            return;
+        }
+        let adopted = std::mem::take(adopted);
+        self.phase = Phase::Leading { first };
+        if !self.faults.ignore_promised_values {
+            for (instance, (_, value)) in adopted {
+                if instance >= self.first_undecided {
+                    self.send_accept(instance, value, out);
+                }
+            }
+        }
+        let wanted: Vec<(InstanceId, V)> = self
+            .wanted
+            .range(first..)
+            .filter(|(i, _)| !self.in_flight.contains_key(i))
+            .map(|(i, v)| (*i, v.clone()))
+            .collect();
+        for (instance, value) in wanted {
+            self.send_accept(instance, value, out);
+        }
+    }
+
+    /// An acceptor refused `ballot` because it promised `promised`.
+    pub fn on_nack(&mut self, ballot: Ballot, promised: Ballot) {
+        self.max_round = self.max_round.max(promised.round);
+        let holding = matches!(self.phase, Phase::Preparing { .. } | Phase::Leading { .. });
+        if ballot != self.ballot || promised <= ballot || !holding {
+            return;
+        }
+        self.in_flight.clear();
+        let wait = self.rng.in_range(self.backoff.0, self.backoff.1);
+        self.phase = Phase::Backoff { until: self.now + wait };
+    }
+
+    /// Phase 2b arrived. Returns the value once a quorum accepted it (the instance is chosen).
+    pub fn on_accepted(&mut self, from: NodeId, ballot: Ballot, instance: InstanceId) -> Option<V> {
+        if ballot != self.ballot || !self.acceptors.contains(&from) {
+            return None;
+        }
+        let flight = self.in_flight.get_mut(&instance)?;
+        flight.acks.add(from);
+        if flight.acks.is_quorum(self.acceptors.len()) {
+            return self.in_flight.remove(&instance).map(|f| f.value);
+        }
+        None
+    }
+
+    /// `instance` is decided (learned by this node); `first_undecided` is the learner's frontier.
+    pub fn on_decided(&mut self, instance: InstanceId, first_undecided: InstanceId) {
+        self.wanted.remove(&instance);
+        self.in_flight.remove(&instance);
+        if first_undecided > self.first_undecided {
+            self.first_undecided = first_undecided;
+            self.wanted = self.wanted.split_off(&first_undecided);
+            self.in_flight = self.in_flight.split_off(&first_undecided);
+        }
+    }
+
+    /// One tick of time: retry what timed out, end a backoff.
+    pub fn tick(&mut self, out: &mut Effects<V>) {
+        self.now += 1;
+        match self.phase {
+            Phase::Backoff { until } if self.now >= until => {
+                if self.wanted.is_empty() {
+                    self.phase = Phase::Idle;
+                } else {
+                    self.start_phase1(out);
+                }
+            }
+            Phase::Preparing { deadline, .. } if self.now >= deadline => self.start_phase1(out),
+            Phase::Leading { .. } => {
+                let now = self.now;
+                let timeout = self.phase_timeout;
+                for (&instance, flight) in self.in_flight.iter_mut().filter(|(_, f)| now >= f.deadline) {
+                    flight.deadline = now + timeout;
+                    for &a in self.acceptors.iter().filter(|a| !flight.acks.contains(**a)) {
+                        out.send(a, Message::Accept { ballot: self.ballot, instance, value: flight.value.clone() });
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn send_accept(&mut self, instance: InstanceId, value: V, out: &mut Effects<V>) {
+        for &a in &self.acceptors {
+            out.send(a, Message::Accept { ballot: self.ballot, instance, value: value.clone() });
+        }
+        self.in_flight.insert(
+            instance,
+            InFlight { value, acks: Votes::new(), deadline: self.now + self.phase_timeout },
+        );
+    }
+}

@@ -1,0 +1,181 @@
+//! A node's roles composed: acceptor, proposer, learner and (optionally) leader detector.
+//!
+//! Still pure: [`Replica`] routes each input to the roles it concerns and wires their outputs
+//! together (a chosen value reaches the learner; a decision stops the proposer retrying). The
+//! runtime, the in-process pump and the model checker all drive this one type.
+
+use crate::acceptor::{Acceptor, AcceptorFaults};
+use crate::ballot::{Ballot, InstanceId, NodeId};
+use crate::config::{Config, ConfigError, LeaderMode};
+use crate::effects::Effects;
+use crate::election::Election;
+use crate::learner::Learner;
+use crate::message::{Message, Value};
+use crate::proposer::{Phase, Proposer, ProposerFaults};
+use crate::storage::DurableState;
+
+/// What became of a client's proposal, as far as this node can tell at once.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ProposeStatus<V> {
+    /// The instance was already decided with this value.
+    Decided(V),
+    /// The proposal is under way in this instance; its decision will appear in
+    /// [`Effects::decided`].
+    Proposing(InstanceId),
+    /// Leader mode is on and this node is not the leader: ask `leader`, or retry later.
+    NotLeader {
+        /// The node this one trusts as leader.
+        leader: NodeId,
+    },
+}
+
+/// One node's protocol state.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Replica<V> {
+    id: NodeId,
+    nodes: std::collections::BTreeSet<NodeId>,
+    acceptor: Option<Acceptor<V>>,
+    proposer: Proposer<V>,
+    learner: Learner<V>,
+    election: Option<Election>,
+    was_leader: bool,
+}
+
+impl<V: Value> Replica<V> {
+    /// Rebuild a node from its durable state; `seed` feeds its backoff jitter.
+    ///
+    /// # Errors
+    /// An invalid `config`.
+    pub fn new(config: &Config, state: DurableState<V>, seed: u64) -> Result<Self, ConfigError> {
+        config.validate()?;
+        // Rule: never reuse a ballot. Start above every round used (persisted) or seen (promised).
+        let max_round = state.proposer_round.max(state.promised.round);
+        Ok(Replica {
+            id: config.id,
+            nodes: config.nodes.clone(),
+            acceptor: config.is_acceptor().then(|| Acceptor::new(config, state.promised, state.accepted)),
+            proposer: Proposer::new(config, max_round, seed),
+            learner: Learner::new(config, state.decided),
+            election: (config.leader_mode == LeaderMode::Elected).then(|| Election::new(config)),
+            was_leader: false,
+        })
+    }
+
+    /// Break this node on purpose (tests of the checkers only).
+    pub fn with_faults(mut self, acceptor: AcceptorFaults, proposer: ProposerFaults) -> Self {
+        self.acceptor = self.acceptor.map(|a| a.with_faults(acceptor));
+        self.proposer = self.proposer.with_faults(proposer);
+        self
+    }
+
+    /// This node's id.
+    pub fn id(&self) -> NodeId {
+        self.id
+    }
+
+    /// The learner (decisions known here).
+    pub fn learner(&self) -> &Learner<V> {
+        &self.learner
+    }
+
+    /// The proposer.
+    pub fn proposer(&self) -> &Proposer<V> {
+        &self.proposer
+    }
+
+    /// The acceptor, if this node is one.
+    pub fn acceptor(&self) -> Option<&Acceptor<V>> {
+        self.acceptor.as_ref()
+    }
+
+    /// The trusted leader (leader mode), or `None` when leaderless.
+    pub fn leader(&self) -> Option<NodeId> {
+        self.election.as_ref().map(Election::leader)
+    }
+
+    /// The promised ballot of this node's acceptor ([`Ballot::ZERO`] if not an acceptor).
+    pub fn promised(&self) -> Ballot {
+        self.acceptor.as_ref().map_or(Ballot::ZERO, Acceptor::promised)
+    }
+
+    /// A client proposes `value` in `instance`, or in the next instance this node sees free.
+    pub fn propose(&mut self, instance: Option<InstanceId>, value: V, out: &mut Effects<V>) -> ProposeStatus<V> {
+        if let Some(v) = instance.and_then(|i| self.learner.decided(i)) {
+            return ProposeStatus::Decided(v.clone());
+        }
+        if let Some(e) = &self.election {
+            if !e.is_leader() {
+                return ProposeStatus::NotLeader { leader: e.leader() };
+            }
+        }
+        let instance = instance
+            .unwrap_or_else(|| self.proposer.next_free_instance(self.learner.next_after_decided()));
+        self.proposer.propose(instance, value, out);
+        ProposeStatus::Proposing(instance)
+    }
+
+    /// A message arrived from `from` (authenticated by the transport).
+    pub fn on_message(&mut self, from: NodeId, message: Message<V>, out: &mut Effects<V>) {
+        if !self.nodes.contains(&from) {
+            tracing::warn!(node = %self.id, %from, kind = message.kind(), "message from a non-member dropped");
+            return;
+        }
+        if let Some(e) = &mut self.election {
+            e.on_heard(from);
+        }
+        let decided_before = out.decided.len();
+        match message {
+            Message::Prepare { ballot, first } => {
+                if let Some(a) = &mut self.acceptor {
+                    a.on_prepare(from, ballot, first, out);
+                }
+            }
+            Message::Accept { ballot, instance, value } => {
+                if let Some(a) = &mut self.acceptor {
+                    a.on_accept(from, ballot, instance, value, out);
+                }
+            }
+            Message::Promise { ballot, accepted } => self.proposer.on_promise(from, ballot, accepted, out),
+            Message::Nack { ballot, promised } => self.proposer.on_nack(ballot, promised),
+            Message::Accepted { ballot, instance, value } => {
+                if let Some(chosen) = self.proposer.on_accepted(from, ballot, instance) {
+                    self.learner.on_decided(instance, chosen, out);
+                }
+                self.learner.on_accepted(from, ballot, instance, value, out);
+            }
+            Message::Decided { instance, value } => {
+                self.learner.on_decided(instance, value, out);
+            }
+            Message::CatchUp { first } => self.learner.on_catch_up(from, first, out),
+            Message::Heartbeat => {}
+        }
+        self.after_decisions(decided_before, out);
+    }
+
+    /// One tick of time for every role.
+    pub fn tick(&mut self, out: &mut Effects<V>) {
+        if let Some(e) = &mut self.election {
+            e.tick(out);
+            let leader = e.is_leader();
+            if self.was_leader && !leader {
+                self.proposer.step_down();
+                self.proposer.forget_wanted();
+            }
+            // A leader holds a ballot at all times, so it recovers what earlier leaders left
+            // half-done even before a client asks.
+            if leader && matches!(self.proposer.phase(), Phase::Idle) {
+                self.proposer.start_phase1(out);
+            }
+            self.was_leader = leader;
+        }
+        self.proposer.tick(out);
+        self.learner.tick(out);
+    }
+
+    fn after_decisions(&mut self, from: usize, out: &mut Effects<V>) {
+        let first = self.learner.first_undecided();
+        for (instance, _) in &out.decided[from..] {
+            self.proposer.on_decided(*instance, first);
+        }
+    }
+}

@@ -1,0 +1,232 @@
+//! The node loop.
+
+use super::handle::{NodeHandle, NodeStatus};
+use crate::ballot::{InstanceId, NodeId};
+use crate::config::{Config, ConfigError};
+use crate::effects::Effects;
+use crate::message::Envelope;
+use crate::message::Value;
+use crate::replica::{ProposeStatus, Replica};
+use crate::storage::{Storage, StorageError};
+use crate::transport::{Transport, TransportError};
+use futures::FutureExt;
+use std::collections::BTreeMap;
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::MissedTickBehavior;
+
+/// At most this many ready inputs are folded into one step (one storage write).
+const MAX_INPUTS_PER_STEP: usize = 1024;
+/// Bound on local (self-addressed) deliveries in one step; a protocol bug must not hang a node.
+const MAX_LOCAL_DELIVERIES: usize = 1 << 20;
+/// Client commands queued before `propose` callers wait.
+const COMMAND_QUEUE: usize = 4096;
+
+/// Why a node stopped, or why a request to it failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum NodeError {
+    /// The node is not running (shut down, crashed, or failed).
+    #[error("node stopped")]
+    Stopped,
+    /// Leader mode: this node is not the leader.
+    #[error("not the leader; the leader is {leader}")]
+    NotLeader {
+        /// The node trusted as leader.
+        leader: NodeId,
+    },
+    /// Storage failed: the node stopped without sending anything that depended on the write.
+    #[error("fatal storage error: {0}")]
+    Storage(#[from] StorageError),
+    /// The configuration is invalid.
+    #[error("invalid configuration: {0}")]
+    Config(#[from] ConfigError),
+    /// The transport closed.
+    #[error("transport failed: {0}")]
+    Transport(#[from] TransportError),
+}
+
+pub(super) type ProposeReply<V> = oneshot::Sender<Result<(InstanceId, V), NodeError>>;
+
+/// A request from a [`NodeHandle`].
+#[derive(Debug)]
+pub(crate) enum Command<V> {
+    Propose { instance: Option<InstanceId>, value: V, reply: ProposeReply<V> },
+    Decisions { reply: oneshot::Sender<BTreeMap<InstanceId, V>> },
+    Status { reply: oneshot::Sender<NodeStatus> },
+    Shutdown,
+}
+
+/// A Paxos node: state machines + storage + transport, driven on tokio.
+///
+/// Build it with [`Node::new`], run it with [`Node::run`] (inline, e.g. as a turmoil host) or
+/// [`Node::spawn`], talk to it through the [`NodeHandle`].
+pub struct Node<V, S, T> {
+    config: Config,
+    storage: S,
+    transport: T,
+    commands: mpsc::Receiver<Command<V>>,
+    seed: u64,
+}
+
+impl<V: Value, S: Storage<V>, T: Transport<V>> Node<V, S, T> {
+    /// A node and its handle. Nothing runs until [`Node::run`]. `seed` feeds the backoff
+    /// jitter: same seed, same run.
+    ///
+    /// # Errors
+    /// An invalid `config`.
+    pub fn new(config: Config, storage: S, transport: T, seed: u64) -> Result<(Self, NodeHandle<V>), NodeError> {
+        config.validate()?;
+        let (tx, rx) = mpsc::channel(COMMAND_QUEUE);
+        let handle = NodeHandle { id: config.id, commands: tx };
+        Ok((Node { config, storage, transport, commands: rx, seed }, handle))
+    }
+
+    /// Build and `tokio::spawn` a node; returns its handle.
+    ///
+    /// # Errors
+    /// An invalid `config`.
+    pub fn spawn(config: Config, storage: S, transport: T, seed: u64) -> Result<NodeHandle<V>, NodeError> {
+        let (node, handle) = Node::new(config, storage, transport, seed)?;
+        let id = handle.id();
+        tokio::spawn(async move {
+            if let Err(e) = node.run().await {
+                tracing::error!(node = %id, error = %e, "node stopped");
+            }
+        });
+        Ok(handle)
+    }
+
+    /// Load durable state and run until shut down or a fatal error.
+    ///
+    /// # Errors
+    /// [`NodeError::Storage`] (load or save failed), [`NodeError::Transport`] (transport closed).
+    pub async fn run(self) -> Result<(), NodeError> {
+        let Node { config, storage, mut transport, mut commands, seed } = self;
+        let id = config.id;
+        let state = storage.load().await?;
+        let mut replica = Replica::new(&config, state, seed)?;
+        tracing::debug!(node = %id, "node started");
+        let mut ticker = tokio::time::interval(config.tick_interval);
+        ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        let mut out = Effects::new();
+        let mut remote: Vec<Envelope<V>> = Vec::new();
+        let mut waiters: BTreeMap<InstanceId, Vec<ProposeReply<V>>> = BTreeMap::new();
+        let mut clients_open = true;
+
+        loop {
+            // 1. Wait for one input. `biased` keeps the choice deterministic under turmoil.
+            let stop = tokio::select! {
+                biased;
+                cmd = commands.recv(), if clients_open => match cmd {
+                    Some(cmd) => on_command(&mut replica, cmd, &mut out, &mut waiters),
+                    None => { clients_open = false; false }
+                },
+                msg = transport.recv() => {
+                    let (from, msg) = msg?;
+                    replica.on_message(from, msg, &mut out);
+                    false
+                }
+                _ = ticker.tick() => { replica.tick(&mut out); false }
+            };
+            if stop {
+                return Ok(());
+            }
+            // 2. Fold every input that is already waiting into this step (group commit).
+            let mut stop = false;
+            for _ in 0..MAX_INPUTS_PER_STEP {
+                if clients_open {
+                    if let Ok(cmd) = commands.try_recv() {
+                        stop |= on_command(&mut replica, cmd, &mut out, &mut waiters);
+                        continue;
+                    }
+                }
+                match transport.recv().now_or_never() {
+                    Some(Ok((from, msg))) => replica.on_message(from, msg, &mut out),
+                    Some(Err(e)) => return Err(e.into()),
+                    None => break,
+                }
+            }
+            // 3. Deliver self-addressed messages now: nothing leaves the node before the save
+            //    below, so handling them inside this step keeps "persist before reply".
+            let mut pending = std::mem::take(&mut out.messages);
+            let mut local = 0;
+            while !pending.is_empty() && local <= MAX_LOCAL_DELIVERIES {
+                for env in pending.drain(..) {
+                    if env.to == id {
+                        replica.on_message(id, env.message, &mut out);
+                        local += 1;
+                    } else {
+                        remote.push(env);
+                    }
+                }
+                std::mem::swap(&mut pending, &mut out.messages);
+            }
+            if !pending.is_empty() {
+                tracing::error!(node = %id, "local delivery loop did not settle; dropping the rest");
+            }
+            // 4. Durable before anything leaves.
+            if !out.writes.is_empty() {
+                if let Err(e) = storage.save(&out.writes).await {
+                    tracing::error!(node = %id, error = %e, "storage write failed; stopping node");
+                    return Err(e.into());
+                }
+            }
+            // 5. Send and answer.
+            for env in remote.drain(..) {
+                if let Err(e) = transport.send(env.to, env.message).await {
+                    tracing::debug!(node = %id, to = %env.to, error = %e, "send failed");
+                }
+            }
+            for (instance, value) in out.decided.drain(..) {
+                if let Some(list) = waiters.remove(&instance) {
+                    for w in list {
+                        let _ = w.send(Ok((instance, value.clone())));
+                    }
+                }
+            }
+            out.clear();
+            if stop {
+                return Ok(());
+            }
+        }
+    }
+}
+
+/// Apply one client command; returns true on shutdown.
+fn on_command<V: Value>(
+    replica: &mut Replica<V>,
+    cmd: Command<V>,
+    out: &mut Effects<V>,
+    waiters: &mut BTreeMap<InstanceId, Vec<ProposeReply<V>>>,
+) -> bool {
+    match cmd {
+        Command::Propose { instance, value, reply } => match replica.propose(instance, value, out) {
+            ProposeStatus::Decided(v) => {
+                let _ = reply.send(Ok((instance.unwrap_or_default(), v)));
+            }
+            ProposeStatus::NotLeader { leader } => {
+                let _ = reply.send(Err(NodeError::NotLeader { leader }));
+            }
+            ProposeStatus::Proposing(i) => {
+                let list = waiters.entry(i).or_default();
+                list.retain(|w| !w.is_closed());
+                list.push(reply);
+            }
+        },
+        Command::Decisions { reply } => {
+            let _ = reply.send(replica.learner().decisions().clone());
+        }
+        Command::Status { reply } => {
+            let _ = reply.send(NodeStatus {
+                id: replica.id(),
+                leader: replica.leader(),
+                ballot: replica.proposer().ballot(),
+                promised: replica.promised(),
+                first_undecided: replica.learner().first_undecided(),
+                decided: replica.learner().decisions().len(),
+            });
+        }
+        Command::Shutdown => return true,
+    }
+    false
+}

@@ -1,0 +1,9 @@
+//! Tools for testing Paxos code and your own backends (feature `testing`).
+//!
+//! - [`conformance`]: the storage conformance suite every [`crate::Storage`] should pass.
+//! - [`ChannelNetwork`]: an in-process [`crate::Transport`] over tokio channels.
+
+mod channel;
+pub mod conformance;
+
+pub use channel::{ChannelNetwork, ChannelTransport};
