@@ -68,9 +68,21 @@ impl<V: Value> Acceptor<V> {
 
     /// Phase 1b. Promise `ballot` if it is not below the current promise, reporting every value
     /// accepted in instances `>= first`; otherwise `Nack` with the promise.
-    pub fn on_prepare(&mut self, from: NodeId, ballot: Ballot, first: InstanceId, out: &mut Effects<V>) {
+    pub fn on_prepare(
+        &mut self,
+        from: NodeId,
+        ballot: Ballot,
+        first: InstanceId,
+        out: &mut Effects<V>,
+    ) {
         if ballot < self.promised {
-            out.send(from, Message::Nack { ballot, promised: self.promised });
+            out.send(
+                from,
+                Message::Nack {
+                    ballot,
+                    promised: self.promised,
+                },
+            );
             return;
         }
         if ballot > self.promised {
@@ -82,7 +94,11 @@ impl<V: Value> Acceptor<V> {
         let accepted = self
             .accepted
             .range(first..)
-            .map(|(&instance, (b, v))| AcceptedEntry { instance, ballot: *b, value: v.clone() })
+            .map(|(&instance, (b, v))| AcceptedEntry {
+                instance,
+                ballot: *b,
+                value: v.clone(),
+            })
             .collect();
         out.send(from, Message::Promise { ballot, accepted });
     }
@@ -98,7 +114,13 @@ impl<V: Value> Acceptor<V> {
         out: &mut Effects<V>,
     ) {
         if ballot < self.promised && !self.faults.accept_below_promise {
-            out.send(from, Message::Nack { ballot, promised: self.promised });
+            out.send(
+                from,
+                Message::Nack {
+                    ballot,
+                    promised: self.promised,
+                },
+            );
             return;
         }
         if ballot > self.promised {
@@ -112,10 +134,18 @@ impl<V: Value> Acceptor<V> {
         if !already {
             self.accepted.insert(instance, (ballot, value.clone()));
             if !self.faults.skip_persist {
-                out.write(Write::Accept { instance, ballot, value: value.clone() });
+                out.write(Write::Accept {
+                    instance,
+                    ballot,
+                    value: value.clone(),
+                });
             }
         }
-        let reply = Message::Accepted { ballot, instance, value };
+        let reply = Message::Accepted {
+            ballot,
+            instance,
+            value,
+        };
         for &learner in self.notify.iter().filter(|&&l| l != from) {
             out.send(learner, reply.clone());
         }
@@ -154,7 +184,13 @@ mod tests {
         assert_eq!(out.writes, vec![Write::Promise(b(1, 2))]);
         assert_eq!(
             out.messages,
-            vec![crate::Envelope { to: NodeId(2), message: Message::Promise { ballot: b(1, 2), accepted: vec![] } }]
+            vec![crate::Envelope {
+                to: NodeId(2),
+                message: Message::Promise {
+                    ballot: b(1, 2),
+                    accepted: vec![]
+                }
+            }]
         );
     }
 
@@ -166,7 +202,13 @@ mod tests {
         let mut out = Effects::new();
         a.on_prepare(NodeId(2), b(1, 2), InstanceId(0), &mut out);
         assert!(out.writes.is_empty());
-        assert_eq!(out.messages[0].message, Message::Nack { ballot: b(1, 2), promised: b(2, 3) });
+        assert_eq!(
+            out.messages[0].message,
+            Message::Nack {
+                ballot: b(1, 2),
+                promised: b(2, 3)
+            }
+        );
         assert_eq!(a.promised(), b(2, 3));
     }
 
@@ -179,7 +221,13 @@ mod tests {
         a.on_accept(NodeId(2), b(1, 2), InstanceId(0), 7, &mut out);
         assert!(out.writes.is_empty());
         assert!(a.accepted(InstanceId(0)).is_none());
-        assert_eq!(out.messages[0].message, Message::Nack { ballot: b(1, 2), promised: b(2, 3) });
+        assert_eq!(
+            out.messages[0].message,
+            Message::Nack {
+                ballot: b(1, 2),
+                promised: b(2, 3)
+            }
+        );
     }
 
     /// Phase 2b: the accepted pair is written and reported to the proposer and the learners.
@@ -190,7 +238,14 @@ mod tests {
         a.on_accept(NodeId(2), b(1, 2), InstanceId(4), 9, &mut out);
         assert_eq!(
             out.writes,
-            vec![Write::Promise(b(1, 2)), Write::Accept { instance: InstanceId(4), ballot: b(1, 2), value: 9 }]
+            vec![
+                Write::Promise(b(1, 2)),
+                Write::Accept {
+                    instance: InstanceId(4),
+                    ballot: b(1, 2),
+                    value: 9
+                }
+            ]
         );
         let to: Vec<NodeId> = out.messages.iter().map(|e| e.to).collect();
         assert_eq!(to, vec![NodeId(1), NodeId(2)]);
@@ -207,7 +262,11 @@ mod tests {
             out.messages[0].message,
             Message::Promise {
                 ballot: b(2, 2),
-                accepted: vec![AcceptedEntry { instance: InstanceId(0), ballot: b(1, 1), value: 5 }]
+                accepted: vec![AcceptedEntry {
+                    instance: InstanceId(0),
+                    ballot: b(1, 1),
+                    value: 5
+                }]
             }
         );
     }

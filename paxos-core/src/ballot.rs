@@ -9,7 +9,9 @@ use serde::{Deserialize, Serialize};
 use std::fmt;
 
 /// A node's identity in the cluster. Unique and stable across restarts.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
 pub struct NodeId(pub u64);
 
 impl fmt::Display for NodeId {
@@ -19,7 +21,9 @@ impl fmt::Display for NodeId {
 }
 
 /// One slot of the replicated log: an independent single-decree Paxos instance.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
 pub struct InstanceId(pub u64);
 
 impl InstanceId {
@@ -39,7 +43,9 @@ impl fmt::Display for InstanceId {
 ///
 /// Field order is comparison order, so the derived `Ord` is the protocol order and agrees with
 /// `Eq`. Printed as `round.node`, like the Go log (`4.2` is round 4 of proposer 2).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
 pub struct Ballot {
     /// Monotone counter; the part a proposer raises to get above a competitor.
     pub round: u64,
@@ -49,7 +55,10 @@ pub struct Ballot {
 
 impl Ballot {
     /// The smallest ballot; nothing is promised or accepted at it.
-    pub const ZERO: Ballot = Ballot { round: 0, node: NodeId(0) };
+    pub const ZERO: Ballot = Ballot {
+        round: 0,
+        node: NodeId(0),
+    };
 
     /// A ballot of `node` at `round`.
     pub fn new(round: u64, node: NodeId) -> Ballot {
@@ -58,7 +67,10 @@ impl Ballot {
 
     /// The smallest ballot owned by `node` that is strictly above `self`.
     pub fn next_above(self, node: NodeId) -> Ballot {
-        Ballot { round: self.round + 1, node }
+        Ballot {
+            round: self.round + 1,
+            node,
+        }
     }
 }
 

@@ -178,13 +178,17 @@ impl Config {
             return Err(ConfigError::Timing("tick_interval is zero"));
         }
         if self.phase_timeout_ticks == 0 || self.heartbeat_ticks == 0 {
-            return Err(ConfigError::Timing("phase_timeout_ticks and heartbeat_ticks must be > 0"));
+            return Err(ConfigError::Timing(
+                "phase_timeout_ticks and heartbeat_ticks must be > 0",
+            ));
         }
         if self.backoff_ticks.0 > self.backoff_ticks.1 {
             return Err(ConfigError::Timing("backoff_ticks min > max"));
         }
         if self.leader_timeout_ticks <= self.heartbeat_ticks {
-            return Err(ConfigError::Timing("leader_timeout_ticks must exceed heartbeat_ticks"));
+            return Err(ConfigError::Timing(
+                "leader_timeout_ticks must exceed heartbeat_ticks",
+            ));
         }
         Ok(())
     }

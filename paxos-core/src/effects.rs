@@ -48,7 +48,11 @@ pub struct Effects<V> {
 
 impl<V> Default for Effects<V> {
     fn default() -> Self {
-        Effects { writes: Vec::new(), messages: Vec::new(), decided: Vec::new() }
+        Effects {
+            writes: Vec::new(),
+            messages: Vec::new(),
+            decided: Vec::new(),
+        }
     }
 }
 

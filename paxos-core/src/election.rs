@@ -31,7 +31,12 @@ impl Election {
     pub fn new(config: &Config) -> Self {
         Election {
             id: config.id,
-            last_heard: config.nodes.iter().filter(|n| **n != config.id).map(|n| (*n, 0)).collect(),
+            last_heard: config
+                .nodes
+                .iter()
+                .filter(|n| **n != config.id)
+                .map(|n| (*n, 0))
+                .collect(),
             heartbeat_every: config.heartbeat_ticks,
             timeout: config.leader_timeout_ticks,
             now: 0,

@@ -35,15 +35,23 @@ impl<V: Value> Learner<V> {
     /// A learner restarted with the decisions it had made durable.
     pub fn new(config: &Config, decided: BTreeMap<InstanceId, V>) -> Self {
         let forward_to = match &config.learner_strategy {
-            LearnerStrategy::Distinguished(set) if set.contains(&config.id) => {
-                config.learners.iter().filter(|l| !set.contains(l)).copied().collect()
-            }
+            LearnerStrategy::Distinguished(set) if set.contains(&config.id) => config
+                .learners
+                .iter()
+                .filter(|l| !set.contains(l))
+                .copied()
+                .collect(),
             _ => BTreeSet::new(),
         };
         let mut learner = Learner {
             id: config.id,
             acceptors: config.acceptors.clone(),
-            peers: config.nodes.iter().filter(|n| **n != config.id).copied().collect(),
+            peers: config
+                .nodes
+                .iter()
+                .filter(|n| **n != config.id)
+                .copied()
+                .collect(),
             forward_to,
             decided,
             first_undecided: InstanceId(0),
@@ -73,7 +81,10 @@ impl<V: Value> Learner<V> {
 
     /// Highest instance decided here plus one (0 if none).
     pub fn next_after_decided(&self) -> InstanceId {
-        self.decided.keys().next_back().map_or(InstanceId(0), |i| i.next())
+        self.decided
+            .keys()
+            .next_back()
+            .map_or(InstanceId(0), |i| i.next())
     }
 
     /// An acceptor accepted `value` in `instance` at `ballot`. Returns true if this made the
@@ -99,7 +110,11 @@ impl<V: Value> Learner<V> {
         if !votes.is_quorum(self.acceptors.len()) {
             return false;
         }
-        let value = self.votes.remove(&instance).and_then(|mut m| m.remove(&ballot)).map(|(v, _)| v);
+        let value = self
+            .votes
+            .remove(&instance)
+            .and_then(|mut m| m.remove(&ballot))
+            .map(|(v, _)| v);
         match value {
             Some(v) => {
                 self.learn(instance, v, out);
@@ -129,7 +144,13 @@ impl<V: Value> Learner<V> {
     /// A peer asks for decisions from `first` on: send what we know, bounded.
     pub fn on_catch_up(&self, from: NodeId, first: InstanceId, out: &mut Effects<V>) {
         for (&instance, value) in self.decided.range(first..).take(self.catch_up_batch) {
-            out.send(from, Message::Decided { instance, value: value.clone() });
+            out.send(
+                from,
+                Message::Decided {
+                    instance,
+                    value: value.clone(),
+                },
+            );
         }
     }
 
@@ -140,16 +161,30 @@ impl<V: Value> Learner<V> {
             return;
         }
         for &peer in &self.peers {
-            out.send(peer, Message::CatchUp { first: self.first_undecided });
+            out.send(
+                peer,
+                Message::CatchUp {
+                    first: self.first_undecided,
+                },
+            );
         }
     }
 
     fn learn(&mut self, instance: InstanceId, value: V, out: &mut Effects<V>) {
         self.votes.remove(&instance);
         for &l in &self.forward_to {
-            out.send(l, Message::Decided { instance, value: value.clone() });
+            out.send(
+                l,
+                Message::Decided {
+                    instance,
+                    value: value.clone(),
+                },
+            );
         }
-        out.write(Write::Decided { instance, value: value.clone() });
+        out.write(Write::Decided {
+            instance,
+            value: value.clone(),
+        });
         out.decided.push((instance, value.clone()));
         self.decided.insert(instance, value);
         self.advance_frontier();

@@ -12,12 +12,26 @@ use serde::{Deserialize, Serialize};
 ///
 /// Blanket-implemented; you never implement it by hand.
 pub trait Value:
-    Clone + std::fmt::Debug + PartialEq + Serialize + serde::de::DeserializeOwned + Send + Sync + 'static
+    Clone
+    + std::fmt::Debug
+    + PartialEq
+    + Serialize
+    + serde::de::DeserializeOwned
+    + Send
+    + Sync
+    + 'static
 {
 }
 
 impl<T> Value for T where
-    T: Clone + std::fmt::Debug + PartialEq + Serialize + serde::de::DeserializeOwned + Send + Sync + 'static
+    T: Clone
+        + std::fmt::Debug
+        + PartialEq
+        + Serialize
+        + serde::de::DeserializeOwned
+        + Send
+        + Sync
+        + 'static
 {
 }
 

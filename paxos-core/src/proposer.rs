@@ -154,7 +154,9 @@ impl<V: Value> Proposer<V> {
         self.wanted.insert(instance, value.clone());
         match self.phase {
             Phase::Idle => self.start_phase1(out),
-            Phase::Leading { first } if instance >= first && !self.in_flight.contains_key(&instance) => {
+            Phase::Leading { first }
+                if instance >= first && !self.in_flight.contains_key(&instance) =>
+            {
                 self.send_accept(instance, value, out);
             }
             _ => {} // picked up when phase 1 completes or the backoff ends
@@ -177,7 +179,13 @@ impl<V: Value> Proposer<V> {
             deadline: self.now + self.phase_timeout,
         };
         for &a in &self.acceptors {
-            out.send(a, Message::Prepare { ballot: self.ballot, first });
+            out.send(
+                a,
+                Message::Prepare {
+                    ballot: self.ballot,
+                    first,
+                },
+            );
         }
     }
 
@@ -203,7 +211,13 @@ impl<V: Value> Proposer<V> {
         if ballot != self.ballot || !self.acceptors.contains(&from) {
             return;
         }
-        let Phase::Preparing { first, promises, adopted, .. } = &mut self.phase else {
+        let Phase::Preparing {
+            first,
+            promises,
+            adopted,
+            ..
+        } = &mut self.phase
+        else {
             return;
         };
         let first = *first;
@@ -251,7 +265,9 @@ impl<V: Value> Proposer<V> {
         }
         self.in_flight.clear();
         let wait = self.rng.in_range(self.backoff.0, self.backoff.1);
-        self.phase = Phase::Backoff { until: self.now + wait };
+        self.phase = Phase::Backoff {
+            until: self.now + wait,
+        };
     }
 
     /// Phase 2b arrived. Returns the value once a quorum accepted it (the instance is chosen).
@@ -293,10 +309,19 @@ impl<V: Value> Proposer<V> {
             Phase::Leading { .. } => {
                 let now = self.now;
                 let timeout = self.phase_timeout;
-                for (&instance, flight) in self.in_flight.iter_mut().filter(|(_, f)| now >= f.deadline) {
+                for (&instance, flight) in
+                    self.in_flight.iter_mut().filter(|(_, f)| now >= f.deadline)
+                {
                     flight.deadline = now + timeout;
                     for &a in self.acceptors.iter().filter(|a| !flight.acks.contains(**a)) {
-                        out.send(a, Message::Accept { ballot: self.ballot, instance, value: flight.value.clone() });
+                        out.send(
+                            a,
+                            Message::Accept {
+                                ballot: self.ballot,
+                                instance,
+                                value: flight.value.clone(),
+                            },
+                        );
                     }
                 }
             }
@@ -306,11 +331,22 @@ impl<V: Value> Proposer<V> {
 
     fn send_accept(&mut self, instance: InstanceId, value: V, out: &mut Effects<V>) {
         for &a in &self.acceptors {
-            out.send(a, Message::Accept { ballot: self.ballot, instance, value: value.clone() });
+            out.send(
+                a,
+                Message::Accept {
+                    ballot: self.ballot,
+                    instance,
+                    value: value.clone(),
+                },
+            );
         }
         self.in_flight.insert(
             instance,
-            InFlight { value, acks: Votes::new(), deadline: self.now + self.phase_timeout },
+            InFlight {
+                value,
+                acks: Votes::new(),
+                deadline: self.now + self.phase_timeout,
+            },
         );
     }
 }

@@ -53,7 +53,9 @@ impl<V: Value> Replica<V> {
         Ok(Replica {
             id: config.id,
             nodes: config.nodes.clone(),
-            acceptor: config.is_acceptor().then(|| Acceptor::new(config, state.promised, state.accepted)),
+            acceptor: config
+                .is_acceptor()
+                .then(|| Acceptor::new(config, state.promised, state.accepted)),
             proposer: Proposer::new(config, max_round, seed),
             learner: Learner::new(config, state.decided),
             election: (config.leader_mode == LeaderMode::Elected).then(|| Election::new(config)),
@@ -95,11 +97,18 @@ impl<V: Value> Replica<V> {
 
     /// The promised ballot of this node's acceptor ([`Ballot::ZERO`] if not an acceptor).
     pub fn promised(&self) -> Ballot {
-        self.acceptor.as_ref().map_or(Ballot::ZERO, Acceptor::promised)
+        self.acceptor
+            .as_ref()
+            .map_or(Ballot::ZERO, Acceptor::promised)
     }
 
     /// A client proposes `value` in `instance`, or in the next instance this node sees free.
-    pub fn propose(&mut self, instance: Option<InstanceId>, value: V, out: &mut Effects<V>) -> ProposeStatus<V> {
+    pub fn propose(
+        &mut self,
+        instance: Option<InstanceId>,
+        value: V,
+        out: &mut Effects<V>,
+    ) -> ProposeStatus<V> {
         if let Some(v) = instance.and_then(|i| self.learner.decided(i)) {
             return ProposeStatus::Decided(v.clone());
         }
@@ -108,8 +117,10 @@ impl<V: Value> Replica<V> {
                 return ProposeStatus::NotLeader { leader: e.leader() };
             }
         }
-        let instance = instance
-            .unwrap_or_else(|| self.proposer.next_free_instance(self.learner.next_after_decided()));
+        let instance = instance.unwrap_or_else(|| {
+            self.proposer
+                .next_free_instance(self.learner.next_after_decided())
+        });
         self.proposer.propose(instance, value, out);
         ProposeStatus::Proposing(instance)
     }
@@ -130,14 +141,24 @@ impl<V: Value> Replica<V> {
                     a.on_prepare(from, ballot, first, out);
                 }
             }
-            Message::Accept { ballot, instance, value } => {
+            Message::Accept {
+                ballot,
+                instance,
+                value,
+            } => {
                 if let Some(a) = &mut self.acceptor {
                     a.on_accept(from, ballot, instance, value, out);
                 }
             }
-            Message::Promise { ballot, accepted } => self.proposer.on_promise(from, ballot, accepted, out),
+            Message::Promise { ballot, accepted } => {
+                self.proposer.on_promise(from, ballot, accepted, out)
+            }
             Message::Nack { ballot, promised } => self.proposer.on_nack(ballot, promised),
-            Message::Accepted { ballot, instance, value } => {
+            Message::Accepted {
+                ballot,
+                instance,
+                value,
+            } => {
                 if let Some(chosen) = self.proposer.on_accepted(from, ballot, instance) {
                     self.learner.on_decided(instance, chosen, out);
                 }

@@ -24,6 +24,10 @@ impl SplitMix64 {
 
     /// A number in `[lo, hi]` (inclusive).
     pub fn in_range(&mut self, lo: u64, hi: u64) -> u64 {
-        if hi <= lo { lo } else { lo + self.next_u64() % (hi - lo + 1) }
+        if hi <= lo {
+            lo
+        } else {
+            lo + self.next_u64() % (hi - lo + 1)
+        }
     }
 }

@@ -44,15 +44,24 @@ impl<V: Clone> DurableState<V> {
     pub fn apply(&mut self, write: &Write<V>) {
         match write {
             Write::Promise(b) => self.promised = self.promised.max(*b),
-            Write::Accept { instance, ballot, value } => {
-                let replace = self.accepted.get(instance).is_none_or(|(old, _)| ballot >= old);
+            Write::Accept {
+                instance,
+                ballot,
+                value,
+            } => {
+                let replace = self
+                    .accepted
+                    .get(instance)
+                    .is_none_or(|(old, _)| ballot >= old);
                 if replace {
                     self.accepted.insert(*instance, (*ballot, value.clone()));
                 }
             }
             Write::ProposerRound(r) => self.proposer_round = self.proposer_round.max(*r),
             Write::Decided { instance, value } => {
-                self.decided.entry(*instance).or_insert_with(|| value.clone());
+                self.decided
+                    .entry(*instance)
+                    .or_insert_with(|| value.clone());
             }
         }
     }

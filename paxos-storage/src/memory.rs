@@ -17,13 +17,17 @@ pub struct MemoryStorage<V> {
 
 impl<V> Clone for MemoryStorage<V> {
     fn clone(&self) -> Self {
-        MemoryStorage { state: self.state.clone() }
+        MemoryStorage {
+            state: self.state.clone(),
+        }
     }
 }
 
 impl<V> Default for MemoryStorage<V> {
     fn default() -> Self {
-        MemoryStorage { state: Arc::new(Mutex::new(DurableState::default())) }
+        MemoryStorage {
+            state: Arc::new(Mutex::new(DurableState::default())),
+        }
     }
 }
 

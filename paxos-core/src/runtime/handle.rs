@@ -44,7 +44,10 @@ pub struct NodeHandle<V> {
 
 impl<V> Clone for NodeHandle<V> {
     fn clone(&self) -> Self {
-        NodeHandle { id: self.id, commands: self.commands.clone() }
+        NodeHandle {
+            id: self.id,
+            commands: self.commands.clone(),
+        }
     }
 }
 
@@ -69,7 +72,12 @@ impl<V: Value> NodeHandle<V> {
     ///
     /// # Errors
     /// [`NodeError::Stopped`] if the node stopped.
-    pub async fn propose_at(&self, instance: InstanceId, value: V, timeout: Duration) -> Result<Outcome<V>, NodeError> {
+    pub async fn propose_at(
+        &self,
+        instance: InstanceId,
+        value: V,
+        timeout: Duration,
+    ) -> Result<Outcome<V>, NodeError> {
         match tokio::time::timeout(timeout, self.request(Some(instance), value)).await {
             Err(_) => Ok(Outcome::TimedOut),
             Ok(Ok((_, v))) => Ok(Outcome::Decided(v)),
@@ -103,13 +111,25 @@ impl<V: Value> NodeHandle<V> {
         let _ = self.commands.send(Command::Shutdown).await;
     }
 
-    async fn request(&self, instance: Option<InstanceId>, value: V) -> Result<(InstanceId, V), NodeError> {
+    async fn request(
+        &self,
+        instance: Option<InstanceId>,
+        value: V,
+    ) -> Result<(InstanceId, V), NodeError> {
         let (reply, rx) = oneshot::channel();
-        self.send(Command::Propose { instance, value, reply }).await?;
+        self.send(Command::Propose {
+            instance,
+            value,
+            reply,
+        })
+        .await?;
         rx.await.map_err(|_| NodeError::Stopped)?
     }
 
     async fn send(&self, command: Command<V>) -> Result<(), NodeError> {
-        self.commands.send(command).await.map_err(|_| NodeError::Stopped)
+        self.commands
+            .send(command)
+            .await
+            .map_err(|_| NodeError::Stopped)
     }
 }

@@ -50,9 +50,17 @@ pub(super) type ProposeReply<V> = oneshot::Sender<Result<(InstanceId, V), NodeEr
 /// A request from a [`NodeHandle`].
 #[derive(Debug)]
 pub(crate) enum Command<V> {
-    Propose { instance: Option<InstanceId>, value: V, reply: ProposeReply<V> },
-    Decisions { reply: oneshot::Sender<BTreeMap<InstanceId, V>> },
-    Status { reply: oneshot::Sender<NodeStatus> },
+    Propose {
+        instance: Option<InstanceId>,
+        value: V,
+        reply: ProposeReply<V>,
+    },
+    Decisions {
+        reply: oneshot::Sender<BTreeMap<InstanceId, V>>,
+    },
+    Status {
+        reply: oneshot::Sender<NodeStatus>,
+    },
     Shutdown,
 }
 
@@ -74,18 +82,40 @@ impl<V: Value, S: Storage<V>, T: Transport<V>> Node<V, S, T> {
     ///
     /// # Errors
     /// An invalid `config`.
-    pub fn new(config: Config, storage: S, transport: T, seed: u64) -> Result<(Self, NodeHandle<V>), NodeError> {
+    pub fn new(
+        config: Config,
+        storage: S,
+        transport: T,
+        seed: u64,
+    ) -> Result<(Self, NodeHandle<V>), NodeError> {
         config.validate()?;
         let (tx, rx) = mpsc::channel(COMMAND_QUEUE);
-        let handle = NodeHandle { id: config.id, commands: tx };
-        Ok((Node { config, storage, transport, commands: rx, seed }, handle))
+        let handle = NodeHandle {
+            id: config.id,
+            commands: tx,
+        };
+        Ok((
+            Node {
+                config,
+                storage,
+                transport,
+                commands: rx,
+                seed,
+            },
+            handle,
+        ))
     }
 
     /// Build and `tokio::spawn` a node; returns its handle.
     ///
     /// # Errors
     /// An invalid `config`.
-    pub fn spawn(config: Config, storage: S, transport: T, seed: u64) -> Result<NodeHandle<V>, NodeError> {
+    pub fn spawn(
+        config: Config,
+        storage: S,
+        transport: T,
+        seed: u64,
+    ) -> Result<NodeHandle<V>, NodeError> {
         let (node, handle) = Node::new(config, storage, transport, seed)?;
         let id = handle.id();
         tokio::spawn(async move {
@@ -101,7 +131,13 @@ impl<V: Value, S: Storage<V>, T: Transport<V>> Node<V, S, T> {
     /// # Errors
     /// [`NodeError::Storage`] (load or save failed), [`NodeError::Transport`] (transport closed).
     pub async fn run(self) -> Result<(), NodeError> {
-        let Node { config, storage, mut transport, mut commands, seed } = self;
+        let Node {
+            config,
+            storage,
+            mut transport,
+            mut commands,
+            seed,
+        } = self;
         let id = config.id;
         let state = storage.load().await?;
         let mut replica = Replica::new(&config, state, seed)?;
@@ -200,7 +236,11 @@ fn on_command<V: Value>(
     waiters: &mut BTreeMap<InstanceId, Vec<ProposeReply<V>>>,
 ) -> bool {
     match cmd {
-        Command::Propose { instance, value, reply } => match replica.propose(instance, value, out) {
+        Command::Propose {
+            instance,
+            value,
+            reply,
+        } => match replica.propose(instance, value, out) {
             ProposeStatus::Decided(v) => {
                 let _ = reply.send(Ok((instance.unwrap_or_default(), v)));
             }

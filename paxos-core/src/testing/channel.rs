@@ -18,13 +18,17 @@ pub struct ChannelNetwork<V> {
 
 impl<V> Clone for ChannelNetwork<V> {
     fn clone(&self) -> Self {
-        ChannelNetwork { inboxes: self.inboxes.clone() }
+        ChannelNetwork {
+            inboxes: self.inboxes.clone(),
+        }
     }
 }
 
 impl<V> Default for ChannelNetwork<V> {
     fn default() -> Self {
-        ChannelNetwork { inboxes: Arc::new(Mutex::new(BTreeMap::new())) }
+        ChannelNetwork {
+            inboxes: Arc::new(Mutex::new(BTreeMap::new())),
+        }
     }
 }
 
@@ -37,8 +41,15 @@ impl<V: Value> ChannelNetwork<V> {
     /// The endpoint of node `id`; replaces any earlier endpoint of `id` (a restart).
     pub fn endpoint(&self, id: NodeId) -> ChannelTransport<V> {
         let (tx, rx) = mpsc::unbounded_channel();
-        self.inboxes.lock().unwrap_or_else(|p| p.into_inner()).insert(id, tx);
-        ChannelTransport { id, network: self.clone(), inbox: rx }
+        self.inboxes
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(id, tx);
+        ChannelTransport {
+            id,
+            network: self.clone(),
+            inbox: rx,
+        }
     }
 }
 
@@ -53,9 +64,17 @@ pub struct ChannelTransport<V> {
 #[async_trait]
 impl<V: Value> Transport<V> for ChannelTransport<V> {
     async fn send(&self, to: NodeId, message: Message<V>) -> Result<(), TransportError> {
-        let inbox = self.network.inboxes.lock().unwrap_or_else(|p| p.into_inner()).get(&to).cloned();
+        let inbox = self
+            .network
+            .inboxes
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&to)
+            .cloned();
         let inbox = inbox.ok_or(TransportError::UnknownPeer(to))?;
-        inbox.send((self.id, message)).map_err(|_| TransportError::Dropped(to, "peer stopped".into()))
+        inbox
+            .send((self.id, message))
+            .map_err(|_| TransportError::Dropped(to, "peer stopped".into()))
     }
 
     async fn recv(&mut self) -> Result<(NodeId, Message<V>), TransportError> {
