@@ -69,7 +69,7 @@ impl Election {
     /// One tick: send heartbeats when due.
     pub fn tick<V>(&mut self, out: &mut Effects<V>) {
         self.now += 1;
-        if self.now % self.heartbeat_every == 0 {
+        if self.now.is_multiple_of(self.heartbeat_every) {
             for &n in self.last_heard.keys() {
                 out.send(n, Message::Heartbeat);
             }

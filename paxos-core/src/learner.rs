@@ -157,7 +157,7 @@ impl<V: Value> Learner<V> {
     /// One tick: periodically ask peers for decisions we may have missed.
     pub fn tick(&mut self, out: &mut Effects<V>) {
         self.now += 1;
-        if self.catch_up_every == 0 || self.now % self.catch_up_every != 0 {
+        if self.catch_up_every == 0 || !self.now.is_multiple_of(self.catch_up_every) {
             return;
         }
         for &peer in &self.peers {
@@ -199,5 +199,94 @@ impl<V: Value> Learner<V> {
     /// The node this learner runs on.
     pub fn id(&self) -> NodeId {
         self.id
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use pretty_assertions::assert_eq;
+
+    fn b(round: u64, node: u64) -> Ballot {
+        Ballot::new(round, NodeId(node))
+    }
+
+    fn config(strategy: LearnerStrategy) -> Config {
+        Config::symmetric(NodeId(1), (1..=5).map(NodeId)).with_learner_strategy(strategy)
+    }
+
+    /// A value is chosen once a majority accepted it at one ballot; the decision is persisted
+    /// and reported.
+    #[test]
+    fn learner_learns_at_a_majority_of_one_ballot() {
+        let mut l = Learner::new(&config(LearnerStrategy::AllToAll), BTreeMap::new());
+        let mut out = Effects::new();
+        assert!(!l.on_accepted(NodeId(1), b(1, 1), InstanceId(0), 9, &mut out));
+        assert!(!l.on_accepted(NodeId(2), b(1, 1), InstanceId(0), 9, &mut out));
+        assert!(l.on_accepted(NodeId(3), b(1, 1), InstanceId(0), 9, &mut out));
+        assert_eq!(
+            out.writes,
+            vec![Write::Decided {
+                instance: InstanceId(0),
+                value: 9
+            }]
+        );
+        assert_eq!(out.decided, vec![(InstanceId(0), 9)]);
+        assert_eq!(l.first_undecided(), InstanceId(1));
+    }
+
+    /// Votes at different ballots do not add up: 2 at 1.1 and 1 at 2.2 is no majority.
+    #[test]
+    fn learner_does_not_mix_ballots() {
+        let mut l = Learner::new(&config(LearnerStrategy::AllToAll), BTreeMap::new());
+        let mut out = Effects::new();
+        l.on_accepted(NodeId(1), b(1, 1), InstanceId(0), 9, &mut out);
+        l.on_accepted(NodeId(2), b(1, 1), InstanceId(0), 9, &mut out);
+        l.on_accepted(NodeId(3), b(2, 2), InstanceId(0), 9, &mut out);
+        assert_eq!(l.decided(InstanceId(0)), None);
+    }
+
+    /// Seed 004: a distinguished learner forwards each decision to the other learners.
+    #[test]
+    fn distinguished_learner_forwards_decisions() {
+        let strategy = LearnerStrategy::Distinguished([NodeId(1)].into());
+        let mut l = Learner::new(&config(strategy), BTreeMap::new());
+        let mut out = Effects::new();
+        l.on_decided(InstanceId(0), 5, &mut out);
+        let to: Vec<NodeId> = out.messages.iter().map(|e| e.to).collect();
+        assert_eq!(to, vec![NodeId(2), NodeId(3), NodeId(4), NodeId(5)]);
+    }
+
+    /// A node that missed decisions gets them from a peer that has them.
+    #[test]
+    fn learner_answers_catch_up_from_the_asked_instance() {
+        let decided = [(InstanceId(0), 1), (InstanceId(1), 2), (InstanceId(2), 3)].into();
+        let l = Learner::new(&config(LearnerStrategy::AllToAll), decided);
+        let mut out = Effects::new();
+        l.on_catch_up(NodeId(2), InstanceId(1), &mut out);
+        let got: Vec<Message<u64>> = out.messages.into_iter().map(|e| e.message).collect();
+        assert_eq!(
+            got,
+            vec![
+                Message::Decided {
+                    instance: InstanceId(1),
+                    value: 2
+                },
+                Message::Decided {
+                    instance: InstanceId(2),
+                    value: 3
+                }
+            ]
+        );
+    }
+
+    /// Decisions never change: a conflicting Decided is ignored (and logged).
+    #[test]
+    fn learner_keeps_its_first_decision() {
+        let mut l = Learner::new(&config(LearnerStrategy::AllToAll), BTreeMap::new());
+        let mut out = Effects::new();
+        l.on_decided(InstanceId(0), 5, &mut out);
+        assert!(!l.on_decided(InstanceId(0), 6, &mut out));
+        assert_eq!(l.decided(InstanceId(0)), Some(&5));
     }
 }

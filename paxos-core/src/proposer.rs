@@ -350,3 +350,197 @@ impl<V: Value> Proposer<V> {
         );
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::message::Envelope;
+    use pretty_assertions::assert_eq;
+
+    fn config() -> Config {
+        let mut c = Config::symmetric(NodeId(1), [NodeId(1), NodeId(2), NodeId(3)]);
+        c.phase_timeout_ticks = 10;
+        c.backoff_ticks = (3, 3);
+        c
+    }
+
+    fn b(round: u64, node: u64) -> Ballot {
+        Ballot::new(round, NodeId(node))
+    }
+
+    fn prepares(ballot: Ballot, first: u64) -> Vec<Envelope<u64>> {
+        (1..=3)
+            .map(|n| Envelope {
+                to: NodeId(n),
+                message: Message::Prepare {
+                    ballot,
+                    first: InstanceId(first),
+                },
+            })
+            .collect()
+    }
+
+    fn accepts(ballot: Ballot, instance: u64, value: u64) -> Vec<Envelope<u64>> {
+        (1..=3)
+            .map(|n| Envelope {
+                to: NodeId(n),
+                message: Message::Accept {
+                    ballot,
+                    instance: InstanceId(instance),
+                    value,
+                },
+            })
+            .collect()
+    }
+
+    fn entry(instance: u64, ballot: Ballot, value: u64) -> AcceptedEntry<u64> {
+        AcceptedEntry {
+            instance: InstanceId(instance),
+            ballot,
+            value,
+        }
+    }
+
+    /// Rule 1: the round is written in the same step as the Prepare, so the runtime makes it
+    /// durable before the Prepare leaves.
+    #[test]
+    fn proposer_persists_round_before_prepare() {
+        let mut p = Proposer::new(&config(), 0, 1);
+        let mut out = Effects::new();
+        p.propose(InstanceId(0), 100, &mut out);
+        assert_eq!(out.writes, vec![Write::ProposerRound(1)]);
+        assert_eq!(out.messages, prepares(b(1, 1), 0));
+    }
+
+    /// Rule 1 after a restart (seed 003 Q4): the first ballot is above the persisted round.
+    #[test]
+    fn restarted_proposer_never_reuses_a_ballot() {
+        let mut p = Proposer::new(&config(), 5, 1);
+        let mut out = Effects::new();
+        p.propose(InstanceId(0), 100, &mut out);
+        assert_eq!(p.ballot(), b(6, 1));
+        assert_eq!(out.writes, vec![Write::ProposerRound(6)]);
+    }
+
+    /// With no accepted value reported, the client's value is proposed.
+    #[test]
+    fn proposer_proposes_its_own_value_when_nothing_was_accepted() {
+        let mut p = Proposer::new(&config(), 0, 1);
+        p.propose(InstanceId(0), 100, &mut Effects::new());
+        let mut out = Effects::new();
+        p.on_promise(NodeId(1), b(1, 1), vec![], &mut out);
+        assert!(out.messages.is_empty(), "one promise is not a quorum");
+        p.on_promise(NodeId(2), b(1, 1), vec![], &mut out);
+        assert_eq!(out.messages, accepts(b(1, 1), 0, 100));
+    }
+
+    /// Rule 3 (P2c), seed 003 Q1: a value accepted by a minority before its proposer crashed
+    /// must be adopted by the next proposer, instead of its own.
+    #[test]
+    fn proposer_adopts_value_accepted_by_a_minority() {
+        let mut p = Proposer::new(&config(), 1, 1);
+        p.propose(InstanceId(0), 200, &mut Effects::new());
+        let ballot = p.ballot();
+        let mut out = Effects::new();
+        p.on_promise(NodeId(3), ballot, vec![entry(0, b(1, 3), 77)], &mut out);
+        p.on_promise(NodeId(2), ballot, vec![], &mut out);
+        assert_eq!(out.messages, accepts(ballot, 0, 77));
+    }
+
+    /// Rule 3: of several accepted values, the one with the highest ballot wins.
+    #[test]
+    fn proposer_adopts_value_of_the_highest_accepted_ballot() {
+        let mut p = Proposer::new(&config(), 5, 1);
+        p.propose(InstanceId(0), 200, &mut Effects::new());
+        let ballot = p.ballot();
+        let mut out = Effects::new();
+        p.on_promise(NodeId(2), ballot, vec![entry(0, b(4, 2), 42)], &mut out);
+        p.on_promise(NodeId(3), ballot, vec![entry(0, b(2, 3), 23)], &mut out);
+        assert_eq!(out.messages, accepts(ballot, 0, 42));
+    }
+
+    /// Rules 2 and 4: a Nack carries the higher ballot; after the backoff the proposer jumps
+    /// straight above it (the Go log's 4.2 climbing).
+    #[test]
+    fn proposer_jumps_above_the_ballot_in_a_nack() {
+        let mut p = Proposer::new(&config(), 0, 1);
+        p.propose(InstanceId(0), 100, &mut Effects::new());
+        p.on_nack(b(1, 1), b(4, 2));
+        assert!(matches!(p.phase(), Phase::Backoff { .. }));
+        let mut out = Effects::new();
+        for _ in 0..3 {
+            p.tick(&mut out);
+        }
+        assert_eq!(out.writes, vec![Write::ProposerRound(5)]);
+        assert_eq!(out.messages, prepares(b(5, 1), 0));
+    }
+
+    /// Rule 5: phase 1 without a quorum is retried with a higher ballot.
+    #[test]
+    fn proposer_retries_phase1_higher_after_timeout() {
+        let mut p = Proposer::new(&config(), 0, 1);
+        p.propose(InstanceId(0), 100, &mut Effects::new());
+        let mut out = Effects::new();
+        for _ in 0..10 {
+            p.tick(&mut out);
+        }
+        assert_eq!(p.ballot(), b(2, 1));
+        assert_eq!(out.messages, prepares(b(2, 1), 0));
+    }
+
+    /// Rule 5: phase 2 without a quorum re-sends the Accept to acceptors that did not answer.
+    #[test]
+    fn proposer_resends_accept_to_silent_acceptors() {
+        let mut p = Proposer::new(&config(), 0, 1);
+        p.propose(InstanceId(0), 100, &mut Effects::new());
+        p.on_promise(NodeId(1), b(1, 1), vec![], &mut Effects::new());
+        p.on_promise(NodeId(2), b(1, 1), vec![], &mut Effects::new());
+        assert_eq!(p.on_accepted(NodeId(1), b(1, 1), InstanceId(0)), None);
+        let mut out = Effects::new();
+        for _ in 0..10 {
+            p.tick(&mut out);
+        }
+        let to: Vec<NodeId> = out.messages.iter().map(|e| e.to).collect();
+        assert_eq!(to, vec![NodeId(2), NodeId(3)]);
+    }
+
+    /// A majority of Accepted at the proposer's ballot means chosen; a minority does not.
+    #[test]
+    fn proposer_sees_value_chosen_at_a_majority() {
+        let mut p = Proposer::new(&config(), 0, 1);
+        p.propose(InstanceId(0), 100, &mut Effects::new());
+        p.on_promise(NodeId(1), b(1, 1), vec![], &mut Effects::new());
+        p.on_promise(NodeId(2), b(1, 1), vec![], &mut Effects::new());
+        assert_eq!(p.on_accepted(NodeId(3), b(1, 1), InstanceId(0)), None);
+        assert_eq!(
+            p.on_accepted(NodeId(3), b(1, 1), InstanceId(0)),
+            None,
+            "duplicates count once"
+        );
+        assert_eq!(p.on_accepted(NodeId(2), b(1, 1), InstanceId(0)), Some(100));
+    }
+
+    /// Multi-Paxos: once phase 1 succeeded, the next instance goes straight to phase 2.
+    #[test]
+    fn leader_skips_phase1_for_later_instances() {
+        let mut p = Proposer::new(&config(), 0, 1);
+        p.propose(InstanceId(0), 100, &mut Effects::new());
+        p.on_promise(NodeId(1), b(1, 1), vec![], &mut Effects::new());
+        p.on_promise(NodeId(2), b(1, 1), vec![], &mut Effects::new());
+        let mut out = Effects::new();
+        p.propose(InstanceId(1), 101, &mut out);
+        assert!(out.writes.is_empty());
+        assert_eq!(out.messages, accepts(b(1, 1), 1, 101));
+    }
+
+    /// Promises for an old ballot are ignored.
+    #[test]
+    fn proposer_ignores_promises_for_other_ballots() {
+        let mut p = Proposer::new(&config(), 3, 1);
+        p.propose(InstanceId(0), 100, &mut Effects::new());
+        let mut out = Effects::new();
+        p.on_promise(NodeId(1), b(1, 1), vec![], &mut out);
+        p.on_promise(NodeId(2), b(1, 1), vec![], &mut out);
+        assert!(out.messages.is_empty());
+    }
+}

@@ -112,10 +112,8 @@ impl<V: Value> Replica<V> {
         if let Some(v) = instance.and_then(|i| self.learner.decided(i)) {
             return ProposeStatus::Decided(v.clone());
         }
-        if let Some(e) = &self.election {
-            if !e.is_leader() {
-                return ProposeStatus::NotLeader { leader: e.leader() };
-            }
+        if let Some(e) = self.election.as_ref().filter(|e| !e.is_leader()) {
+            return ProposeStatus::NotLeader { leader: e.leader() };
         }
         let instance = instance.unwrap_or_else(|| {
             self.proposer

@@ -36,7 +36,7 @@ pub enum TransportError {
 /// - The `from` returned by `recv` is the id the peer proved in its handshake, never a field the
 ///   peer could forge in the message body.
 #[async_trait]
-pub trait Transport<V: Value>: Send + 'static {
+pub trait Transport<V: Value>: Send + Sync + 'static {
     /// Queue `message` for `to`.
     ///
     /// # Errors

@@ -1,1 +1,100 @@
-fn main() {}
+//! `paxos-harness`: run the Paxos suites against any storage and transport.
+
+use clap::{Parser, Subcommand};
+use paxos_harness::cluster::{StorageKind, TransportKind};
+use paxos_harness::runner::{self, RunOptions};
+use paxos_harness::scenarios;
+use std::path::PathBuf;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "paxos-harness",
+    version,
+    about = "Run the Paxos test suites, seeded and repeatable."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run suites (all of them by default) and print `N passed, M failed` last.
+    Run(RunArgs),
+    /// List suites and scenarios.
+    List,
+}
+
+#[derive(clap::Args, Debug)]
+struct RunArgs {
+    /// Suite to run (go, elixir, theory, all); repeatable.
+    #[arg(long = "suite", default_value = "all")]
+    suites: Vec<String>,
+    /// Only scenarios whose `suite/name` contains this text.
+    #[arg(long)]
+    filter: Option<String>,
+    /// First seed; run k of a scenario uses seed + k.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Runs per scenario (default: the scenario's own, e.g. 10 for the Elixir suite).
+    #[arg(long)]
+    repeat: Option<u32>,
+    /// Storage backend.
+    #[arg(long, value_enum, default_value_t = StorageKind::Memory)]
+    storage: StorageKind,
+    /// Network.
+    #[arg(long, value_enum, default_value_t = TransportKind::Turmoil)]
+    transport: TransportKind,
+    /// Write JUnit XML to this file.
+    #[arg(long)]
+    junit: Option<PathBuf>,
+    /// Write a Mermaid sequence diagram of the first failing run (or the last run).
+    #[arg(long)]
+    trace: Option<PathBuf>,
+    /// Print only failures, progress and the summary.
+    #[arg(long)]
+    quiet: bool,
+}
+
+fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "error".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    match cli.command {
+        None => run(RunOptions::default()),
+        Some(Command::List) => {
+            for suite in scenarios::SUITES {
+                println!("{suite}");
+                for s in scenarios::all().into_iter().filter(|s| s.suite == suite) {
+                    println!("  {:<28} x{:<3} {}", s.name, s.runs, s.about);
+                }
+            }
+            Ok(())
+        }
+        Some(Command::Run(a)) => run(RunOptions {
+            suites: a.suites,
+            filter: a.filter,
+            seed: a.seed,
+            repeat: a.repeat,
+            storage: a.storage,
+            transport: a.transport,
+            junit: a.junit,
+            trace: a.trace,
+            quiet: a.quiet,
+        }),
+    }
+}
+
+fn run(options: RunOptions) -> anyhow::Result<()> {
+    let summary = runner::run(&options);
+    println!("{} passed, {} failed", summary.passed, summary.failed);
+    if summary.failed > 0 {
+        std::process::exit(1);
+    }
+    Ok(())
+}

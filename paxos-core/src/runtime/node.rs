@@ -150,9 +150,11 @@ impl<V: Value, S: Storage<V>, T: Transport<V>> Node<V, S, T> {
         let mut clients_open = true;
 
         loop {
-            // 1. Wait for one input. `biased` keeps the choice deterministic under turmoil.
+            // 1. Wait for one input. `biased` keeps the choice deterministic under turmoil; the
+            //    tick goes first so a busy network can never starve timeouts and heartbeats.
             let stop = tokio::select! {
                 biased;
+                _ = ticker.tick() => { replica.tick(&mut out); false }
                 cmd = commands.recv(), if clients_open => match cmd {
                     Some(cmd) => on_command(&mut replica, cmd, &mut out, &mut waiters),
                     None => { clients_open = false; false }
@@ -162,7 +164,6 @@ impl<V: Value, S: Storage<V>, T: Transport<V>> Node<V, S, T> {
                     replica.on_message(from, msg, &mut out);
                     false
                 }
-                _ = ticker.tick() => { replica.tick(&mut out); false }
             };
             if stop {
                 return Ok(());
@@ -170,11 +171,9 @@ impl<V: Value, S: Storage<V>, T: Transport<V>> Node<V, S, T> {
             // 2. Fold every input that is already waiting into this step (group commit).
             let mut stop = false;
             for _ in 0..MAX_INPUTS_PER_STEP {
-                if clients_open {
-                    if let Ok(cmd) = commands.try_recv() {
-                        stop |= on_command(&mut replica, cmd, &mut out, &mut waiters);
-                        continue;
-                    }
+                if clients_open && let Ok(cmd) = commands.try_recv() {
+                    stop |= on_command(&mut replica, cmd, &mut out, &mut waiters);
+                    continue;
                 }
                 match transport.recv().now_or_never() {
                     Some(Ok((from, msg))) => replica.on_message(from, msg, &mut out),
@@ -201,11 +200,11 @@ impl<V: Value, S: Storage<V>, T: Transport<V>> Node<V, S, T> {
                 tracing::error!(node = %id, "local delivery loop did not settle; dropping the rest");
             }
             // 4. Durable before anything leaves.
-            if !out.writes.is_empty() {
-                if let Err(e) = storage.save(&out.writes).await {
-                    tracing::error!(node = %id, error = %e, "storage write failed; stopping node");
-                    return Err(e.into());
-                }
+            if !out.writes.is_empty()
+                && let Err(e) = storage.save(&out.writes).await
+            {
+                tracing::error!(node = %id, error = %e, "storage write failed; stopping node");
+                return Err(e.into());
             }
             // 5. Send and answer.
             for env in remote.drain(..) {

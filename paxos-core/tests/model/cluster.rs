@@ -1,0 +1,338 @@
+//! The model: real [`Replica`]s wired to a nondeterministic network, as a `stateright::Model`.
+//!
+//! Nothing of the protocol is re-implemented here. A step hands one input (a message, a tick, a
+//! client proposal) to one node's `Replica`, then does with the returned `Effects` exactly what
+//! the runtime does: apply every write to the node's durable state, atomically with the step,
+//! and only then put the messages on the network. A crash rebuilds the `Replica` from that
+//! durable state with `Replica::new`, as the runtime does on start-up.
+//!
+//! The network is a set of in-flight packets. Two modes:
+//! - [`NetworkMode::Duplicating`]: a delivered packet stays in flight, so it can be delivered
+//!   again (duplication), in any order (reordering), or never (loss). For safety this covers
+//!   every lossy, duplicating, reordering network: a dropped packet is one never delivered.
+//!   It is also the smallest state space, because the network only grows.
+//! - [`NetworkMode::Lossy`]: the same faults as explicit actions — deliver and remove, deliver
+//!   and keep a copy, drop. Larger state space; used to check the two modes agree.
+//!
+//! Ghost history for the properties ([`History`]) is recorded from the effects of each step:
+//! values proposed, values learned (`Effects::decided`), each acceptor's vote (an `Accepted`
+//! it sent) and each `Accept` a proposer sent.
+
+use crate::wire::{Disk, Msg, Packet};
+use paxos_core::{
+    AcceptorFaults, Ballot, Config, Effects, InstanceId, NodeId, Phase, ProposerFaults, Replica,
+};
+use stateright::{Model, Property};
+use std::collections::BTreeSet;
+use std::fmt;
+
+/// How the network may misbehave (see the module doc).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NetworkMode {
+    /// Delivered packets stay in flight; loss is "never delivered".
+    Duplicating,
+    /// Deliver-and-remove, deliver-and-keep and drop are separate actions.
+    Lossy,
+}
+
+/// One scripted client request: `node` is asked to propose `value` in `instance` (`None`: the
+/// next free instance). It happens at most once, at any point of a run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Proposal {
+    pub node: NodeId,
+    pub instance: Option<InstanceId>,
+    pub value: u64,
+    /// Only after `node` has restarted at least once (seed 003 Q4: same id, new value).
+    pub after_restart: bool,
+}
+
+/// Bounds and shape of one model; turned into a checker by `run::check`.
+#[derive(Clone, Debug)]
+pub struct PaxosModel {
+    /// Config per node, in node order.
+    pub configs: Vec<Config>,
+    pub proposals: Vec<Proposal>,
+    /// Ticks each proposer node may take (timeouts, phase-2 resends, end of backoff).
+    pub ticks_per_proposer: u8,
+    /// Nodes that may crash and recover from their durable state.
+    pub crashable: BTreeSet<NodeId>,
+    /// Crash+recover steps allowed in one run, over all nodes.
+    pub max_crashes: u8,
+    pub network: NetworkMode,
+    pub acceptor_faults: AcceptorFaults,
+    pub proposer_faults: ProposerFaults,
+}
+
+/// Ghost state: what happened so far, for the properties only.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct History {
+    /// Every value a client proposed.
+    pub proposed: BTreeSet<u64>,
+    /// Every `(instance, value)` any node reported as decided.
+    pub learned: BTreeSet<(InstanceId, u64)>,
+    /// Every vote: acceptor sent `Accepted(instance, ballot, value)`.
+    pub votes: BTreeSet<(InstanceId, Ballot, u64, NodeId)>,
+    /// Every `Accept(instance, ballot, value)` a proposer sent.
+    pub accepts_sent: BTreeSet<(InstanceId, Ballot, u64)>,
+}
+
+/// One node: its protocol state and its durable state.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Node {
+    pub replica: Replica<u64>,
+    pub disk: Disk,
+    pub ticks: u8,
+    pub restarts: u8,
+}
+
+/// The model state.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct State {
+    pub nodes: Vec<Node>,
+    pub network: BTreeSet<Packet>,
+    /// Indices into `PaxosModel::proposals` already made.
+    pub proposed: BTreeSet<usize>,
+    pub crashes: u8,
+    pub history: History,
+}
+
+/// What can happen next.
+#[derive(Clone, PartialEq, Eq)]
+pub enum Action {
+    /// A client request (index into `PaxosModel::proposals`).
+    Propose(usize),
+    /// A tick of time at a node.
+    Tick(NodeId),
+    /// The node crashes and restarts from its durable state.
+    Crash(NodeId),
+    /// The packet is delivered; in `Lossy` mode it leaves the network.
+    Deliver(Packet),
+    /// The packet is delivered and a copy stays in flight (`Lossy` mode only).
+    Duplicate(Packet),
+    /// The packet is lost (`Lossy` mode only).
+    Drop(Packet),
+}
+
+impl fmt::Debug for Action {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Action::Propose(i) => write!(f, "propose #{i}"),
+            Action::Tick(n) => write!(f, "tick {n}"),
+            Action::Crash(n) => write!(f, "crash+recover {n}"),
+            Action::Deliver(p) => write!(f, "deliver {p:?}"),
+            Action::Duplicate(p) => write!(f, "deliver (keep copy) {p:?}"),
+            Action::Drop(p) => write!(f, "drop {p:?}"),
+        }
+    }
+}
+
+/// Seed of every replica's backoff jitter (fixed: the model explores all orders anyway).
+const SEED: u64 = 7;
+
+impl PaxosModel {
+    /// A model of `nodes` with the given roles, scripted proposals and no faults; timing is
+    /// shrunk so one tick is a timeout (`phase_timeout_ticks = 1`, `backoff_ticks = (1, 1)`) and
+    /// catch-up is off (it only re-sends decisions, never decides).
+    pub fn new(
+        nodes: &[u64],
+        acceptors: &[u64],
+        learners: &[u64],
+        proposals: Vec<Proposal>,
+    ) -> PaxosModel {
+        let ids = nodes.iter().map(|&n| NodeId(n));
+        let configs = nodes
+            .iter()
+            .map(|&n| {
+                let mut c = Config::symmetric(NodeId(n), ids.clone())
+                    .with_acceptors(acceptors.iter().map(|&a| NodeId(a)))
+                    .with_learners(learners.iter().map(|&l| NodeId(l)));
+                c.phase_timeout_ticks = 1;
+                c.backoff_ticks = (1, 1);
+                c.catch_up_ticks = 0;
+                c
+            })
+            .collect();
+        PaxosModel {
+            configs,
+            proposals,
+            ticks_per_proposer: 1,
+            crashable: BTreeSet::new(),
+            max_crashes: 0,
+            network: NetworkMode::Duplicating,
+            acceptor_faults: AcceptorFaults::default(),
+            proposer_faults: ProposerFaults::default(),
+        }
+    }
+
+    /// Number of acceptors needed for a quorum.
+    pub fn quorum(&self) -> usize {
+        self.configs[0].quorum()
+    }
+
+    fn index(&self, id: NodeId) -> usize {
+        self.configs
+            .iter()
+            .position(|c| c.id == id)
+            .expect("node of the model")
+    }
+
+    fn proposers(&self) -> BTreeSet<NodeId> {
+        self.proposals.iter().map(|p| p.node).collect()
+    }
+
+    fn boot(&self, index: usize, disk: &Disk) -> Replica<u64> {
+        Replica::new(&self.configs[index], disk.0.clone(), SEED)
+            .expect("valid config")
+            .with_faults(self.acceptor_faults, self.proposer_faults)
+    }
+
+    fn deliver(&self, state: &mut State, p: &Packet) {
+        let message = (&p.msg).into();
+        self.step(state, self.index(p.to), |r, out| {
+            r.on_message(p.from, message, out);
+        });
+    }
+
+    /// Run one step of node `index` and apply its effects as the runtime would.
+    fn step(
+        &self,
+        state: &mut State,
+        index: usize,
+        input: impl FnOnce(&mut Replica<u64>, &mut Effects<u64>),
+    ) {
+        let node = &mut state.nodes[index];
+        let from = node.replica.id();
+        let mut out = Effects::new();
+        input(&mut node.replica, &mut out);
+        // 1. The writes become durable with the step ...
+        for w in &out.writes {
+            node.disk.0.apply(w);
+        }
+        // 2. ... decisions are reported ...
+        for &(instance, value) in &out.decided {
+            state.history.learned.insert((instance, value));
+        }
+        // 3. ... and only then do the messages leave.
+        for env in out.messages {
+            let msg = Msg::from(env.message);
+            match msg {
+                Msg::Accepted {
+                    ballot,
+                    instance,
+                    value,
+                } => {
+                    state.history.votes.insert((instance, ballot, value, from));
+                }
+                Msg::Accept {
+                    ballot,
+                    instance,
+                    value,
+                } => {
+                    state.history.accepts_sent.insert((instance, ballot, value));
+                }
+                _ => {}
+            }
+            state.network.insert(Packet {
+                from,
+                to: env.to,
+                msg,
+            });
+        }
+    }
+}
+
+impl Model for PaxosModel {
+    type State = State;
+    type Action = Action;
+
+    fn init_states(&self) -> Vec<State> {
+        let nodes = (0..self.configs.len())
+            .map(|i| {
+                let disk = Disk::default();
+                Node {
+                    replica: self.boot(i, &disk),
+                    disk,
+                    ticks: 0,
+                    restarts: 0,
+                }
+            })
+            .collect();
+        vec![State {
+            nodes,
+            network: BTreeSet::new(),
+            proposed: BTreeSet::new(),
+            crashes: 0,
+            history: History::default(),
+        }]
+    }
+
+    fn actions(&self, state: &State, actions: &mut Vec<Action>) {
+        for (i, p) in self.proposals.iter().enumerate() {
+            let restarted = state.nodes[self.index(p.node)].restarts > 0;
+            if !state.proposed.contains(&i) && (restarted || !p.after_restart) {
+                actions.push(Action::Propose(i));
+            }
+        }
+        // Only proposers act on time: election and catch-up are off in these models.
+        // An idle proposer's tick only moves its clock, and every deadline is relative to that
+        // clock: skipping it loses no behaviour and keeps the state space small.
+        for n in self.proposers() {
+            let node = &state.nodes[self.index(n)];
+            let idle = matches!(node.replica.proposer().phase(), Phase::Idle);
+            if !idle && node.ticks < self.ticks_per_proposer {
+                actions.push(Action::Tick(n));
+            }
+        }
+        if state.crashes < self.max_crashes {
+            actions.extend(self.crashable.iter().map(|&n| Action::Crash(n)));
+        }
+        for p in &state.network {
+            actions.push(Action::Deliver(p.clone()));
+            if self.network == NetworkMode::Lossy {
+                actions.push(Action::Duplicate(p.clone()));
+                actions.push(Action::Drop(p.clone()));
+            }
+        }
+    }
+
+    fn next_state(&self, last: &State, action: Action) -> Option<State> {
+        let mut state = last.clone();
+        match action {
+            Action::Propose(i) => {
+                let p = self.proposals[i];
+                state.proposed.insert(i);
+                state.history.proposed.insert(p.value);
+                self.step(&mut state, self.index(p.node), |r, out| {
+                    r.propose(p.instance, p.value, out);
+                });
+            }
+            Action::Tick(n) => {
+                let i = self.index(n);
+                state.nodes[i].ticks += 1;
+                self.step(&mut state, i, |r, out| r.tick(out));
+            }
+            Action::Crash(n) => {
+                let i = self.index(n);
+                state.crashes += 1;
+                let node = &mut state.nodes[i];
+                node.restarts += 1;
+                node.replica = self.boot(i, &node.disk);
+            }
+            Action::Deliver(p) => {
+                if self.network == NetworkMode::Lossy {
+                    state.network.remove(&p);
+                }
+                self.deliver(&mut state, &p);
+            }
+            Action::Duplicate(p) => self.deliver(&mut state, &p),
+            Action::Drop(p) => {
+                state.network.remove(&p);
+            }
+        }
+        Some(state)
+    }
+
+    fn properties(&self) -> Vec<Property<Self>> {
+        crate::properties::all()
+    }
+}

@@ -1,0 +1,171 @@
+//! Exhaustive model checking of the paxos-core state machines (issue 8).
+//!
+//! Each test wires the real [`paxos_core::Replica`] of every node to a nondeterministic network
+//! (loss, duplication, reordering), crashes and restarts nodes from their durable state, and
+//! lets stateright explore every interleaving up to a depth bound, checking the properties in
+//! [`properties`] in every state. See [`cluster`] for what a step is.
+//!
+//! Node roles in all checks: `n1` and `n2` propose, `n3..n5` accept (quorum 2), `n1` (and `n2`)
+//! learn. Bounds are small enough for debug builds; `PAXOS_MODEL_DEEP=1` raises them, e.g.
+//! `PAXOS_MODEL_DEEP=1 cargo test --release -p paxos-core --test model -- --nocapture`.
+
+mod cluster;
+mod properties;
+mod run;
+mod wire;
+
+use cluster::{NetworkMode, PaxosModel, Proposal};
+use paxos_core::{AcceptorFaults, InstanceId, NodeId, ProposerFaults};
+use properties::{AGREEMENT, ONE_VALUE_PER_BALLOT};
+use run::{check, deep};
+
+fn env(k: &str, d: u8) -> u8 {
+    std::env::var(k)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(d)
+}
+
+const A: NodeId = NodeId(1);
+const B: NodeId = NodeId(2);
+
+fn propose(node: NodeId, instance: u64, value: u64) -> Proposal {
+    Proposal {
+        node,
+        instance: Some(InstanceId(instance)),
+        value,
+        after_restart: false,
+    }
+}
+
+/// Two proposers race for instance 0: A proposes 1, B proposes 2, at any time.
+fn single_decree() -> PaxosModel {
+    PaxosModel::new(
+        &[1, 2, 3, 4, 5],
+        &[3, 4, 5],
+        &[1],
+        vec![propose(A, 0, 1), propose(B, 0, 2)],
+    )
+}
+
+/// Paxos Made Simple §2.2–2.3 on a duplicating, reordering, lossy network, with one acceptor
+/// crash (recovering from its durable promise and accepted pair) and one timeout per proposer.
+#[test]
+fn single_decree_is_safe_under_loss_duplication_and_acceptor_crash() {
+    let mut model = single_decree();
+    model.crashable = [3, 4, 5].map(NodeId).into();
+    model.max_crashes = env("CRASH", 1);
+    model.ticks_per_proposer = env("TICKS", 1);
+    let report = check("single decree", model, if deep() { 24 } else { 14 }, None);
+    report.assert_properties();
+}
+
+/// The same race with loss and duplication as explicit actions (deliver-and-remove,
+/// deliver-and-keep, drop) instead of a grow-only network: the two network models agree.
+#[test]
+fn single_decree_is_safe_with_explicit_drops() {
+    let mut model = single_decree();
+    model.network = NetworkMode::Lossy;
+    model.ticks_per_proposer = if deep() { 1 } else { 0 };
+    let report = check(
+        "single decree, lossy network",
+        model,
+        if deep() { 18 } else { 12 },
+        None,
+    );
+    report.assert_properties();
+}
+
+/// Multi-Paxos: A proposes in instances 0 and 1; B competes for instance 1 and takes over A's
+/// ballot; A's phase-1 state must carry what it already accepted into B's reign.
+#[test]
+fn multi_paxos_is_safe_across_a_leader_change() {
+    let mut model = PaxosModel::new(
+        &[1, 2, 3, 4, 5],
+        &[3, 4, 5],
+        &[1, 2],
+        vec![propose(A, 0, 1), propose(A, 1, 2), propose(B, 1, 3)],
+    );
+    model.ticks_per_proposer = if deep() { 2 } else { 1 };
+    model.crashable = [3, 4, 5].map(NodeId).into();
+    model.max_crashes = u8::from(deep());
+    let report = check("multi-paxos", model, if deep() { 24 } else { 15 }, None);
+    report.assert_properties();
+}
+
+/// A proposer that restarts from durable state must not reuse a ballot it used before the
+/// crash, even to propose a new value (seed 003 Q4).
+fn restart(faults: ProposerFaults) -> PaxosModel {
+    let mut model = PaxosModel::new(
+        &[1, 2, 3, 4, 5],
+        &[3, 4, 5],
+        &[1],
+        vec![
+            propose(A, 0, 1),
+            Proposal {
+                after_restart: true,
+                ..propose(A, 0, 3)
+            },
+            propose(B, 0, 2),
+        ],
+    );
+    model.crashable = [A].into();
+    model.max_crashes = if deep() { 2 } else { 1 };
+    model.ticks_per_proposer = u8::from(deep());
+    model.proposer_faults = faults;
+    model
+}
+
+#[test]
+fn restarted_proposer_never_reuses_a_ballot() {
+    let model = restart(ProposerFaults::default());
+    let report = check(
+        "proposer restart",
+        model,
+        if deep() { 22 } else { 14 },
+        None,
+    );
+    report.assert_properties();
+}
+
+/// The checks have teeth: an acceptor that accepts below its promise breaks agreement.
+#[test]
+fn checker_catches_acceptor_accepting_below_promise() {
+    let mut model = single_decree();
+    model.acceptor_faults = AcceptorFaults {
+        accept_below_promise: true,
+        ..AcceptorFaults::default()
+    };
+    let report = check("fault: accept below promise", model, 22, Some(AGREEMENT));
+    report.counterexample(AGREEMENT);
+}
+
+/// The checks have teeth: a proposer that ignores the values reported in promises breaks
+/// agreement (seed 003 Q1).
+#[test]
+fn checker_catches_proposer_ignoring_promised_values() {
+    let mut model = single_decree();
+    model.proposer_faults = ProposerFaults {
+        ignore_promised_values: true,
+        ..ProposerFaults::default()
+    };
+    let report = check("fault: ignore promised values", model, 22, Some(AGREEMENT));
+    report.counterexample(AGREEMENT);
+}
+
+/// The checks have teeth: a proposer that does not persist its round reuses a ballot with a
+/// new value after a restart.
+#[test]
+fn checker_catches_proposer_reusing_a_ballot_after_restart() {
+    let model = restart(ProposerFaults {
+        skip_round_persist: true,
+        ..ProposerFaults::default()
+    });
+    let report = check(
+        "fault: round not persisted",
+        model,
+        16,
+        Some(ONE_VALUE_PER_BALLOT),
+    );
+    report.counterexample(ONE_VALUE_PER_BALLOT);
+}

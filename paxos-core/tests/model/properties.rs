@@ -1,0 +1,108 @@
+//! The properties every model is checked against (Paxos Made Simple §2.1, §2.2).
+//!
+//! "Chosen" is computed from the ghost votes, not from any node's view: a value is chosen in an
+//! instance once a majority of acceptors voted for it (sent `Accepted`) at one ballot, at any
+//! time in the run — even if some of them later accepted something else or crashed.
+
+use crate::cluster::{PaxosModel, State};
+use paxos_core::{Ballot, InstanceId, NodeId};
+use stateright::Property;
+use std::collections::{BTreeMap, BTreeSet};
+
+/// Safety: at most one value learned per instance, by anyone, ever.
+pub const AGREEMENT: &str = "agreement";
+/// Safety: a learned value was proposed by a client.
+pub const VALIDITY: &str = "validity";
+/// Safety: a learned value is chosen (a quorum voted for it at one ballot).
+pub const LEARNED_IS_CHOSEN: &str = "learned is chosen";
+/// Safety: at most one value chosen per instance (P2).
+pub const ONE_VALUE_CHOSEN: &str = "one value chosen";
+/// Safety: no ballot is used with two values in one instance (ballots are never reused).
+pub const ONE_VALUE_PER_BALLOT: &str = "one value per ballot";
+/// Liveness witness: some run learns a value (the safety checks are not vacuous).
+pub const SOME_VALUE_LEARNED: &str = "some value learned";
+/// Liveness witness: some run learns every instance a proposal names.
+pub const EVERY_NAMED_INSTANCE_LEARNED: &str = "every named instance learned";
+
+/// Every property, for `Model::properties`.
+pub fn all() -> Vec<Property<PaxosModel>> {
+    vec![
+        Property::always(AGREEMENT, |_, s| agreement(s)),
+        Property::always(VALIDITY, |_, s| validity(s)),
+        Property::always(LEARNED_IS_CHOSEN, learned_is_chosen),
+        Property::always(ONE_VALUE_CHOSEN, |m, s| {
+            chosen(m, s).values().all(|vs| vs.len() <= 1)
+        }),
+        Property::always(ONE_VALUE_PER_BALLOT, |_, s| one_value_per_ballot(s)),
+        Property::sometimes(SOME_VALUE_LEARNED, |_, s| !learned(s).is_empty()),
+        Property::sometimes(EVERY_NAMED_INSTANCE_LEARNED, every_named_instance_learned),
+    ]
+}
+
+fn agreement(s: &State) -> bool {
+    learned(s).values().all(|vs| vs.len() <= 1)
+}
+
+fn validity(s: &State) -> bool {
+    learned(s)
+        .values()
+        .flatten()
+        .all(|v| s.history.proposed.contains(v))
+}
+
+fn learned_is_chosen(m: &PaxosModel, s: &State) -> bool {
+    let chosen = chosen(m, s);
+    learned(s).iter().all(|(i, vs)| {
+        chosen
+            .get(i)
+            .is_some_and(|c| vs.iter().all(|v| c.contains(v)))
+    })
+}
+
+fn one_value_per_ballot(s: &State) -> bool {
+    let mut seen: BTreeMap<(InstanceId, Ballot), u64> = BTreeMap::new();
+    s.history
+        .accepts_sent
+        .iter()
+        .all(|&(i, b, v)| *seen.entry((i, b)).or_insert(v) == v)
+}
+
+fn every_named_instance_learned(m: &PaxosModel, s: &State) -> bool {
+    let learned = learned(s);
+    !learned.is_empty()
+        && m.proposals
+            .iter()
+            .filter_map(|p| p.instance)
+            .all(|i| learned.contains_key(&i))
+}
+
+/// Values learned per instance: the ghost history and every learner's current decisions.
+pub fn learned(s: &State) -> BTreeMap<InstanceId, BTreeSet<u64>> {
+    let mut by_instance: BTreeMap<InstanceId, BTreeSet<u64>> = BTreeMap::new();
+    let now = s.nodes.iter().flat_map(|n| {
+        n.replica
+            .learner()
+            .decisions()
+            .iter()
+            .map(|(i, v)| (*i, *v))
+    });
+    for (i, v) in s.history.learned.iter().copied().chain(now) {
+        by_instance.entry(i).or_default().insert(v);
+    }
+    by_instance
+}
+
+/// Values chosen per instance: a quorum of distinct acceptors voted `(ballot, value)`.
+pub fn chosen(m: &PaxosModel, s: &State) -> BTreeMap<InstanceId, BTreeSet<u64>> {
+    let mut voters: BTreeMap<(InstanceId, Ballot, u64), BTreeSet<NodeId>> = BTreeMap::new();
+    for &(i, b, v, a) in &s.history.votes {
+        voters.entry((i, b, v)).or_default().insert(a);
+    }
+    let mut chosen: BTreeMap<InstanceId, BTreeSet<u64>> = BTreeMap::new();
+    for ((i, _, v), who) in voters {
+        if who.len() >= m.quorum() {
+            chosen.entry(i).or_default().insert(v);
+        }
+    }
+    chosen
+}

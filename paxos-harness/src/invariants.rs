@@ -1,0 +1,317 @@
+//! Safety invariants, checked continuously from durable events (the observer's view).
+//!
+//! | invariant | source |
+//! |---|---|
+//! | agreement: at most one value chosen / learned per instance | Paxos Made Simple §2.1; every seed log |
+//! | validity: only a proposed value is chosen | §2.1; Elixir pass rule "one of 201-210" |
+//! | learned ⇒ chosen: a learner learns only what a majority accepted at one ballot | §2.1, §2.3 |
+//! | one value per ballot per instance | P2 (a proposer proposes one value per ballot) |
+//! | decided values never change, even across restarts | seed 003 Q4; issue 5 |
+//! | a promise never goes down | P1a; seed 002 "persist before reply" |
+//!
+//! Events are fed from storage writes *after* they are durable, so a learner's `Decided` write
+//! comes after the `Accept` writes that made the value chosen — unless a node replied before
+//! persisting, which is exactly what the checker must catch.
+
+use paxos_core::{Ballot, InstanceId, NodeId};
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+
+/// The value type every harness scenario uses.
+pub type Val = u64;
+
+/// A broken safety property.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Violation {
+    /// Two values chosen (or learned) in one instance.
+    Agreement {
+        /// The instance.
+        instance: InstanceId,
+        /// The first value.
+        first: Val,
+        /// The conflicting value.
+        second: Val,
+    },
+    /// A value chosen that nobody proposed.
+    Validity {
+        /// The instance.
+        instance: InstanceId,
+        /// The value.
+        value: Val,
+    },
+    /// A node learned a value that no majority had accepted at one ballot.
+    LearnedNotChosen {
+        /// The learner.
+        node: NodeId,
+        /// The instance.
+        instance: InstanceId,
+        /// The value learned.
+        value: Val,
+    },
+    /// Two values accepted at one ballot in one instance.
+    BallotReused {
+        /// The instance.
+        instance: InstanceId,
+        /// The ballot.
+        ballot: Ballot,
+        /// The values.
+        values: (Val, Val),
+    },
+    /// A node's decided value changed (e.g. after a restart).
+    DecisionChanged {
+        /// The node.
+        node: NodeId,
+        /// The instance.
+        instance: InstanceId,
+        /// The old and new value.
+        values: (Val, Val),
+    },
+    /// A node's promise went down.
+    PromiseDecreased {
+        /// The node.
+        node: NodeId,
+        /// Old and new promise.
+        ballots: (Ballot, Ballot),
+    },
+}
+
+impl fmt::Display for Violation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Violation::Agreement {
+                instance,
+                first,
+                second,
+            } => {
+                write!(
+                    f,
+                    "agreement: {instance} has two values, {first} and {second}"
+                )
+            }
+            Violation::Validity { instance, value } => {
+                write!(
+                    f,
+                    "validity: {instance} chose {value}, which nobody proposed"
+                )
+            }
+            Violation::LearnedNotChosen {
+                node,
+                instance,
+                value,
+            } => write!(
+                f,
+                "learned-not-chosen: {node} learned {value} in {instance} before a majority accepted it"
+            ),
+            Violation::BallotReused {
+                instance,
+                ballot,
+                values,
+            } => write!(
+                f,
+                "ballot-reused: {instance} ballot {ballot} carried {} and {}",
+                values.0, values.1
+            ),
+            Violation::DecisionChanged {
+                node,
+                instance,
+                values,
+            } => write!(
+                f,
+                "decision-changed: {node} had {} in {instance}, now {}",
+                values.0, values.1
+            ),
+            Violation::PromiseDecreased { node, ballots } => {
+                write!(
+                    f,
+                    "promise-decreased: {node} went from {} to {}",
+                    ballots.0, ballots.1
+                )
+            }
+        }
+    }
+}
+
+/// The stateful checker. Feed it events in the order they became durable.
+#[derive(Debug, Default)]
+pub struct Checker {
+    quorum: usize,
+    proposed: BTreeSet<Val>,
+    accepts: BTreeMap<(InstanceId, Ballot), (Val, BTreeSet<NodeId>)>,
+    chosen: BTreeMap<InstanceId, Val>,
+    learned: BTreeMap<NodeId, BTreeMap<InstanceId, Val>>,
+    promised: BTreeMap<NodeId, Ballot>,
+    violations: Vec<Violation>,
+}
+
+impl Checker {
+    /// A checker for a cluster with `acceptors` acceptors.
+    pub fn new(acceptors: usize) -> Self {
+        Checker {
+            quorum: acceptors / 2 + 1,
+            ..Checker::default()
+        }
+    }
+
+    /// A client proposed `value`.
+    pub fn on_proposed(&mut self, value: Val) {
+        self.proposed.insert(value);
+    }
+
+    /// `node` durably promised `ballot`.
+    pub fn on_promised(&mut self, node: NodeId, ballot: Ballot) {
+        let old = self.promised.entry(node).or_insert(Ballot::ZERO);
+        if ballot < *old {
+            self.violations.push(Violation::PromiseDecreased {
+                node,
+                ballots: (*old, ballot),
+            });
+        } else {
+            *old = ballot;
+        }
+    }
+
+    /// `node` durably accepted `value` in `instance` at `ballot`.
+    pub fn on_accepted(&mut self, node: NodeId, instance: InstanceId, ballot: Ballot, value: Val) {
+        let (v, voters) = self
+            .accepts
+            .entry((instance, ballot))
+            .or_insert((value, BTreeSet::new()));
+        if *v != value {
+            let values = (*v, value);
+            self.violations.push(Violation::BallotReused {
+                instance,
+                ballot,
+                values,
+            });
+            return;
+        }
+        voters.insert(node);
+        if voters.len() < self.quorum {
+            return;
+        }
+        match self.chosen.get(&instance) {
+            Some(&first) if first != value => self.violations.push(Violation::Agreement {
+                instance,
+                first,
+                second: value,
+            }),
+            Some(_) => {}
+            None => {
+                if !self.proposed.contains(&value) {
+                    self.violations
+                        .push(Violation::Validity { instance, value });
+                }
+                self.chosen.insert(instance, value);
+            }
+        }
+    }
+
+    /// `node` durably learned `value` in `instance`.
+    pub fn on_decided(&mut self, node: NodeId, instance: InstanceId, value: Val) {
+        if self.chosen.get(&instance) != Some(&value) {
+            self.violations.push(Violation::LearnedNotChosen {
+                node,
+                instance,
+                value,
+            });
+        }
+        let mine = self.learned.entry(node).or_default();
+        match mine.get(&instance) {
+            Some(&old) if old != value => self.violations.push(Violation::DecisionChanged {
+                node,
+                instance,
+                values: (old, value),
+            }),
+            Some(_) => {}
+            None => {
+                mine.insert(instance, value);
+            }
+        }
+        // Agreement across learners.
+        let others = self.learned.iter().filter(|(n, _)| **n != node);
+        if let Some(other) = others
+            .filter_map(|(_, m)| m.get(&instance))
+            .find(|v| **v != value)
+        {
+            let first = *other;
+            self.violations.push(Violation::Agreement {
+                instance,
+                first,
+                second: value,
+            });
+        }
+    }
+
+    /// Violations seen so far.
+    pub fn violations(&self) -> &[Violation] {
+        &self.violations
+    }
+
+    /// Values chosen so far, per instance.
+    pub fn chosen(&self) -> &BTreeMap<InstanceId, Val> {
+        &self.chosen
+    }
+
+    /// Every `(acceptor, ballot, value)` accepted in `instance`.
+    pub fn accepted_in(&self, instance: InstanceId) -> Vec<(NodeId, Ballot, Val)> {
+        let lo = (instance, Ballot::ZERO);
+        self.accepts
+            .range(lo..)
+            .take_while(|((i, _), _)| *i == instance)
+            .flat_map(|((_, b), (v, voters))| voters.iter().map(move |n| (*n, *b, *v)))
+            .collect()
+    }
+
+    /// Values proposed so far.
+    pub fn proposed(&self) -> &BTreeSet<Val> {
+        &self.proposed
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn b(r: u64, n: u64) -> Ballot {
+        Ballot::new(r, NodeId(n))
+    }
+
+    #[test]
+    fn checker_catches_two_values_chosen() {
+        let mut c = Checker::new(3);
+        c.on_proposed(1);
+        c.on_proposed(2);
+        for n in 1..=2 {
+            c.on_accepted(NodeId(n), InstanceId(0), b(1, 1), 1);
+        }
+        for n in 2..=3 {
+            c.on_accepted(NodeId(n), InstanceId(0), b(2, 2), 2);
+        }
+        assert!(matches!(c.violations()[0], Violation::Agreement { .. }));
+    }
+
+    #[test]
+    fn checker_catches_learning_before_a_majority_accepted() {
+        let mut c = Checker::new(3);
+        c.on_proposed(1);
+        c.on_accepted(NodeId(1), InstanceId(0), b(1, 1), 1);
+        c.on_decided(NodeId(1), InstanceId(0), 1);
+        assert!(matches!(
+            c.violations()[0],
+            Violation::LearnedNotChosen { .. }
+        ));
+    }
+
+    #[test]
+    fn checker_accepts_a_clean_run() {
+        let mut c = Checker::new(3);
+        c.on_proposed(7);
+        c.on_promised(NodeId(1), b(1, 1));
+        for n in 1..=3 {
+            c.on_accepted(NodeId(n), InstanceId(0), b(1, 1), 7);
+        }
+        c.on_decided(NodeId(2), InstanceId(0), 7);
+        assert!(c.violations().is_empty());
+        assert_eq!(c.chosen().get(&InstanceId(0)), Some(&7));
+    }
+}

@@ -1,0 +1,208 @@
+//! Runs scenarios and reports like `go test -v`.
+//!
+//! ```text
+//! === RUN   go/basic (seed 1)
+//! --- PASS: go/basic (0.012s simulated)
+//! ...
+//! 4 passed, 0 failed
+//! ```
+//! A failure prints why, the violated invariants, and the exact command that replays it.
+
+use crate::cluster::{self, Env, Failure, StorageKind, TransportKind};
+use crate::report::{CaseReport, JunitReport};
+use crate::scenarios::Scenario;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// What to run.
+#[derive(Clone, Debug)]
+pub struct RunOptions {
+    /// Suites to run (empty: all).
+    pub suites: Vec<String>,
+    /// Only scenarios whose `suite/name` contains this.
+    pub filter: Option<String>,
+    /// First seed; run `k` of a scenario uses `seed + k`.
+    pub seed: u64,
+    /// Runs per scenario (`None`: each scenario's default).
+    pub repeat: Option<u32>,
+    /// Storage backend.
+    pub storage: StorageKind,
+    /// Network.
+    pub transport: TransportKind,
+    /// Write JUnit XML here.
+    pub junit: Option<PathBuf>,
+    /// Write a Mermaid diagram of the first failing run (or of the last run) here.
+    pub trace: Option<PathBuf>,
+    /// Print nothing but failures and the summary.
+    pub quiet: bool,
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        RunOptions {
+            suites: Vec::new(),
+            filter: None,
+            seed: 1,
+            repeat: None,
+            storage: StorageKind::Memory,
+            transport: TransportKind::Turmoil,
+            junit: None,
+            trace: None,
+            quiet: false,
+        }
+    }
+}
+
+/// Totals of a run.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Summary {
+    /// Runs that passed.
+    pub passed: u32,
+    /// Runs that failed.
+    pub failed: u32,
+    /// Names and seeds of the failed runs.
+    pub failures: Vec<(String, u64)>,
+}
+
+/// The scenarios `options` select.
+pub fn select(options: &RunOptions) -> Vec<Scenario> {
+    crate::scenarios::all()
+        .into_iter()
+        .filter(|s| {
+            options.suites.is_empty() || options.suites.iter().any(|x| x == s.suite || x == "all")
+        })
+        .filter(|s| {
+            options
+                .filter
+                .as_deref()
+                .is_none_or(|f| s.full_name().contains(f))
+        })
+        .collect()
+}
+
+/// The command that replays one run.
+pub fn replay_command(s: &Scenario, seed: u64, options: &RunOptions) -> String {
+    format!(
+        "cargo run -p paxos-harness -- run --suite {} --filter {} --seed {seed} --repeat 1 --storage {} --transport {}",
+        s.suite,
+        s.full_name(),
+        options.storage,
+        options.transport
+    )
+}
+
+/// Run one scenario once with `seed`: the body's verdict, then the invariants.
+pub fn run_once(
+    s: &Scenario,
+    seed: u64,
+    options: &RunOptions,
+    trace: bool,
+) -> (Result<(), Failure>, cluster::RunResult) {
+    let env = Env {
+        seed,
+        storage: options.storage,
+        transport: options.transport,
+        trace,
+    };
+    let mut spec = (s.spec)();
+    if options.transport == TransportKind::Tcp {
+        // Real time: a looser limit, since nothing is simulated.
+        spec.time_limit = spec.time_limit.min(Duration::from_secs(60));
+    }
+    let body = s.body;
+    let run = cluster::run(spec, &env, Box::new(move |c| body(c)));
+    let violations = run.observer.violations();
+    let verdict = match (&run.result, violations.is_empty()) {
+        (Ok(()), true) => Ok(()),
+        (Err(e), true) => Err(Failure(e.0.clone())),
+        (r, false) => {
+            let mut msg = String::new();
+            if let Err(e) = r {
+                msg.push_str(&format!("{e}; "));
+            }
+            let list: Vec<String> = violations.iter().map(|v| v.to_string()).collect();
+            msg.push_str(&format!("invariant violated: {}", list.join("; ")));
+            Err(Failure(msg))
+        }
+    };
+    (verdict, run)
+}
+
+/// Run everything `options` select, printing as it goes.
+pub fn run(options: &RunOptions) -> Summary {
+    let mut summary = Summary::default();
+    let mut junit = JunitReport::default();
+    let mut trace_written = false;
+    let scenarios = select(options);
+    let total: u32 = scenarios
+        .iter()
+        .map(|s| options.repeat.unwrap_or(s.runs))
+        .sum();
+    let mut done = 0u32;
+    for s in &scenarios {
+        let runs = options.repeat.unwrap_or(s.runs);
+        for k in 0..runs {
+            let seed = options.seed.wrapping_add(u64::from(k));
+            if !options.quiet {
+                println!("=== RUN   {} (seed {seed})", s.full_name());
+            }
+            let (verdict, run) = run_once(s, seed, options, options.trace.is_some());
+            let secs = run.elapsed.as_secs_f64();
+            let clock = if options.transport == TransportKind::Turmoil {
+                "simulated"
+            } else {
+                "real"
+            };
+            if !options.quiet {
+                for line in &run.said {
+                    println!("    {line}");
+                }
+            }
+            done += 1;
+            match &verdict {
+                Ok(()) => {
+                    summary.passed += 1;
+                    if !options.quiet {
+                        println!("--- PASS: {} ({secs:.3}s {clock})", s.full_name());
+                    }
+                }
+                Err(e) => {
+                    summary.failed += 1;
+                    summary.failures.push((s.full_name(), seed));
+                    println!("--- FAIL: {} ({secs:.3}s {clock})", s.full_name());
+                    println!("    {e}");
+                    println!("    seed: {seed}");
+                    println!("    replay: {}", replay_command(s, seed, options));
+                }
+            }
+            if let Some(path) = &options.trace
+                && !trace_written
+                && (verdict.is_err() || done == total)
+            {
+                let diagram = run.observer.mermaid(&(s.spec)().nodes());
+                match std::fs::write(path, diagram) {
+                    Ok(()) => println!("    trace: {}", path.display()),
+                    Err(e) => println!("    trace not written to {}: {e}", path.display()),
+                }
+                trace_written = verdict.is_err();
+            }
+            junit.cases.push(CaseReport {
+                suite: s.suite.to_string(),
+                name: format!("{} seed {seed}", s.name),
+                seconds: secs,
+                failure: verdict
+                    .err()
+                    .map(|e| format!("{e}\nreplay: {}", replay_command(s, seed, options))),
+            });
+            if options.quiet && total >= 100 && done.is_multiple_of(100) {
+                println!("... {done}/{total} runs, {} failed", summary.failed);
+            }
+        }
+    }
+    if let Some(path) = &options.junit
+        && let Err(e) = std::fs::write(path, junit.to_xml())
+    {
+        println!("junit report not written to {}: {e}", path.display());
+    }
+    summary
+}

@@ -1,0 +1,427 @@
+//! The Elixir coursework log (`001_57610da62e63f199.txt`), condensed in `001-scenarios.md`
+//! into 13 kinds E1-E13; plus the `{:abort}` and `{:timeout}` answers of its `propose` API.
+//!
+//! Every scenario runs an elected-leader cluster (`p1 is leader`: the lowest live id leads),
+//! proposes values from 201-210 in instance 1 (and 2), crashes what the log crashes, and ends
+//! with the log's pass rule: every survivor decides, all decide the same value, and it is one
+//! of the proposed values. Clients that get `Aborted` (not the leader) retry, as the log's
+//! spares re-propose until they see the decision.
+
+use super::common::{
+    PROPOSE_TIMEOUT, all_survivors_agree, elixir_values, jitter, propose_until_decided, rng,
+    until_chosen,
+};
+use super::{BodyFuture, Scenario};
+use crate::cluster::{Cluster, ClusterSpec, Failure};
+use crate::ensure;
+use crate::invariants::Val;
+use paxos_core::{InstanceId, LearnerStrategy, NodeId, Outcome};
+use std::time::Duration;
+
+const I1: InstanceId = InstanceId(1);
+const I2: InstanceId = InstanceId(2);
+/// The log repeats each test; so do we.
+const RUNS: u32 = 10;
+
+fn n(id: u64) -> NodeId {
+    NodeId(id)
+}
+
+fn elected(nodes: u64) -> ClusterSpec {
+    ClusterSpec::symmetric(nodes).elected()
+}
+
+fn scenario(
+    name: &'static str,
+    about: &'static str,
+    spec: fn() -> ClusterSpec,
+    body: fn(Cluster) -> BodyFuture,
+) -> Scenario {
+    Scenario::new("elixir", RUNS, name, about, spec, body)
+}
+
+/// The Elixir suite.
+pub fn scenarios() -> Vec<Scenario> {
+    vec![
+        scenario(
+            "simple",
+            "E1: 3 nodes, one proposer, instance 1",
+            || elected(3),
+            |c| Box::pin(simple(c)),
+        ),
+        scenario(
+            "simple-5",
+            "E4: 5 nodes, one proposer",
+            || elected(5),
+            |c| Box::pin(simple(c)),
+        ),
+        scenario(
+            "simple_2",
+            "E2: 3 nodes, two proposers on instance 1",
+            || elected(3),
+            |c| Box::pin(simple_2(c)),
+        ),
+        scenario(
+            "simple_3",
+            "E3: 3 nodes, instances 1 and 2 at once",
+            || elected(3),
+            |c| Box::pin(simple_3(c)),
+        ),
+        scenario(
+            "many_1",
+            "E5: 5 nodes all propose on instance 2",
+            || elected(5),
+            |c| Box::pin(many_1(c)),
+        ),
+        scenario(
+            "many_2",
+            "E6: 5 nodes propose 10 times each, 1-10 ms apart",
+            || elected(5),
+            |c| Box::pin(many_2(c)),
+        ),
+        scenario(
+            "non_leader_crash",
+            "E7: 3 nodes, a follower crashed, 2 survive",
+            || elected(3),
+            |c| Box::pin(non_leader_crash(c)),
+        ),
+        scenario(
+            "minority_non_leader_crash",
+            "E8: 5 nodes, two followers crashed, 3 survive",
+            || elected(5),
+            |c| Box::pin(minority_non_leader_crash(c)),
+        ),
+        scenario(
+            "leader_crash_simple",
+            "E9: 5 nodes, leader killed before decision, second proposer retries, 4 survive",
+            || elected(5),
+            |c| Box::pin(leader_crash(c, 5, &[1], &[], &[2])),
+        ),
+        scenario(
+            "leader_crash_simple_2",
+            "E10: 7 nodes, leader and 2 followers killed, 4 survive",
+            || elected(7),
+            |c| Box::pin(leader_crash(c, 7, &[1], &[6, 7], &[2])),
+        ),
+        scenario(
+            "leader_crash_complex",
+            "E11: 11 nodes, 2 leaders and 3 followers die, 6 survive",
+            || elected(11),
+            |c| Box::pin(leader_crash(c, 11, &[1, 2], &[9, 10, 11], &[3])),
+        ),
+        scenario(
+            "leader_crash_complex_2",
+            "E12: as E11 with suspend/resume pauses; 6 spares re-propose until decided",
+            || elected(11),
+            |c| Box::pin(leader_crash_complex_2(c)),
+        ),
+        scenario(
+            "kill_before_decision",
+            "E13: 5 nodes, leader dies after its phase-2 quorum; the next leader decides that value",
+            || elected(5).learner_strategy(LearnerStrategy::Distinguished([n(1)].into())),
+            |c| Box::pin(kill_before_decision(c)),
+        ),
+        scenario(
+            "abort",
+            "propose on a follower answers {:abort}",
+            || elected(3),
+            |c| Box::pin(abort(c)),
+        ),
+        scenario(
+            "timeout",
+            "majority down: {:timeout}, then decided once it returns",
+            || elected(5),
+            |c| Box::pin(timeout(c)),
+        ),
+    ]
+}
+
+/// E1, E4: p1 proposes; everyone decides exactly that value.
+async fn simple(c: Cluster) -> Result<(), Failure> {
+    let v = elixir_values(&mut rng(&c), 1)[0];
+    let got = propose_until_decided(&c, n(1), I1, v).await?;
+    ensure!(got == Some(v), "p1 proposed {v} and got {got:?}");
+    let decided = all_survivors_agree(&c, &[I1]).await?;
+    ensure!(
+        decided[&I1] == v,
+        "decided {}, proposed only {v}",
+        decided[&I1]
+    );
+    Ok(())
+}
+
+/// E2: two proposers on different nodes, same instance.
+async fn simple_2(c: Cluster) -> Result<(), Failure> {
+    let mut r = rng(&c);
+    let vs = elixir_values(&mut r, 2);
+    let (a, b) = futures::join!(
+        propose_until_decided(&c, n(1), I1, vs[0]),
+        propose_until_decided(&c, n(2), I1, vs[1])
+    );
+    let (a, b) = (a?, b?);
+    ensure!(
+        a == b,
+        "the two proposers saw different decisions: {a:?} and {b:?}"
+    );
+    all_survivors_agree(&c, &[I1]).await.map(|_| ())
+}
+
+/// E3: instances 1 and 2 at once, one proposer each: each decided with its own value.
+async fn simple_3(c: Cluster) -> Result<(), Failure> {
+    let vs = elixir_values(&mut rng(&c), 2);
+    let (a, b) = futures::join!(
+        propose_until_decided(&c, n(1), I1, vs[0]),
+        propose_until_decided(&c, n(2), I2, vs[1])
+    );
+    let (a, b) = (a?, b?);
+    let decided = all_survivors_agree(&c, &[I1, I2]).await?;
+    ensure!(
+        decided[&I1] == vs[0] && decided[&I2] == vs[1],
+        "instances decided {decided:?}, proposed {vs:?}"
+    );
+    ensure!(
+        a == Some(vs[0]) && b == Some(vs[1]),
+        "clients saw {a:?} and {b:?}"
+    );
+    Ok(())
+}
+
+/// E5: all five propose on instance 2 (not the first instance) at once.
+async fn many_1(c: Cluster) -> Result<(), Failure> {
+    let vs = elixir_values(&mut rng(&c), 5);
+    let clients = (1..=5).map(|i| propose_until_decided(&c, n(i), I2, vs[i as usize - 1]));
+    let got: Result<Vec<_>, _> = futures::future::join_all(clients)
+        .await
+        .into_iter()
+        .collect();
+    let got = got?;
+    ensure!(
+        got.windows(2).all(|w| w[0] == w[1]),
+        "clients saw different decisions: {got:?}"
+    );
+    all_survivors_agree(&c, &[I2]).await.map(|_| ())
+}
+
+/// E6: all five propose 10 times each on instance 1, 1-10 ms apart; every answer after the
+/// decision is the decided value.
+async fn many_2(c: Cluster) -> Result<(), Failure> {
+    let mut r = rng(&c);
+    let mut plans = Vec::new();
+    for i in 1..=5u64 {
+        let plan: Vec<(Duration, u64)> = (0..10)
+            .map(|_| (jitter(&mut r, 10), elixir_values(&mut r, 1)[0]))
+            .collect();
+        plans.push((n(i), plan));
+    }
+    let clients = plans.into_iter().map(|(node, plan)| {
+        let c = c.clone();
+        async move {
+            let mut answers = Vec::new();
+            for (pause, v) in plan {
+                c.sleep(pause).await;
+                match c.propose_at(node, I1, v, PROPOSE_TIMEOUT).await? {
+                    Outcome::Decided(d) => answers.push(d),
+                    Outcome::Aborted | Outcome::TimedOut => {}
+                }
+            }
+            Ok::<_, Failure>(answers)
+        }
+    });
+    let mut answers = Vec::new();
+    for r in futures::future::join_all(clients).await {
+        answers.extend(r?);
+    }
+    let decided = all_survivors_agree(&c, &[I1]).await?;
+    ensure!(
+        answers.iter().all(|a| *a == decided[&I1]),
+        "answers {answers:?} differ from the decision {decided:?}"
+    );
+    Ok(())
+}
+
+/// E7: a non-proposing follower is crashed first; the other two decide.
+async fn non_leader_crash(c: Cluster) -> Result<(), Failure> {
+    c.crash(n(3)).await?;
+    simple(c).await
+}
+
+/// E8: two followers crashed (the largest minority of 5).
+async fn minority_non_leader_crash(c: Cluster) -> Result<(), Failure> {
+    c.crash(n(4)).await?;
+    c.crash(n(5)).await?;
+    simple(c).await
+}
+
+/// E9-E11: `leaders` propose and are killed one after another (each shortly after proposing,
+/// before its decision can spread), `followers` are killed too, `spares` keep proposing until
+/// they see a decision. All `nodes - killed` survivors must agree.
+async fn leader_crash(
+    c: Cluster,
+    nodes: u64,
+    leaders: &[u64],
+    followers: &[u64],
+    spares: &[u64],
+) -> Result<(), Failure> {
+    let mut r = rng(&c);
+    let vs = elixir_values(&mut r, leaders.len() + spares.len());
+    let killer = {
+        let c = c.clone();
+        let leaders = leaders.to_vec();
+        let followers = followers.to_vec();
+        let mut r = rng(&c);
+        let vs = vs.clone();
+        async move {
+            for (k, &l) in leaders.iter().enumerate() {
+                // Propose through the (current) leader, then kill it 0-3 ms later.
+                let c2 = c.clone();
+                let v = vs[k];
+                let propose = async move {
+                    let _ = c2.propose_at(n(l), I1, v, PROPOSE_TIMEOUT).await;
+                };
+                let kill = async {
+                    c.sleep(jitter(&mut r, 3)).await;
+                    c.crash(n(l)).await
+                };
+                let ((), killed) = futures::join!(propose, kill);
+                killed?;
+            }
+            for &f in &followers {
+                c.crash(n(f)).await?;
+            }
+            Ok::<(), Failure>(())
+        }
+    };
+    let spare_clients = spares.iter().enumerate().map(|(k, &s)| {
+        let c = c.clone();
+        let v = vs[leaders.len() + k];
+        async move { propose_until_decided(&c, n(s), I1, v).await }
+    });
+    let (killed, spares_got) = futures::join!(killer, futures::future::join_all(spare_clients));
+    killed?;
+    for got in spares_got {
+        ensure!(got?.is_some(), "a spare was crashed");
+    }
+    let survivors = c.live();
+    ensure!(
+        survivors.len() as u64 == nodes - (leaders.len() + followers.len()) as u64,
+        "expected {} survivors, have {survivors:?}",
+        nodes - (leaders.len() + followers.len()) as u64
+    );
+    all_survivors_agree(&c, &[I1]).await.map(|_| ())
+}
+
+/// E12: as E11, while spares are also suspended and resumed (cut off from everyone for a few
+/// ms, like a paused BEAM process); the six spares each keep re-proposing.
+async fn leader_crash_complex_2(c: Cluster) -> Result<(), Failure> {
+    let mut r = rng(&c);
+    let spares: Vec<u64> = (3..=8).collect();
+    let all: Vec<NodeId> = c.spec().nodes();
+    let pauses = {
+        let c = c.clone();
+        let plan: Vec<(u64, Duration, Duration)> = (0..4)
+            .map(|k| {
+                (
+                    spares[k % spares.len()],
+                    jitter(&mut r, 30),
+                    jitter(&mut r, 60),
+                )
+            })
+            .collect();
+        let all = all.clone();
+        async move {
+            for (node, before, pause) in plan {
+                c.sleep(before).await;
+                c.say(format!("suspend p{node} for {pause:?}"));
+                c.faults().isolate(n(node), all.iter().copied());
+                c.sleep(pause).await;
+                for &o in &all {
+                    c.faults().repair(n(node), o);
+                }
+            }
+            Ok::<(), Failure>(())
+        }
+    };
+    let (crashes, paused) = futures::join!(
+        leader_crash(c.clone(), 11, &[1, 2], &[9, 10, 11], &[3, 4, 5, 6, 7, 8]),
+        pauses
+    );
+    paused?;
+    crashes
+}
+
+/// E13: the leader's phase 2 reaches a majority, then it dies before anyone learns the
+/// decision (only it is the distinguished learner, and the Accepted replies to it are lost). The
+/// next leader's phase 1 finds the value in the promises and must decide exactly it.
+async fn kill_before_decision(c: Cluster) -> Result<(), Failure> {
+    let vs = elixir_values(&mut rng(&c), 2);
+    for o in 2..=5 {
+        c.faults().drop_kind(n(o), n(1), "accepted");
+    }
+    c.say("p1 - Leader has action to die before decision".to_string());
+    let leader = c.clone();
+    let first = vs[0];
+    let proposal = async move {
+        let _ = leader.propose_at(n(1), I1, first, PROPOSE_TIMEOUT).await;
+    };
+    let kill = async {
+        let chosen = until_chosen(&c, I1).await?;
+        c.crash(n(1)).await?;
+        c.faults().heal();
+        Ok::<Val, Failure>(chosen)
+    };
+    let ((), chosen) = futures::join!(proposal, kill);
+    let chosen = chosen?;
+    ensure!(
+        chosen == vs[0],
+        "chosen {chosen}, the leader proposed {}",
+        vs[0]
+    );
+    let got = propose_until_decided(&c, n(2), I1, vs[1]).await?;
+    ensure!(
+        got == Some(vs[0]),
+        "the next leader decided {got:?}, but {} was chosen",
+        vs[0]
+    );
+    let decided = all_survivors_agree(&c, &[I1]).await?;
+    ensure!(decided[&I1] == vs[0], "survivors decided {decided:?}");
+    Ok(())
+}
+
+/// `{:abort}`: a follower does not run phase 1; the caller retries on the leader.
+async fn abort(c: Cluster) -> Result<(), Failure> {
+    let v = elixir_values(&mut rng(&c), 1)[0];
+    let got = c.propose_at(n(3), I1, v, PROPOSE_TIMEOUT).await?;
+    ensure!(
+        got == Outcome::Aborted,
+        "a follower answered {got:?}, expected Aborted"
+    );
+    let leader = c.leader().await?.unwrap_or(n(1));
+    ensure!(leader == n(1), "leader is {leader}, expected n1");
+    let got = propose_until_decided(&c, leader, I1, v).await?;
+    ensure!(got == Some(v), "leader decided {got:?}");
+    all_survivors_agree(&c, &[I1]).await.map(|_| ())
+}
+
+/// `{:timeout}`: with a majority down nothing can be decided; after they return it is.
+async fn timeout(c: Cluster) -> Result<(), Failure> {
+    let v = elixir_values(&mut rng(&c), 1)[0];
+    for i in 3..=5 {
+        c.crash(n(i)).await?;
+    }
+    let got = c
+        .propose_at(n(1), I1, v, Duration::from_millis(300))
+        .await?;
+    ensure!(
+        got == Outcome::TimedOut,
+        "with a majority down got {got:?}, expected TimedOut"
+    );
+    for i in 3..=5 {
+        c.restart(n(i)).await?;
+    }
+    let got = propose_until_decided(&c, n(1), I1, v).await?;
+    ensure!(
+        got == Some(v),
+        "after recovery decided {got:?}, expected {v}"
+    );
+    all_survivors_agree(&c, &[I1]).await.map(|_| ())
+}

@@ -1,0 +1,130 @@
+//! The Go test log (`000_48e927d028b9bfb6.txt`): 1 or 3 proposers, 3 acceptors, 2 learners.
+
+use super::Scenario;
+use crate::cluster::{Cluster, ClusterSpec, Failure};
+use crate::ensure;
+use paxos_core::{InstanceId, NodeId};
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+const ACCEPTORS: u64 = 3;
+const LEARNERS: u64 = 2;
+const WAIT: Duration = Duration::from_secs(10);
+
+/// The Go suite.
+pub fn scenarios() -> Vec<Scenario> {
+    vec![
+        Scenario {
+            suite: "go",
+            name: "basic",
+            about: "TestBasicPaxos: 1 proposer proposes 100; every learner learns 100",
+            runs: 1,
+            spec: || ClusterSpec::roles(1, ACCEPTORS, LEARNERS),
+            body: |c| Box::pin(basic(c)),
+        },
+        Scenario {
+            suite: "go",
+            name: "single-proposer",
+            about: "TestSingleProposer: 100, 200, 300 one after another; each decided as proposed",
+            runs: 1,
+            spec: || ClusterSpec::roles(1, ACCEPTORS, LEARNERS),
+            body: |c| Box::pin(single_proposer(c)),
+        },
+        Scenario {
+            suite: "go",
+            name: "many-proposers",
+            about: "TestManyProposer: 3 proposers race on each instance; all agree on one proposed value",
+            runs: 1,
+            spec: || ClusterSpec::roles(3, ACCEPTORS, LEARNERS),
+            body: |c| Box::pin(many_proposers(c, 0.0)),
+        },
+        Scenario {
+            suite: "go",
+            name: "unreliable",
+            about: "TestManyProposerUnreliable: the same with ~30% of proposer-acceptor messages lost",
+            runs: 1,
+            spec: || ClusterSpec::roles(3, ACCEPTORS, LEARNERS),
+            body: |c| Box::pin(many_proposers(c, 0.3)),
+        },
+    ]
+}
+
+fn learners(c: &Cluster) -> Vec<NodeId> {
+    c.spec().learners()
+}
+
+async fn basic(c: Cluster) -> Result<(), Failure> {
+    let (instance, value) = c.propose(NodeId(1), 100).await?;
+    ensure!(value == 100, "proposer got {value}, expected 100");
+    let learned = c.await_decided(&learners(&c), instance, WAIT).await?;
+    ensure!(learned == 100, "learners learned {learned}, expected 100");
+    Ok(())
+}
+
+async fn single_proposer(c: Cluster) -> Result<(), Failure> {
+    for (k, want) in [100, 200, 300].into_iter().enumerate() {
+        let (instance, value) = c.propose(NodeId(1), want).await?;
+        ensure!(
+            instance == InstanceId(k as u64),
+            "proposal {want} went to {instance}, expected i{k}"
+        );
+        ensure!(value == want, "proposal {want} decided {value}");
+        let learned = c.await_decided(&learners(&c), instance, WAIT).await?;
+        ensure!(
+            learned == want,
+            "learners learned {learned} in {instance}, expected {want}"
+        );
+        c.say(format!(
+            "[proposer:1] {instance} reach consensus Value: {value}"
+        ));
+    }
+    Ok(())
+}
+
+/// Three rounds; in round k every proposer i proposes `100k + 10i` in instance k-1, concurrently.
+async fn many_proposers(c: Cluster, loss: f64) -> Result<(), Failure> {
+    let proposers = [NodeId(1), NodeId(2), NodeId(3)];
+    if loss > 0.0 {
+        for &p in &proposers {
+            for a in c.spec().acceptors() {
+                c.faults().set_loss(p, a, loss);
+                c.faults().set_loss(a, p, loss);
+            }
+        }
+    }
+    for k in 1..=3u64 {
+        let instance = InstanceId(k - 1);
+        let values: Vec<u64> = proposers.iter().map(|p| 100 * k + 10 * p.0).collect();
+        let mut tasks = Vec::new();
+        for (&p, &v) in proposers.iter().zip(&values) {
+            let c = c.clone();
+            tasks.push(async move { (p, c.propose_at(p, instance, v, WAIT).await) });
+        }
+        let mut got = BTreeSet::new();
+        for (p, r) in futures::future::join_all(tasks).await {
+            match r? {
+                paxos_core::Outcome::Decided(v) => {
+                    got.insert(v);
+                    let ballot = c.node(p).await?.status().await?.ballot;
+                    c.say(format!(
+                        "[proposer:{}] {ballot} reach consensus Value: {v}",
+                        p.0
+                    ));
+                }
+                other => return Err(Failure(format!("{p} got {other:?} in {instance}"))),
+            }
+        }
+        ensure!(got.len() == 1, "proposers disagree in {instance}: {got:?}");
+        let chosen = got.into_iter().next().unwrap_or_default();
+        ensure!(
+            values.contains(&chosen),
+            "{chosen} was not proposed in {instance} ({values:?})"
+        );
+        let learned = c.await_decided(&learners(&c), instance, WAIT).await?;
+        ensure!(
+            learned == chosen,
+            "learners learned {learned}, proposers {chosen}"
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,79 @@
+//! Every scenario of the seed logs, as named, asserted functions.
+//!
+//! | suite | source |
+//! |---|---|
+//! | `go` | `000_48e927d028b9bfb6.txt`: TestBasicPaxos, TestSingleProposer, TestManyProposer, TestManyProposerUnreliable |
+//! | `elixir` | `001_57610da62e63f199.txt` via `001-scenarios.md`: E1-E13 plus abort and timeout |
+//! | `restart` | crash-restart durability: acknowledged decisions survive, ballots are never reused |
+//! | `theory` | `002`-`004`: adopt-highest-accepted, divergent acceptors, restarted proposer, duelling proposers, minority/majority down, learner strategies |
+//!
+//! A scenario body drives a [`Cluster`] and returns `Err` when an expectation fails; the
+//! runner then checks the observer's safety invariants on top.
+
+use crate::cluster::{Cluster, ClusterSpec, Failure};
+use std::future::Future;
+use std::pin::Pin;
+
+pub mod common;
+pub mod elixir;
+pub mod go;
+pub mod restart;
+pub mod theory;
+
+/// A scenario body's future.
+pub type BodyFuture = Pin<Box<dyn Future<Output = Result<(), Failure>>>>;
+
+/// One named scenario.
+#[derive(Clone, Copy)]
+pub struct Scenario {
+    /// Suite it belongs to (`go`, `elixir`, `theory`).
+    pub suite: &'static str,
+    /// Name within the suite.
+    pub name: &'static str,
+    /// One line on what it checks, and where it comes from.
+    pub about: &'static str,
+    /// Seeds run by default (the Elixir log repeats each test; so do we).
+    pub runs: u32,
+    /// The cluster it needs.
+    pub spec: fn() -> ClusterSpec,
+    /// What it does and asserts.
+    pub body: fn(Cluster) -> BodyFuture,
+}
+
+impl Scenario {
+    /// A scenario of `suite`, run `runs` times by default.
+    pub fn new(
+        suite: &'static str,
+        runs: u32,
+        name: &'static str,
+        about: &'static str,
+        spec: fn() -> ClusterSpec,
+        body: fn(Cluster) -> BodyFuture,
+    ) -> Scenario {
+        Scenario {
+            suite,
+            name,
+            about,
+            runs,
+            spec,
+            body,
+        }
+    }
+
+    /// `suite/name`.
+    pub fn full_name(&self) -> String {
+        format!("{}/{}", self.suite, self.name)
+    }
+}
+
+/// Every scenario, in suite order.
+pub fn all() -> Vec<Scenario> {
+    let mut v = go::scenarios();
+    v.extend(elixir::scenarios());
+    v.extend(theory::scenarios());
+    v.extend(restart::scenarios());
+    v
+}
+
+/// The suite names, in order.
+pub const SUITES: [&str; 4] = ["go", "elixir", "theory", "restart"];

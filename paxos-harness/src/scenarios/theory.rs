@@ -1,0 +1,347 @@
+//! The classic pitfalls of seeds 002-004, each built on purpose and asserted.
+
+use super::common::{DECIDE_WITHIN, all_survivors_agree, propose_until_decided, until_chosen};
+use super::{BodyFuture, Scenario};
+use crate::cluster::{Cluster, ClusterSpec, Failure};
+use crate::ensure;
+use crate::invariants::Val;
+use paxos_core::{InstanceId, LearnerStrategy, NodeId, Outcome};
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+const I0: InstanceId = InstanceId(0);
+const RUNS: u32 = 10;
+
+fn n(id: u64) -> NodeId {
+    NodeId(id)
+}
+
+fn scenario(
+    name: &'static str,
+    about: &'static str,
+    spec: fn() -> ClusterSpec,
+    body: fn(Cluster) -> BodyFuture,
+) -> Scenario {
+    Scenario::new("theory", RUNS, name, about, spec, body)
+}
+
+/// The theory suite.
+pub fn scenarios() -> Vec<Scenario> {
+    vec![
+        scenario(
+            "adopt-highest-accepted",
+            "003 Q1: X chosen on a majority, its proposer dies before anyone learns; the next proposal must choose X",
+            || ClusterSpec::roles(2, 3, 1),
+            |c| Box::pin(adopt_highest_accepted(c)),
+        ),
+        scenario(
+            "adopt-minority-accepted",
+            "003 Q1: X accepted by one acceptor only; a later proposer whose quorum includes it must propose X",
+            || ClusterSpec::roles(2, 3, 1),
+            |c| Box::pin(adopt_minority_accepted(c)),
+        ),
+        scenario(
+            "divergent-acceptors",
+            "003 Q3: acceptors hold different accepted values; a third proposer still makes all converge",
+            || ClusterSpec::roles(3, 5, 1),
+            |c| Box::pin(divergent_acceptors(c)),
+        ),
+        scenario(
+            "restarted-proposer",
+            "003 Q4: a proposer restarts with the same id and a new value; its persisted round keeps one value chosen",
+            || ClusterSpec::roles(1, 3, 1),
+            |c| Box::pin(restarted_proposer(c)),
+        ),
+        scenario(
+            "duelling-proposers",
+            "003 Q3: 3 leaderless proposers race on 5 instances; randomized backoff bounds the livelock",
+            || ClusterSpec::symmetric(3),
+            |c| Box::pin(duelling_proposers(c)),
+        ),
+        scenario(
+            "minority-down",
+            "002: with 2 of 5 acceptors down a value is still chosen",
+            || ClusterSpec::symmetric(5),
+            |c| Box::pin(minority_down(c)),
+        ),
+        scenario(
+            "majority-down",
+            "002: with 3 of 5 down a proposal times out cleanly, and is decided once they return",
+            || ClusterSpec::symmetric(5),
+            |c| Box::pin(majority_down(c)),
+        ),
+        scenario(
+            "learners-all-to-all",
+            "004: every acceptor tells every learner",
+            || learners_spec(LearnerStrategy::AllToAll),
+            |c| Box::pin(learners_learn_everything(c)),
+        ),
+        scenario(
+            "learners-distinguished",
+            "004: one distinguished learner tells the others",
+            || learners_spec(LearnerStrategy::Distinguished([n(5)].into())),
+            |c| Box::pin(learners_learn_everything(c)),
+        ),
+        scenario(
+            "learners-distinguished-set",
+            "004: a set of distinguished learners tells the others",
+            || learners_spec(LearnerStrategy::Distinguished([n(5), n(6)].into())),
+            |c| Box::pin(learners_learn_everything(c)),
+        ),
+    ]
+}
+
+/// Cut every `Accepted` from the acceptors to everyone: nobody can learn.
+fn silence_accepted(c: &Cluster) {
+    for a in c.spec().acceptors() {
+        for o in c.spec().nodes() {
+            c.faults().drop_kind(a, o, "accepted");
+        }
+    }
+}
+
+/// Start `node`'s proposal of `value` in the background of `until`; the proposal itself may
+/// never answer (its node is crashed by `until`).
+async fn propose_while<F: std::future::Future<Output = Result<(), Failure>>>(
+    c: &Cluster,
+    node: NodeId,
+    value: Val,
+    until: F,
+) -> Result<(), Failure> {
+    let proposal = async {
+        let _ = c.propose_at(node, I0, value, DECIDE_WITHIN).await;
+    };
+    let ((), r) = futures::join!(proposal, until);
+    r
+}
+
+/// Wait until `acceptor` has durably accepted `value` in `I0`.
+async fn until_accepted_by(c: &Cluster, acceptor: NodeId, value: Val) -> Result<(), Failure> {
+    for _ in 0..DECIDE_WITHIN.as_millis() {
+        if c.observer()
+            .accepted_in(I0)
+            .iter()
+            .any(|(a, _, v)| *a == acceptor && *v == value)
+        {
+            return Ok(());
+        }
+        c.sleep(Duration::from_millis(1)).await;
+    }
+    Err(Failure(format!("{acceptor} never accepted {value}")))
+}
+
+/// Proposers n1, n2; acceptors n3-n5; learner n6.
+async fn adopt_highest_accepted(c: Cluster) -> Result<(), Failure> {
+    let (x, y) = (1001, 2002);
+    silence_accepted(&c);
+    c.faults().drop_kind(n(1), n(5), "accept"); // X reaches n3 and n4 only: a bare majority
+    propose_while(&c, n(1), x, async {
+        let chosen = until_chosen(&c, I0).await?;
+        ensure!(chosen == x, "chosen {chosen}");
+        c.crash(n(1)).await
+    })
+    .await?;
+    c.faults().heal();
+    c.say(format!(
+        "n1 crashed after X={x} was accepted by a majority; n2 proposes Y={y}"
+    ));
+    let got = propose_until_decided(&c, n(2), I0, y).await?;
+    ensure!(
+        got == Some(x),
+        "n2 decided {got:?}; X={x} was already chosen"
+    );
+    let learned = c.await_decided(&[n(6)], I0, DECIDE_WITHIN).await?;
+    ensure!(learned == x, "learner learned {learned}, expected {x}");
+    Ok(())
+}
+
+async fn adopt_minority_accepted(c: Cluster) -> Result<(), Failure> {
+    let (x, y) = (1001, 2002);
+    silence_accepted(&c);
+    c.faults().drop_kind(n(1), n(4), "accept");
+    c.faults().drop_kind(n(1), n(5), "accept"); // X reaches n3 only: a minority
+    propose_while(&c, n(1), x, async {
+        until_accepted_by(&c, n(3), x).await?;
+        c.crash(n(1)).await
+    })
+    .await?;
+    c.faults().heal();
+    c.faults().partition(n(2), n(5)); // n2's quorum is {n3, n4}: it must see X on n3
+    let got = propose_until_decided(&c, n(2), I0, y).await?;
+    ensure!(
+        got == Some(x),
+        "n2 decided {got:?}; its quorum reported X={x} and it must adopt it"
+    );
+    c.faults().heal();
+    let learned = c.await_decided(&[n(6)], I0, DECIDE_WITHIN).await?;
+    ensure!(learned == x, "learner learned {learned}, expected {x}");
+    Ok(())
+}
+
+/// Proposers n1-n3; acceptors n4-n8; learner n9.
+async fn divergent_acceptors(c: Cluster) -> Result<(), Failure> {
+    let (a, b, z) = (1001, 2002, 3003);
+    silence_accepted(&c);
+    for (proposer, keep, value) in [(1, 4, a), (2, 5, b)] {
+        for acc in 4..=8 {
+            if acc != keep {
+                c.faults().drop_kind(n(proposer), n(acc), "accept");
+            }
+        }
+        // n2 must not see A in phase 1 (it would rightly adopt it): keep n4 out of its quorum.
+        if proposer == 2 {
+            c.faults().partition(n(2), n(4));
+        }
+        propose_while(&c, n(proposer), value, async {
+            until_accepted_by(&c, n(keep), value).await?;
+            c.crash(n(proposer)).await
+        })
+        .await?;
+    }
+    let held: BTreeSet<Val> = c
+        .observer()
+        .accepted_in(I0)
+        .into_iter()
+        .map(|(_, _, v)| v)
+        .collect();
+    ensure!(
+        held.len() >= 2,
+        "acceptors should hold different values, hold {held:?}"
+    );
+    c.say(format!("acceptors hold different accepted values {held:?}"));
+    c.faults().heal();
+    let got = propose_until_decided(&c, n(3), I0, z)
+        .await?
+        .unwrap_or_default();
+    ensure!(
+        [a, b, z].contains(&got),
+        "decided {got}, not a proposed value"
+    );
+    let learned = c.await_decided(&[n(9)], I0, DECIDE_WITHIN).await?;
+    ensure!(learned == got, "learner learned {learned}, proposer {got}");
+    Ok(())
+}
+
+/// Proposer n1; acceptors n2-n4; learner n5.
+async fn restarted_proposer(c: Cluster) -> Result<(), Failure> {
+    let (x, y) = (1001, 2002);
+    silence_accepted(&c);
+    propose_while(&c, n(1), x, async {
+        until_chosen(&c, I0).await?;
+        c.crash(n(1)).await
+    })
+    .await?;
+    let before: Vec<_> = c
+        .observer()
+        .accepted_in(I0)
+        .into_iter()
+        .map(|(_, b, _)| b)
+        .collect();
+    c.restart(n(1)).await?;
+    c.faults().heal();
+    c.say(format!(
+        "n1 restarted with the same id and proposes Y={y}; ballots used before: {before:?}"
+    ));
+    let got = propose_until_decided(&c, n(1), I0, y).await?;
+    ensure!(
+        got == Some(x),
+        "the restarted proposer decided {got:?}; X={x} was chosen before its crash"
+    );
+    let ballot = c.node(n(1)).await?.status().await?.ballot;
+    ensure!(
+        before.iter().all(|b| *b < ballot),
+        "restarted proposer reused a ballot: {ballot} vs {before:?}"
+    );
+    let learned = c.await_decided(&[n(5)], I0, DECIDE_WITHIN).await?;
+    ensure!(learned == x, "learner learned {learned}");
+    Ok(())
+}
+
+async fn duelling_proposers(c: Cluster) -> Result<(), Failure> {
+    let nodes = c.spec().nodes();
+    for k in 0..5u64 {
+        let instance = InstanceId(k);
+        let start = tokio::time::Instant::now();
+        let clients = nodes.iter().map(|&p| {
+            let c = c.clone();
+            async move {
+                c.propose_at(p, instance, 100 * (k + 1) + p.0, Duration::from_secs(2))
+                    .await
+            }
+        });
+        let mut got = BTreeSet::new();
+        for r in futures::future::join_all(clients).await {
+            match r? {
+                Outcome::Decided(v) => {
+                    got.insert(v);
+                }
+                other => {
+                    return Err(Failure(format!(
+                        "{instance}: a duelling proposer got {other:?} (livelock?)"
+                    )));
+                }
+            }
+        }
+        ensure!(got.len() == 1, "{instance}: proposers saw {got:?}");
+        c.say(format!(
+            "{instance} decided {got:?} after {:?}",
+            start.elapsed()
+        ));
+    }
+    all_survivors_agree(&c, &(0..5).map(InstanceId).collect::<Vec<_>>())
+        .await
+        .map(|_| ())
+}
+
+async fn minority_down(c: Cluster) -> Result<(), Failure> {
+    c.crash(n(4)).await?;
+    c.crash(n(5)).await?;
+    let got = propose_until_decided(&c, n(1), I0, 7).await?;
+    ensure!(got == Some(7), "decided {got:?}");
+    let decided = all_survivors_agree(&c, &[I0]).await?;
+    ensure!(decided[&I0] == 7, "survivors decided {decided:?}");
+    Ok(())
+}
+
+async fn majority_down(c: Cluster) -> Result<(), Failure> {
+    for i in 3..=5 {
+        c.crash(n(i)).await?;
+    }
+    let got = c
+        .propose_at(n(1), I0, 7, Duration::from_millis(300))
+        .await?;
+    ensure!(got == Outcome::TimedOut, "with a majority down got {got:?}");
+    for i in 3..=5 {
+        c.restart(n(i)).await?;
+    }
+    let got = propose_until_decided(&c, n(1), I0, 7).await?;
+    ensure!(got == Some(7), "after recovery decided {got:?}");
+    let decided = all_survivors_agree(&c, &[I0]).await?;
+    ensure!(decided[&I0] == 7, "decided {decided:?}");
+    Ok(())
+}
+
+/// Proposer n1; acceptors n2-n4; learners n5-n7. Catch-up is off, so only the strategy can
+/// deliver the decisions.
+fn learners_spec(strategy: LearnerStrategy) -> ClusterSpec {
+    ClusterSpec::roles(1, 3, 3)
+        .learner_strategy(strategy)
+        .tune(|cfg| cfg.catch_up_ticks = 0)
+}
+
+async fn learners_learn_everything(c: Cluster) -> Result<(), Failure> {
+    let learners = c.spec().learners();
+    for (k, v) in [11, 22, 33].into_iter().enumerate() {
+        let (instance, got) = c.propose(n(1), v).await?;
+        ensure!(
+            instance == InstanceId(k as u64) && got == v,
+            "proposal {v} gave {got} in {instance}"
+        );
+        let learned = c.await_decided(&learners, instance, DECIDE_WITHIN).await?;
+        ensure!(
+            learned == v,
+            "learners learned {learned} in {instance}, expected {v}"
+        );
+    }
+    Ok(())
+}

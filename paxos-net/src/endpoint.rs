@@ -1,0 +1,231 @@
+//! [`Endpoint`]: the transport core both [`crate::TcpTransport`] and
+//! [`crate::TurmoilTransport`] wrap — per-peer queues, the inbox, the tasks and the counters.
+
+use crate::backoff::{Backoff, derive_seed};
+use crate::codec::{EncodedFrame, Frame};
+use crate::config::NetConfig;
+use crate::error::NetError;
+use crate::handshake::Identity;
+use crate::inbound::Inbound;
+use crate::metrics::{Counters, NetMetrics};
+use crate::network::Network;
+use crate::outbound::{Outbound, Timing};
+use paxos_core::{Message, NodeId, TransportError, Value};
+use rand::rngs::StdRng;
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+/// Seed purpose of the reconnect jitter of each outbound task.
+const SEED_BACKOFF: u64 = 1;
+
+/// A running transport: spawned tasks plus the handles `send` and `recv` use.
+///
+/// Dropping it aborts every task, which closes the listener and every connection.
+pub(crate) struct Endpoint<V> {
+    id: NodeId,
+    max_frame_len: usize,
+    queues: BTreeMap<NodeId, mpsc::Sender<EncodedFrame>>,
+    inbox: mpsc::Receiver<(NodeId, Message<V>)>,
+    counters: Arc<Counters>,
+    stop: CancellationToken,
+    // Behind a mutex only so the endpoint is `Sync`; touched by `shutdown` alone.
+    tasks: Mutex<JoinSet<()>>,
+    closed: bool,
+}
+
+impl<V: Value> Endpoint<V> {
+    /// Start the accept loop on `listener` and one outbound task per peer.
+    ///
+    /// `nonces` draws the handshake challenges. Must be called inside a tokio runtime.
+    pub(crate) fn start<N: Network>(
+        listener: N::Listener,
+        cfg: NetConfig,
+        nonces: StdRng,
+    ) -> Result<Self, NetError> {
+        cfg.validate()?;
+        let counters = Arc::new(Counters::default());
+        let identity = Arc::new(Identity {
+            id: cfg.id,
+            cluster_id: cfg.cluster_id,
+            members: cfg.peers.keys().copied().collect(),
+            secret: cfg.secret.clone(),
+        });
+        let timing = Timing {
+            connect_timeout: cfg.connect_timeout,
+            write_timeout: cfg.write_timeout,
+            keepalive_interval: cfg.keepalive_interval,
+            idle_timeout: cfg.idle_timeout,
+        };
+        let stop = CancellationToken::new();
+        let mut tasks = JoinSet::new();
+
+        let (inbox_tx, inbox) = mpsc::channel(cfg.queue_capacity);
+        let inbound = Arc::new(Inbound {
+            identity: identity.clone(),
+            inbox: inbox_tx,
+            counters: counters.clone(),
+            max_frame_len: cfg.max_frame_len,
+            handshake_timeout: cfg.connect_timeout,
+            write_timeout: cfg.write_timeout,
+            idle_timeout: cfg.idle_timeout,
+            live: Mutex::new(BTreeMap::new()),
+        });
+        tasks.spawn(inbound.accept_loop::<N>(listener, nonces, stop.clone()));
+
+        let mut queues = BTreeMap::new();
+        for (&peer, addr) in &cfg.peers {
+            let (tx, rx) = mpsc::channel(cfg.queue_capacity);
+            queues.insert(peer, tx);
+            let outbound = Outbound {
+                peer,
+                addr: addr.clone(),
+                queue: rx,
+                identity: identity.clone(),
+                timing,
+                backoff: Backoff::new(
+                    cfg.backoff_min,
+                    cfg.backoff_max,
+                    derive_seed(cfg.seed, SEED_BACKOFF, peer.0 ^ cfg.id.0.rotate_left(17)),
+                ),
+                counters: counters.clone(),
+            };
+            let stop = stop.clone();
+            tasks.spawn(async move {
+                tokio::select! {
+                    biased;
+                    () = stop.cancelled() => {}
+                    () = outbound.run::<N, V>() => {}
+                }
+            });
+        }
+        Ok(Endpoint {
+            id: cfg.id,
+            max_frame_len: cfg.max_frame_len,
+            queues,
+            inbox,
+            counters,
+            stop,
+            tasks: Mutex::new(tasks),
+            closed: false,
+        })
+    }
+
+    pub(crate) fn id(&self) -> NodeId {
+        self.id
+    }
+
+    pub(crate) fn metrics(&self) -> NetMetrics {
+        self.counters.snapshot()
+    }
+
+    /// Encode `message` and queue it for `to`, never waiting.
+    pub(crate) fn send(&self, to: NodeId, message: Message<V>) -> Result<(), TransportError> {
+        if self.closed {
+            return Err(TransportError::Closed);
+        }
+        let queue = self
+            .queues
+            .get(&to)
+            .ok_or(TransportError::UnknownPeer(to))?;
+        let frame =
+            EncodedFrame::encode(&Frame::Message(message), self.max_frame_len).map_err(|e| {
+                Counters::bump(&self.counters.dropped);
+                TransportError::Dropped(to, e.to_string())
+            })?;
+        queue.try_send(frame).map_err(|e| match e {
+            mpsc::error::TrySendError::Full(_) => {
+                Counters::bump(&self.counters.dropped);
+                TransportError::Dropped(to, "queue full".into())
+            }
+            mpsc::error::TrySendError::Closed(_) => TransportError::Closed,
+        })
+    }
+
+    /// The next inbound message. Cancel-safe: `mpsc::Receiver::recv` is.
+    pub(crate) async fn recv(&mut self) -> Result<(NodeId, Message<V>), TransportError> {
+        self.inbox.recv().await.ok_or(TransportError::Closed)
+    }
+
+    /// Stop every task and wait until the listener and all connections are closed.
+    pub(crate) async fn shutdown(&mut self) {
+        self.closed = true;
+        self.stop.cancel();
+        self.inbox.close();
+        let mut tasks = std::mem::take(self.tasks.get_mut().unwrap_or_else(|p| p.into_inner()));
+        while tasks.join_next().await.is_some() {}
+    }
+}
+
+impl<V> Drop for Endpoint<V> {
+    fn drop(&mut self) {
+        // The JoinSet aborts its tasks when dropped; cancelling also reaches the connection
+        // tasks of the accept loop.
+        self.stop.cancel();
+    }
+}
+
+/// The methods and the [`paxos_core::Transport`] impl every transport type shares: each is a
+/// struct with `endpoint: Endpoint<V>` and `local_addr: SocketAddr` fields.
+macro_rules! delegate_to_endpoint {
+    ($transport:ident) => {
+        impl<V: paxos_core::Value> $transport<V> {
+            /// The address the listener is bound to.
+            pub fn local_addr(&self) -> std::net::SocketAddr {
+                self.local_addr
+            }
+
+            /// This node's id.
+            pub fn id(&self) -> paxos_core::NodeId {
+                self.endpoint.id()
+            }
+
+            /// The transport's counters.
+            pub fn metrics(&self) -> $crate::NetMetrics {
+                self.endpoint.metrics()
+            }
+
+            /// Messages dropped so far (a queue or the inbox was full, or a message was too
+            /// large to encode).
+            pub fn dropped(&self) -> u64 {
+                self.endpoint.metrics().dropped
+            }
+
+            /// Close the listener and every connection, and wait until they are closed.
+            /// `recv` then drains what had already arrived and returns
+            /// [`paxos_core::TransportError::Closed`].
+            pub async fn shutdown(&mut self) {
+                self.endpoint.shutdown().await;
+            }
+        }
+
+        impl<V> std::fmt::Debug for $transport<V> {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.debug_struct(stringify!($transport))
+                    .field("local_addr", &self.local_addr)
+                    .finish_non_exhaustive()
+            }
+        }
+
+        #[async_trait::async_trait]
+        impl<V: paxos_core::Value> paxos_core::Transport<V> for $transport<V> {
+            async fn send(
+                &self,
+                to: paxos_core::NodeId,
+                message: paxos_core::Message<V>,
+            ) -> Result<(), paxos_core::TransportError> {
+                self.endpoint.send(to, message)
+            }
+
+            async fn recv(
+                &mut self,
+            ) -> Result<(paxos_core::NodeId, paxos_core::Message<V>), paxos_core::TransportError>
+            {
+                self.endpoint.recv().await
+            }
+        }
+    };
+}
+pub(crate) use delegate_to_endpoint;

@@ -1,0 +1,26 @@
+//! paxos-net integration tests, one binary: codec properties, TCP, fuzzing a live listener,
+//! and (feature `turmoil`) simulated networks with partitions and restarts.
+
+mod codec;
+mod fuzz;
+#[cfg(feature = "turmoil")]
+mod sim;
+mod tcp;
+
+use paxos_core::{InstanceId, Message};
+
+/// A message whose value says who sent it and which one it was: `from * 1_000_000 + seq`.
+pub fn tagged(from: u64, seq: u64) -> Message<u64> {
+    Message::Decided {
+        instance: InstanceId(seq),
+        value: from * 1_000_000 + seq,
+    }
+}
+
+/// The sender encoded in a [`tagged`] message.
+pub fn tag_sender(message: &Message<u64>) -> Option<u64> {
+    match message {
+        Message::Decided { value, .. } => Some(value / 1_000_000),
+        _ => None,
+    }
+}

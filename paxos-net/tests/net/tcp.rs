@@ -1,0 +1,284 @@
+//! TcpTransport on loopback: delivery, authenticated senders, reconnects, refusals.
+
+use crate::{tag_sender, tagged};
+use paxos_core::{Message, NodeId, Transport};
+use paxos_net::{NetConfig, TcpTransport};
+use std::collections::BTreeMap;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::time::{Instant, sleep, timeout};
+
+pub const PATIENCE: Duration = Duration::from_secs(15);
+
+/// Timings short enough for tests on loopback.
+pub fn fast(cfg: NetConfig) -> NetConfig {
+    cfg.with_connect_timeout(Duration::from_millis(500))
+        .with_write_timeout(Duration::from_millis(500))
+        .with_keepalive(Duration::from_millis(100), Duration::from_millis(800))
+        .with_backoff(Duration::from_millis(10), Duration::from_millis(200))
+}
+
+/// Bind `n` listeners on port 0, then start nodes 1..=n knowing each other's addresses.
+pub async fn cluster(n: u64, tweak: impl Fn(NetConfig) -> NetConfig) -> Vec<TcpTransport<u64>> {
+    let mut listeners = Vec::new();
+    for _ in 0..n {
+        listeners.push(TcpListener::bind("127.0.0.1:0").await.expect("bind"));
+    }
+    let addrs: BTreeMap<NodeId, String> = listeners
+        .iter()
+        .enumerate()
+        .map(|(i, l)| {
+            (
+                NodeId(i as u64 + 1),
+                l.local_addr().expect("addr").to_string(),
+            )
+        })
+        .collect();
+    listeners
+        .into_iter()
+        .enumerate()
+        .map(|(i, listener)| {
+            let id = NodeId(i as u64 + 1);
+            let peers = addrs
+                .iter()
+                .filter(|(p, _)| **p != id)
+                .map(|(p, a)| (*p, a.clone()))
+                .collect();
+            let cfg = tweak(fast(NetConfig::new(id, peers)).with_seed(i as u64));
+            TcpTransport::with_listener(listener, cfg).expect("start")
+        })
+        .collect()
+}
+
+/// Receive until a message satisfies `want`; panics after [`PATIENCE`].
+pub async fn recv_until(
+    t: &mut TcpTransport<u64>,
+    mut want: impl FnMut(NodeId, &Message<u64>) -> bool,
+) -> (NodeId, Message<u64>) {
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match timeout(left, t.recv()).await {
+            Ok(Ok((from, m))) if want(from, &m) => return (from, m),
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => panic!("{}: recv failed: {e}", t.id()),
+            Err(_) => panic!("{}: no matching message within {PATIENCE:?}", t.id()),
+        }
+    }
+}
+
+/// `from` keeps sending tagged messages to `to` until `to` receives one sent at or after
+/// `first_seq`; returns how long that took.
+async fn keep_sending_until_received(
+    from: &TcpTransport<u64>,
+    to: &mut TcpTransport<u64>,
+    first_seq: u64,
+) -> Duration {
+    let start = Instant::now();
+    let (src, dst) = (from.id(), to.id());
+    let mut seq = first_seq;
+    loop {
+        assert!(
+            start.elapsed() < PATIENCE,
+            "{src} -> {dst}: delivery did not resume"
+        );
+        let _ = from.send(dst, tagged(src.0, seq)).await;
+        seq += 1;
+        if let Ok(Ok((f, m))) = timeout(Duration::from_millis(50), to.recv()).await
+            && f == src
+            && matches!(m, Message::Decided { instance, .. } if instance.0 >= first_seq)
+        {
+            return start.elapsed();
+        }
+    }
+}
+
+#[tokio::test]
+async fn all_pairs_deliver_with_authenticated_senders() {
+    let mut nodes = cluster(3, |c| c).await;
+    for from in &nodes {
+        for to in 1..=3 {
+            if to != from.id().0 {
+                for seq in 0..10 {
+                    from.send(NodeId(to), tagged(from.id().0, seq))
+                        .await
+                        .expect("queued");
+                }
+            }
+        }
+    }
+    for node in &mut nodes {
+        let mut seen = BTreeMap::new();
+        while seen.values().map(|v: &Vec<u64>| v.len()).sum::<usize>() < 20 {
+            let (from, m) = recv_until(node, |_, _| true).await;
+            assert_eq!(
+                tag_sender(&m),
+                Some(from.0),
+                "the sender id is the authenticated one"
+            );
+            assert_ne!(from, node.id());
+            seen.entry(from).or_default().push(match m {
+                Message::Decided { instance, .. } => instance.0,
+                _ => unreachable!(),
+            });
+        }
+        for seqs in seen.values() {
+            // One connection per direction: order is kept.
+            assert_eq!(seqs, &(0..10).collect::<Vec<_>>());
+        }
+        assert_eq!(node.dropped(), 0);
+    }
+}
+
+#[tokio::test]
+async fn unknown_peer_is_an_error_and_local_addr_is_bound() {
+    let nodes = cluster(2, |c| c).await;
+    assert!(nodes[0].local_addr().port() != 0);
+    assert!(matches!(
+        nodes[0].send(NodeId(9), Message::Heartbeat).await,
+        Err(paxos_core::TransportError::UnknownPeer(NodeId(9)))
+    ));
+}
+
+#[tokio::test]
+async fn full_queue_drops_and_counts() {
+    let mut nodes = cluster(2, |c| c.with_queue_capacity(4)).await;
+    let b = nodes.pop().expect("b");
+    let a = nodes.pop().expect("a");
+    drop(b); // nobody listens: the queue fills
+    let mut dropped = 0;
+    for seq in 0..100 {
+        if a.send(NodeId(2), tagged(1, seq)).await.is_err() {
+            dropped += 1;
+        }
+    }
+    assert!(dropped >= 90, "{dropped}");
+    assert_eq!(a.dropped(), dropped);
+}
+
+#[tokio::test]
+async fn peer_restart_reconnects_and_delivery_resumes() {
+    let mut nodes = cluster(2, |c| c).await;
+    let mut b = nodes.pop().expect("b");
+    let mut a = nodes.pop().expect("a");
+    keep_sending_until_received(&a, &mut b, 0).await;
+    keep_sending_until_received(&b, &mut a, 0).await;
+
+    // Restart b on the same address.
+    let addr = b.local_addr();
+    let peers = BTreeMap::from([(NodeId(1), a.local_addr().to_string())]);
+    b.shutdown().await;
+    drop(b);
+    sleep(Duration::from_millis(300)).await;
+    let mut b =
+        TcpTransport::<u64>::bind(&addr.to_string(), fast(NetConfig::new(NodeId(2), peers)))
+            .await
+            .expect("rebind");
+    keep_sending_until_received(&a, &mut b, 1_000).await;
+    keep_sending_until_received(&b, &mut a, 1_000).await;
+    assert!(a.metrics().connects >= 2, "{:?}", a.metrics());
+}
+
+#[tokio::test]
+async fn shutdown_closes_the_listener() {
+    let mut nodes = cluster(1, |c| c).await;
+    let addr = nodes[0].local_addr();
+    nodes[0].shutdown().await;
+    assert!(tokio::net::TcpStream::connect(addr).await.is_err());
+    assert!(matches!(
+        nodes[0].recv().await,
+        Err(paxos_core::TransportError::Closed)
+    ));
+}
+
+/// Start node 1 (cluster 7, members {2}) and a stranger configured by `stranger`; the
+/// stranger must be refused and nothing it sends may arrive.
+async fn assert_refused(
+    stranger: impl FnOnce(String) -> NetConfig,
+    node1: impl FnOnce(NetConfig) -> NetConfig,
+) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr1 = listener.local_addr().expect("addr").to_string();
+    let cfg1 = node1(fast(
+        NetConfig::new(
+            NodeId(1),
+            BTreeMap::from([(NodeId(2), "127.0.0.1:9".to_string())]),
+        )
+        .with_cluster_id(7),
+    ));
+    let mut one = TcpTransport::<u64>::with_listener(listener, cfg1).expect("start");
+    let cfg = stranger(addr1);
+    let other_id = cfg.id;
+    let other = TcpTransport::<u64>::bind("127.0.0.1:0", cfg)
+        .await
+        .expect("start");
+    let start = Instant::now();
+    while one.metrics().refused == 0 {
+        assert!(start.elapsed() < PATIENCE, "never refused");
+        let _ = other.send(NodeId(1), tagged(other_id.0, 0)).await;
+        sleep(Duration::from_millis(20)).await;
+    }
+    assert!(
+        timeout(Duration::from_millis(300), one.recv())
+            .await
+            .is_err(),
+        "a refused peer's message arrived"
+    );
+}
+
+fn stranger(id: u64, cluster: u64) -> impl FnOnce(String) -> NetConfig {
+    move |addr1| {
+        fast(NetConfig::new(
+            NodeId(id),
+            BTreeMap::from([(NodeId(1), addr1)]),
+        ))
+        .with_cluster_id(cluster)
+    }
+}
+
+#[tokio::test]
+async fn wrong_cluster_is_refused() {
+    assert_refused(stranger(2, 8), |c| c).await;
+}
+
+#[tokio::test]
+async fn unknown_node_is_refused() {
+    assert_refused(stranger(3, 7), |c| c).await;
+}
+
+#[tokio::test]
+async fn missing_secret_is_refused() {
+    assert_refused(stranger(2, 7), |c| c.with_secret("s3cret")).await;
+}
+
+#[tokio::test]
+async fn wrong_secret_is_refused() {
+    let s = stranger(2, 7);
+    assert_refused(|a| s(a).with_secret("guess"), |c| c.with_secret("s3cret")).await;
+}
+
+#[tokio::test]
+async fn right_secret_is_accepted() {
+    let mut nodes = cluster(2, |c| c.with_secret("s3cret")).await;
+    let mut b = nodes.pop().expect("b");
+    let a = nodes.pop().expect("a");
+    keep_sending_until_received(&a, &mut b, 0).await;
+    assert_eq!(b.metrics().refused, 0);
+}
+
+#[tokio::test]
+async fn oversize_message_is_dropped_at_send() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let peers = BTreeMap::from([(NodeId(2), "127.0.0.1:9".to_string())]);
+    let cfg = fast(NetConfig::new(NodeId(1), peers)).with_max_frame_len(4096);
+    let net = TcpTransport::<Vec<u8>>::with_listener(listener, cfg).expect("start");
+    let big = Message::Decided {
+        instance: paxos_core::InstanceId(0),
+        value: vec![0u8; 8192],
+    };
+    assert!(matches!(
+        net.send(NodeId(2), big).await,
+        Err(paxos_core::TransportError::Dropped(NodeId(2), _))
+    ));
+    assert_eq!(net.dropped(), 1);
+}

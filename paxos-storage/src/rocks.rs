@@ -1,0 +1,607 @@
+//! [`RocksDbStorage`]: durable state in a RocksDB directory, synced group commit (feature
+//! `rocksdb`).
+//!
+//! # Key layout (format version 1)
+//! One record per field and per instance, in the default column family:
+//!
+//! | key (bytes) | value |
+//! |---|---|
+//! | `meta/format` | the format version, `u32` big-endian (`1`) |
+//! | `acc/promised` | record of the promised [`Ballot`](paxos_core::Ballot) |
+//! | `prop/round` | record of the proposer round (`u64`) |
+//! | `acc/accepted/` ++ instance as `u64` big-endian | record of `(Ballot, V)` |
+//! | `decided/` ++ instance as `u64` big-endian | record of `V` |
+//!
+//! A *record* is one record-version byte (`1`) followed by the value's
+//! [postcard](https://docs.rs/postcard) encoding; every byte must be consumed when decoding.
+//! A new store gets `meta/format` on creation. Opening a store with another format version gives
+//! [`StorageError::Version`]; a missing marker in a non-empty store, a key outside this layout or
+//! an undecodable record gives [`StorageError::Corrupt`] naming the key. Nothing read from disk
+//! can panic or be mistaken for an empty state. The encoding lives in `record.rs`.
+//!
+//! # Writes and group commit
+//! One thread per store (`paxos-rocksdb`) owns the database and a copy of the [`DurableState`].
+//! [`Storage::save`] sends its writes to that thread over a channel and awaits an ack, so it
+//! never blocks the async runtime. The thread takes every request queued at that moment, applies
+//! them in arrival order to the copy with [`DurableState::apply`] (so promises and rounds never go
+//! down, accepted pairs are only replaced at a ballot `>=` theirs, decided values never change),
+//! puts every changed key into **one `WriteBatch` written with `sync = true`**, and only then
+//! acks each request. Concurrent saves therefore share one fsync (group commit); each save is
+//! still all-or-nothing and ordered, because the group is. A save that changes nothing is acked
+//! without writing: its state is already durable.
+//!
+//! If a write fails, every save of that group gets [`StorageError::Backend`] with
+//! [`StorageOp::Write`], and the store refuses further saves ([`StorageError::Unavailable`]): what
+//! reached the disk is unknown, and the node stops anyway (see [`Storage`]'s correctness rule 6).
+//! [`Storage::load`] reads and decodes the whole store from disk again.
+
+use crate::record::{self, Key};
+use async_trait::async_trait;
+use paxos_core::{DurableState, Storage, StorageError, StorageOp, Value, Write};
+use rocksdb::{DB, DBCompressionType, IteratorMode, Options, WriteBatch, WriteOptions};
+use std::collections::BTreeSet;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use std::thread::{self, JoinHandle};
+use tokio::sync::oneshot;
+
+/// At most this many saves share one synced batch (bounds the latency of the first one).
+const MAX_GROUP: usize = 1024;
+
+/// A [`Storage`] in a RocksDB directory. Every acknowledged [`save`](Storage::save) is one synced
+/// `WriteBatch` (shared with concurrent saves); see the [module docs](self) for the key layout.
+///
+/// Dropping it waits for the writer thread to finish its current batch and closes the database,
+/// releasing the directory's lock: the same directory can be opened again right after.
+pub struct RocksDbStorage<V> {
+    /// `None` only while dropping (closing the channel stops the writer thread).
+    requests: Option<mpsc::Sender<Request<V>>>,
+    writer: Option<JoinHandle<()>>,
+    path: PathBuf,
+}
+
+impl<V> fmt::Debug for RocksDbStorage<V> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RocksDbStorage")
+            .field("path", &self.path)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<V: Value> RocksDbStorage<V> {
+    /// Open the store in directory `path`, creating it (and the directory) if missing.
+    ///
+    /// Reads and decodes the whole store before returning, so a damaged store is reported here.
+    /// This blocks the calling thread for the open (milliseconds for a small store); in a
+    /// latency-sensitive async context call it from `tokio::task::spawn_blocking`.
+    ///
+    /// # Errors
+    /// - [`StorageError::Backend`] with [`StorageOp::Open`]: RocksDB could not open the directory
+    ///   (missing permissions, already opened by another store or process...).
+    /// - [`StorageError::Version`]: the directory holds another format version.
+    /// - [`StorageError::Corrupt`]: a record or key cannot be decoded.
+    pub fn open(path: impl AsRef<Path>) -> Result<Self, StorageError> {
+        let mut write_options = WriteOptions::default();
+        write_options.set_sync(true);
+        Self::open_with(path.as_ref(), write_options)
+    }
+
+    fn open_with(path: &Path, write_options: WriteOptions) -> Result<Self, StorageError> {
+        let subject = || path.display().to_string();
+        let mut options = Options::default();
+        options.create_if_missing(true);
+        options.set_compression_type(DBCompressionType::None);
+        options.set_keep_log_file_num(4);
+        let db = DB::open(&options, path).map_err(|e| backend(StorageOp::Open, subject(), e))?;
+        let state = initialize(&db, path)?;
+        let (requests, inbox) = mpsc::channel();
+        let writer = Writer {
+            db,
+            state,
+            write_options,
+            failed: None,
+        };
+        let handle = thread::Builder::new()
+            .name("paxos-rocksdb".into())
+            .spawn(move || writer.run(inbox))
+            .map_err(|e| {
+                backend(
+                    StorageOp::Open,
+                    format!("writer thread for {}", subject()),
+                    e,
+                )
+            })?;
+        Ok(RocksDbStorage {
+            requests: Some(requests),
+            writer: Some(handle),
+            path: path.to_path_buf(),
+        })
+    }
+
+    /// The directory this store lives in.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn send(&self, request: Request<V>) -> Result<(), StorageError> {
+        self.requests
+            .as_ref()
+            .ok_or_else(stopped)?
+            .send(request)
+            .map_err(|_| stopped())
+    }
+}
+
+impl<V> Drop for RocksDbStorage<V> {
+    fn drop(&mut self) {
+        // Closing the channel ends the writer loop; joining it closes the database.
+        drop(self.requests.take());
+        if let Some(writer) = self.writer.take() {
+            // The writer has no panicking paths; if it did panic, there is nothing to add here.
+            let _ = writer.join();
+        }
+    }
+}
+
+#[async_trait]
+impl<V: Value> Storage<V> for RocksDbStorage<V> {
+    async fn load(&self) -> Result<DurableState<V>, StorageError> {
+        let (ack, done) = oneshot::channel();
+        self.send(Request::Load { ack })?;
+        done.await.map_err(|_| stopped())?
+    }
+
+    async fn save(&self, writes: &[Write<V>]) -> Result<(), StorageError> {
+        if writes.is_empty() {
+            return Ok(());
+        }
+        let (ack, done) = oneshot::channel();
+        self.send(Request::Save {
+            writes: writes.to_vec(),
+            ack,
+        })?;
+        done.await.map_err(|_| stopped())?
+    }
+}
+
+type Ack<T> = oneshot::Sender<Result<T, StorageError>>;
+
+enum Request<V> {
+    Save { writes: Vec<Write<V>>, ack: Ack<()> },
+    Load { ack: Ack<DurableState<V>> },
+}
+
+fn backend(
+    op: StorageOp,
+    subject: String,
+    source: impl std::error::Error + Send + Sync + 'static,
+) -> StorageError {
+    StorageError::Backend {
+        op,
+        subject,
+        source: Box::new(source),
+    }
+}
+
+fn stopped() -> StorageError {
+    StorageError::Unavailable("the RocksDB writer thread has stopped".into())
+}
+
+/// Check the format marker (writing it into a brand-new store) and decode the whole store.
+fn initialize<V: Value>(db: &DB, path: &Path) -> Result<DurableState<V>, StorageError> {
+    let format_key = Key::Format.encode();
+    let marker = db
+        .get(&format_key)
+        .map_err(|e| backend(StorageOp::Read, Key::Format.subject(), e))?;
+    if marker.is_none() {
+        let empty = match db.iterator(IteratorMode::Start).next() {
+            None => true,
+            Some(Ok(_)) => false,
+            Some(Err(e)) => return Err(backend(StorageOp::Read, path.display().to_string(), e)),
+        };
+        if !empty {
+            return Err(StorageError::Corrupt {
+                key: Key::Format.to_string(),
+                reason: "missing from a non-empty store".into(),
+            });
+        }
+        let mut options = WriteOptions::default();
+        options.set_sync(true);
+        let mut batch = WriteBatch::default();
+        batch.put(&format_key, record::encode_format());
+        db.write_opt(batch, &options)
+            .map_err(|e| backend(StorageOp::Open, Key::Format.subject(), e))?;
+    }
+    read_state(db)
+}
+
+/// Decode the whole store from disk.
+fn read_state<V: Value>(db: &DB) -> Result<DurableState<V>, StorageError> {
+    match db.get(Key::Format.encode()) {
+        Ok(Some(marker)) => record::check_format(&marker)?,
+        Ok(None) => {
+            return Err(StorageError::Corrupt {
+                key: Key::Format.to_string(),
+                reason: "missing".into(),
+            });
+        }
+        Err(e) => return Err(backend(StorageOp::Read, Key::Format.subject(), e)),
+    }
+    let mut state = DurableState::default();
+    for item in db.iterator(IteratorMode::Start) {
+        let (key, value) = item.map_err(|e| backend(StorageOp::Read, "iteration".into(), e))?;
+        record::decode_into(&mut state, &key, &value)?;
+    }
+    Ok(state)
+}
+
+/// The thread that owns the database.
+struct Writer<V> {
+    db: DB,
+    /// What the disk holds: updated only after a batch was written and synced.
+    state: DurableState<V>,
+    write_options: WriteOptions,
+    /// Set when a write failed; later saves are refused with this reason.
+    failed: Option<String>,
+}
+
+/// Why a group could not be written. Cloneable: every save of the group gets its own error.
+#[derive(Clone)]
+enum GroupError {
+    Encode(String, postcard::Error),
+    Write(String, rocksdb::Error),
+}
+
+impl GroupError {
+    fn to_storage_error(&self) -> StorageError {
+        match self.clone() {
+            GroupError::Encode(subject, e) => backend(StorageOp::Write, subject, e),
+            GroupError::Write(subject, e) => backend(StorageOp::Write, subject, e),
+        }
+    }
+}
+
+impl<V: Value> Writer<V> {
+    fn run(mut self, inbox: mpsc::Receiver<Request<V>>) {
+        let mut group: Vec<(Vec<Write<V>>, Ack<()>)> = Vec::new();
+        // Block for the first request, then take whatever else is already queued: requests that
+        // arrived during the previous fsync share the next one.
+        while let Ok(first) = inbox.recv() {
+            let mut next = Some(first);
+            while let Some(request) = next {
+                match request {
+                    Request::Save { writes, ack } => group.push((writes, ack)),
+                    Request::Load { ack } => {
+                        // Saves queued before the load are written (and acked) first.
+                        self.commit(&mut group);
+                        let _ = ack.send(read_state(&self.db));
+                    }
+                }
+                if group.len() >= MAX_GROUP {
+                    self.commit(&mut group);
+                }
+                next = inbox.try_recv().ok();
+            }
+            self.commit(&mut group);
+        }
+    }
+
+    /// Write every save of `group` in one synced batch, then ack each (a dropped receiver only
+    /// means its caller stopped waiting).
+    fn commit(&mut self, group: &mut Vec<(Vec<Write<V>>, Ack<()>)>) {
+        if group.is_empty() {
+            return;
+        }
+        if let Some(reason) = &self.failed {
+            for (_, ack) in group.drain(..) {
+                let _ = ack.send(Err(StorageError::Unavailable(format!(
+                    "an earlier write failed: {reason}"
+                ))));
+            }
+            return;
+        }
+        match self.write_group(group.iter().flat_map(|(w, _)| w)) {
+            Ok(()) => {
+                for (_, ack) in group.drain(..) {
+                    let _ = ack.send(Ok(()));
+                }
+            }
+            Err(e) => {
+                // After a failed database write the disk state is unknown: refuse later saves.
+                // An encoding failure wrote nothing, so the store stays usable.
+                if let GroupError::Write(..) = e {
+                    self.failed = Some(e.to_storage_error().to_string());
+                }
+                for (_, ack) in group.drain(..) {
+                    let _ = ack.send(Err(e.to_storage_error()));
+                }
+            }
+        }
+    }
+
+    /// Apply `writes` (in order) and make the keys they change durable in one synced batch.
+    fn write_group<'w>(
+        &mut self,
+        writes: impl Iterator<Item = &'w Write<V>>,
+    ) -> Result<(), GroupError> {
+        // 1. A scratch state holding the current values of every touched key, updated with the
+        //    shared definition of "apply".
+        let mut scratch = DurableState {
+            promised: self.state.promised,
+            proposer_round: self.state.proposer_round,
+            ..DurableState::default()
+        };
+        let mut touched = BTreeSet::new();
+        for w in writes {
+            let key = match w {
+                Write::Promise(_) => Key::Promised,
+                Write::ProposerRound(_) => Key::ProposerRound,
+                Write::Accept { instance, .. } => {
+                    if let Some(pair) = self.state.accepted.get(instance) {
+                        scratch
+                            .accepted
+                            .entry(*instance)
+                            .or_insert_with(|| pair.clone());
+                    }
+                    Key::Accepted(*instance)
+                }
+                Write::Decided { instance, .. } => {
+                    if let Some(v) = self.state.decided.get(instance) {
+                        scratch
+                            .decided
+                            .entry(*instance)
+                            .or_insert_with(|| v.clone());
+                    }
+                    Key::Decided(*instance)
+                }
+            };
+            touched.insert(key);
+            scratch.apply(w);
+        }
+        // 2. Only keys whose value changed go to disk.
+        touched.retain(|&key| self.changed(&scratch, key));
+        if touched.is_empty() {
+            return Ok(());
+        }
+        let mut batch = WriteBatch::default();
+        for &key in &touched {
+            let encoded = record::encode_field(&scratch, key)
+                .map_err(|e| GroupError::Encode(key.subject(), e))?;
+            if let Some(bytes) = encoded {
+                batch.put(key.encode(), bytes);
+            }
+        }
+        // 3. One synced write for the whole group.
+        self.db
+            .write_opt(batch, &self.write_options)
+            .map_err(|e| GroupError::Write(describe(&touched), e))?;
+        // 4. Durable: the copy may now reflect it.
+        for key in touched {
+            match key {
+                Key::Format => {}
+                Key::Promised => self.state.promised = scratch.promised,
+                Key::ProposerRound => self.state.proposer_round = scratch.proposer_round,
+                Key::Accepted(i) => {
+                    if let Some(pair) = scratch.accepted.remove(&i) {
+                        self.state.accepted.insert(i, pair);
+                    }
+                }
+                Key::Decided(i) => {
+                    if let Some(v) = scratch.decided.remove(&i) {
+                        self.state.decided.insert(i, v);
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether `scratch` holds a different value than the durable copy under `key`.
+    fn changed(&self, scratch: &DurableState<V>, key: Key) -> bool {
+        match key {
+            Key::Format => false,
+            Key::Promised => scratch.promised != self.state.promised,
+            Key::ProposerRound => scratch.proposer_round != self.state.proposer_round,
+            Key::Accepted(i) => scratch.accepted.get(&i) != self.state.accepted.get(&i),
+            Key::Decided(i) => scratch.decided.get(&i) != self.state.decided.get(&i),
+        }
+    }
+}
+
+/// `promise, accepted i4, decided i4 (+5 more keys)`: the subject of a failed group write.
+fn describe(keys: &BTreeSet<Key>) -> String {
+    const SHOWN: usize = 3;
+    let mut s = keys
+        .iter()
+        .take(SHOWN)
+        .map(|k| k.subject())
+        .collect::<Vec<_>>()
+        .join(", ");
+    if keys.len() > SHOWN {
+        s.push_str(&format!(" (+{} more keys)", keys.len() - SHOWN));
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use paxos_core::{Ballot, InstanceId, NodeId};
+    use std::sync::Arc;
+    use std::time::Instant;
+
+    fn rt() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+    }
+
+    fn raw_put(dir: &Path, key: &[u8], value: &[u8]) {
+        let db = DB::open_default(dir).unwrap();
+        db.put(key, value).unwrap();
+    }
+
+    fn open_err(dir: &Path) -> StorageError {
+        RocksDbStorage::<u64>::open(dir).unwrap_err()
+    }
+
+    #[test]
+    fn another_format_version_is_a_version_error() {
+        let dir = tempfile::tempdir().unwrap();
+        drop(RocksDbStorage::<u64>::open(dir.path()).unwrap());
+        raw_put(dir.path(), b"meta/format", &7u32.to_be_bytes());
+        assert!(matches!(
+            open_err(dir.path()),
+            StorageError::Version {
+                found: 7,
+                expected: 1
+            }
+        ));
+    }
+
+    #[test]
+    fn bad_bytes_are_corrupt_errors_naming_the_key() {
+        let cases: [(&[u8], &[u8], &str); 4] = [
+            (b"acc/promised", b"\x01", "acc/promised"),
+            (b"decided/\0\0\0\0\0\0\0\x05", b"", "decided/5"),
+            (
+                b"acc/accepted/\0\0\0\0\0\0\0\x01",
+                b"\x02\x00",
+                "acc/accepted/1",
+            ),
+            (b"zz", b"\x01\x00", "zz"),
+        ];
+        for (key, value, name) in cases {
+            let dir = tempfile::tempdir().unwrap();
+            drop(RocksDbStorage::<u64>::open(dir.path()).unwrap());
+            raw_put(dir.path(), key, value);
+            match open_err(dir.path()) {
+                StorageError::Corrupt { key, .. } => assert_eq!(key, name),
+                other => panic!("{name}: {other}"),
+            }
+        }
+    }
+
+    #[test]
+    fn a_store_without_format_marker_is_corrupt() {
+        let dir = tempfile::tempdir().unwrap();
+        raw_put(dir.path(), b"acc/promised", b"\x01\x00\x00");
+        assert!(matches!(
+            open_err(dir.path()),
+            StorageError::Corrupt { key, .. } if key == "meta/format"
+        ));
+    }
+
+    #[test]
+    fn a_directory_already_open_is_an_open_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let _first = RocksDbStorage::<u64>::open(dir.path()).unwrap();
+        assert!(matches!(
+            open_err(dir.path()),
+            StorageError::Backend {
+                op: StorageOp::Open,
+                ..
+            }
+        ));
+    }
+
+    /// RocksDB rejects a synced write without WAL: a real write failure from the database.
+    #[test]
+    fn a_failing_write_is_a_backend_write_error_and_stops_the_store() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut options = WriteOptions::default();
+        options.set_sync(true);
+        options.disable_wal(true);
+        let store = RocksDbStorage::<u64>::open_with(dir.path(), options).unwrap();
+        rt().block_on(async {
+            let err = store
+                .save(&[Write::Promise(Ballot::new(1, NodeId(1)))])
+                .await
+                .unwrap_err();
+            match &err {
+                StorageError::Backend {
+                    op: StorageOp::Write,
+                    subject,
+                    ..
+                } => assert_eq!(subject, "promise"),
+                other => panic!("{other}"),
+            }
+            let again = store.save(&[Write::ProposerRound(3)]).await.unwrap_err();
+            assert!(matches!(again, StorageError::Unavailable(_)), "{again}");
+            // Nothing reached the store.
+            assert_eq!(store.load().await.unwrap(), DurableState::default());
+        });
+    }
+
+    #[test]
+    fn unchanged_writes_are_acked_and_state_matches_apply() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = RocksDbStorage::<String>::open(dir.path()).unwrap();
+        let b = Ballot::new(2, NodeId(1));
+        let writes = [
+            Write::Promise(b),
+            Write::Accept {
+                instance: InstanceId(1),
+                ballot: b,
+                value: "x".to_string(),
+            },
+        ];
+        rt().block_on(async {
+            store.save(&writes).await.unwrap();
+            store.save(&writes).await.unwrap();
+            let mut expected = DurableState::default();
+            writes.iter().for_each(|w| expected.apply(w));
+            assert_eq!(store.load().await.unwrap(), expected);
+        });
+    }
+
+    /// Rates of synced saves on this machine (not a pass/fail check). Run with
+    /// `cargo test -p paxos-storage --features rocksdb --lib -- --ignored --nocapture measure`.
+    #[test]
+    #[ignore]
+    fn measure_synced_write_rates() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(RocksDbStorage::<u64>::open(dir.path()).unwrap());
+        let save = |i: u64| {
+            vec![Write::Accept {
+                instance: InstanceId(i),
+                ballot: Ballot::new(1, NodeId(1)),
+                value: i,
+            }]
+        };
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            const SINGLE: u64 = 500;
+            let start = Instant::now();
+            for i in 0..SINGLE {
+                store.save(&save(i)).await.unwrap();
+            }
+            let single = SINGLE as f64 / start.elapsed().as_secs_f64();
+            const SAVERS: u64 = 64;
+            const EACH: u64 = 100;
+            let start = Instant::now();
+            let mut tasks = Vec::new();
+            for t in 0..SAVERS {
+                let store = store.clone();
+                tasks.push(tokio::spawn(async move {
+                    for k in 0..EACH {
+                        store.save(&save(1_000_000 + t * EACH + k)).await.unwrap();
+                    }
+                }));
+            }
+            for t in tasks {
+                t.await.unwrap();
+            }
+            let group = (SAVERS * EACH) as f64 / start.elapsed().as_secs_f64();
+            println!(
+                "synced saves/s in {}: one at a time {single:.0}, {SAVERS} concurrent savers {group:.0}",
+                dir.path().display()
+            );
+        });
+    }
+}
