@@ -478,9 +478,20 @@ async fn tcp_start(shared: &Arc<Shared>, id: NodeId) -> Result<(), Failure> {
             tcp.get(&id).map(|(a, _)| a.clone()).unwrap_or_default(),
         )
     };
-    let transport = paxos_net::TcpTransport::<Val>::bind(&listen, net_config(shared, id, addrs))
-        .await
-        .map_err(|e| Failure(format!("{id} bind {listen}: {e}")))?;
+    // A crashed incarnation's listener closes as its aborted tasks unwind: retry the bind briefly.
+    let mut attempt = 0;
+    let transport = loop {
+        match paxos_net::TcpTransport::<Val>::bind(&listen, net_config(shared, id, addrs.clone()))
+            .await
+        {
+            Ok(t) => break t,
+            Err(e) if attempt >= 100 => return Err(Failure(format!("{id} bind {listen}: {e}"))),
+            Err(_) => {
+                attempt += 1;
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        }
+    };
     let node = start_node(shared, id, transport).await?;
     let task = tokio::task::spawn_local(async move {
         if let Err(e) = node.run().await {

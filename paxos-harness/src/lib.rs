@@ -7,9 +7,12 @@
 
 #![deny(missing_docs)]
 
+pub mod bench;
+pub mod chaos;
 pub mod cluster;
 pub mod faults;
 pub mod invariants;
+pub mod node;
 pub mod observer;
 pub mod report;
 pub mod runner;

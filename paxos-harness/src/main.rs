@@ -23,6 +23,14 @@ enum Command {
     Run(RunArgs),
     /// List suites and scenarios.
     List,
+    /// Run one Paxos node on RocksDB + TCP until Ctrl-C.
+    Node(paxos_harness::node::NodeArgs),
+    /// Propose a value to a running node and print the chosen value and instance.
+    Propose(paxos_harness::node::ProposeArgs),
+    /// Random fault schedules over seeded simulations, checked by the invariant observer.
+    Chaos(paxos_harness::chaos::ChaosArgs),
+    /// Throughput and latency of a real in-process cluster.
+    Bench(paxos_harness::bench::BenchArgs),
 }
 
 #[derive(clap::Args, Debug)]
@@ -56,7 +64,7 @@ struct RunArgs {
     quiet: bool,
 }
 
-fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<std::process::ExitCode> {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
@@ -67,6 +75,10 @@ fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
         None => run(RunOptions::default()),
+        Some(Command::Node(a)) => Ok(paxos_harness::node::node_main(a)),
+        Some(Command::Propose(a)) => Ok(paxos_harness::node::propose_main(a)),
+        Some(Command::Chaos(a)) => Ok(paxos_harness::chaos::chaos_main(a)),
+        Some(Command::Bench(a)) => Ok(paxos_harness::bench::bench_main(a)),
         Some(Command::List) => {
             for suite in scenarios::SUITES {
                 println!("{suite}");
@@ -74,7 +86,7 @@ fn main() -> anyhow::Result<()> {
                     println!("  {:<28} x{:<3} {}", s.name, s.runs, s.about);
                 }
             }
-            Ok(())
+            Ok(std::process::ExitCode::SUCCESS)
         }
         Some(Command::Run(a)) => run(RunOptions {
             suites: a.suites,
@@ -90,11 +102,12 @@ fn main() -> anyhow::Result<()> {
     }
 }
 
-fn run(options: RunOptions) -> anyhow::Result<()> {
+fn run(options: RunOptions) -> anyhow::Result<std::process::ExitCode> {
     let summary = runner::run(&options);
     println!("{} passed, {} failed", summary.passed, summary.failed);
-    if summary.failed > 0 {
-        std::process::exit(1);
-    }
-    Ok(())
+    Ok(if summary.failed > 0 {
+        std::process::ExitCode::FAILURE
+    } else {
+        std::process::ExitCode::SUCCESS
+    })
 }
