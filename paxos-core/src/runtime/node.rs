@@ -1,11 +1,13 @@
 //! The node loop.
 
 use super::handle::{NodeHandle, NodeStatus};
+use crate::acceptor::AcceptorFaults;
 use crate::ballot::{InstanceId, NodeId};
 use crate::config::{Config, ConfigError};
 use crate::effects::Effects;
 use crate::message::Envelope;
 use crate::message::Value;
+use crate::proposer::ProposerFaults;
 use crate::replica::{ProposeStatus, Replica};
 use crate::storage::{Storage, StorageError};
 use crate::transport::{Transport, TransportError};
@@ -74,6 +76,7 @@ pub struct Node<V, S, T> {
     transport: T,
     commands: mpsc::Receiver<Command<V>>,
     seed: u64,
+    faults: (AcceptorFaults, ProposerFaults),
 }
 
 impl<V: Value, S: Storage<V>, T: Transport<V>> Node<V, S, T> {
@@ -101,9 +104,17 @@ impl<V: Value, S: Storage<V>, T: Transport<V>> Node<V, S, T> {
                 transport,
                 commands: rx,
                 seed,
+                faults: Default::default(),
             },
             handle,
         ))
+    }
+
+    /// Break this node's protocol on purpose, to prove that checkers catch it. Never use this
+    /// outside tests.
+    pub fn with_faults(mut self, acceptor: AcceptorFaults, proposer: ProposerFaults) -> Self {
+        self.faults = (acceptor, proposer);
+        self
     }
 
     /// Build and `tokio::spawn` a node; returns its handle.
@@ -137,10 +148,11 @@ impl<V: Value, S: Storage<V>, T: Transport<V>> Node<V, S, T> {
             mut transport,
             mut commands,
             seed,
+            faults,
         } = self;
         let id = config.id;
         let state = storage.load().await?;
-        let mut replica = Replica::new(&config, state, seed)?;
+        let mut replica = Replica::new(&config, state, seed)?.with_faults(faults.0, faults.1);
         tracing::debug!(node = %id, "node started");
         let mut ticker = tokio::time::interval(config.tick_interval);
         ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
