@@ -62,6 +62,10 @@ struct RunArgs {
     /// Print only failures, progress and the summary.
     #[arg(long)]
     quiet: bool,
+    /// Run the selection on all four combinations memory|rocksdb x turmoil|tcp and print a table
+    /// (ignores --storage and --transport).
+    #[arg(long)]
+    matrix: bool,
 }
 
 fn main() -> anyhow::Result<std::process::ExitCode> {
@@ -88,6 +92,17 @@ fn main() -> anyhow::Result<std::process::ExitCode> {
             }
             Ok(std::process::ExitCode::SUCCESS)
         }
+        Some(Command::Run(a)) if a.matrix => matrix(RunOptions {
+            suites: a.suites,
+            filter: a.filter,
+            seed: a.seed,
+            repeat: a.repeat,
+            storage: a.storage,
+            transport: a.transport,
+            junit: a.junit,
+            trace: a.trace,
+            quiet: true,
+        }),
         Some(Command::Run(a)) => run(RunOptions {
             suites: a.suites,
             filter: a.filter,
@@ -100,6 +115,37 @@ fn main() -> anyhow::Result<std::process::ExitCode> {
             quiet: a.quiet,
         }),
     }
+}
+
+/// Every suite on every storage x transport combination, then a table.
+fn matrix(options: RunOptions) -> anyhow::Result<std::process::ExitCode> {
+    let mut rows = Vec::new();
+    for storage in [StorageKind::Memory, StorageKind::Rocksdb] {
+        for transport in [TransportKind::Turmoil, TransportKind::Tcp] {
+            println!("== storage {storage}, transport {transport}");
+            let summary = runner::run(&RunOptions {
+                storage,
+                transport,
+                ..options.clone()
+            });
+            rows.push((storage, transport, summary));
+        }
+    }
+    println!();
+    println!("| storage | transport | passed | failed |");
+    println!("|---|---|---|---|");
+    let (mut passed, mut failed) = (0, 0);
+    for (storage, transport, s) in &rows {
+        println!("| {storage} | {transport} | {} | {} |", s.passed, s.failed);
+        passed += s.passed;
+        failed += s.failed;
+    }
+    println!("{passed} passed, {failed} failed");
+    Ok(if failed > 0 {
+        std::process::ExitCode::FAILURE
+    } else {
+        std::process::ExitCode::SUCCESS
+    })
 }
 
 fn run(options: RunOptions) -> anyhow::Result<std::process::ExitCode> {

@@ -59,6 +59,9 @@ pub struct PaxosModel {
     /// Crash+recover steps allowed in one run, over all nodes.
     pub max_crashes: u8,
     pub network: NetworkMode,
+    /// Make every proposal without `after_restart` in the initial state, in order, instead of
+    /// at any time. A late proposal is then a proposal whose messages are slow.
+    pub propose_at_start: bool,
     pub acceptor_faults: AcceptorFaults,
     pub proposer_faults: ProposerFaults,
 }
@@ -159,6 +162,7 @@ impl PaxosModel {
             crashable: BTreeSet::new(),
             max_crashes: 0,
             network: NetworkMode::Duplicating,
+            propose_at_start: false,
             acceptor_faults: AcceptorFaults::default(),
             proposer_faults: ProposerFaults::default(),
         }
@@ -184,6 +188,15 @@ impl PaxosModel {
         Replica::new(&self.configs[index], disk.0.clone(), SEED)
             .expect("valid config")
             .with_faults(self.acceptor_faults, self.proposer_faults)
+    }
+
+    fn make_proposal(&self, state: &mut State, i: usize) {
+        let p = self.proposals[i];
+        state.proposed.insert(i);
+        state.history.proposed.insert(p.value);
+        self.step(state, self.index(p.node), |r, out| {
+            r.propose(p.instance, p.value, out);
+        });
     }
 
     fn deliver(&self, state: &mut State, p: &Packet) {
@@ -257,13 +270,21 @@ impl Model for PaxosModel {
                 }
             })
             .collect();
-        vec![State {
+        let mut state = State {
             nodes,
             network: BTreeSet::new(),
             proposed: BTreeSet::new(),
             crashes: 0,
             history: History::default(),
-        }]
+        };
+        if self.propose_at_start {
+            for (i, p) in self.proposals.iter().enumerate() {
+                if !p.after_restart {
+                    self.make_proposal(&mut state, i);
+                }
+            }
+        }
+        vec![state]
     }
 
     fn actions(&self, state: &State, actions: &mut Vec<Action>) {
@@ -275,11 +296,16 @@ impl Model for PaxosModel {
         }
         // Only proposers act on time: election and catch-up are off in these models.
         // An idle proposer's tick only moves its clock, and every deadline is relative to that
-        // clock: skipping it loses no behaviour and keeps the state space small.
+        // clock: skipping it loses no behaviour.
         for n in self.proposers() {
             let node = &state.nodes[self.index(n)];
-            let idle = matches!(node.replica.proposer().phase(), Phase::Idle);
-            if !idle && node.ticks < self.ticks_per_proposer {
+            // In a duplicating network a leader's tick only re-sends `Accept`s still in flight.
+            let useful = match node.replica.proposer().phase() {
+                Phase::Idle => false,
+                Phase::Leading { .. } => self.network == NetworkMode::Lossy,
+                Phase::Preparing { .. } | Phase::Backoff { .. } => true,
+            };
+            if useful && node.ticks < self.ticks_per_proposer {
                 actions.push(Action::Tick(n));
             }
         }
@@ -298,14 +324,7 @@ impl Model for PaxosModel {
     fn next_state(&self, last: &State, action: Action) -> Option<State> {
         let mut state = last.clone();
         match action {
-            Action::Propose(i) => {
-                let p = self.proposals[i];
-                state.proposed.insert(i);
-                state.history.proposed.insert(p.value);
-                self.step(&mut state, self.index(p.node), |r, out| {
-                    r.propose(p.instance, p.value, out);
-                });
-            }
+            Action::Propose(i) => self.make_proposal(&mut state, i),
             Action::Tick(n) => {
                 let i = self.index(n);
                 state.nodes[i].ticks += 1;

@@ -55,6 +55,7 @@ fn single_decree_is_safe_under_loss_duplication_and_acceptor_crash() {
     let mut model = single_decree();
     model.crashable = [3, 4, 5].map(NodeId).into();
     model.max_crashes = env("CRASH", 1);
+    model.propose_at_start = env("START", 1) == 1;
     model.ticks_per_proposer = env("TICKS", 1);
     let report = check("single decree", model, if deep() { 24 } else { 14 }, None);
     report.assert_properties();
