@@ -81,6 +81,8 @@ pub use learner::Learner;
 pub use message::{AcceptedEntry, Envelope, Message, Value};
 pub use proposer::{Phase, Proposer, ProposerFaults};
 pub use replica::{ProposeStatus, Replica};
-pub use runtime::{Node, NodeError, NodeHandle, NodeStatus, Outcome};
+pub use runtime::{
+    BatchConfig, Batcher, Committed, Node, NodeError, NodeHandle, NodeStatus, Outcome,
+};
 pub use storage::{DurableState, Storage, StorageError, StorageOp};
 pub use transport::{Transport, TransportError};

@@ -1,11 +1,410 @@
-//! `paxos-harness bench`: throughput and latency of a real cluster. (Being written.)
+//! `paxos-harness bench`: throughput and latency of a real in-process cluster, side by side with
+//! this machine's limits (loopback round trip, synced write and synced batch rates).
+//!
+//! Three (or `--nodes`) nodes run in one process on one tokio thread, as the OmniPaxos anchor
+//! does, talking over real loopback TCP. Node 1 is the elected leader; `--clients` client tasks
+//! each keep one proposal in flight on it, so `--clients` is the number of values in flight.
+//! Latency is measured from `propose` to the decision coming back, with an HDR histogram.
+
+use crate::cluster::{StorageKind, TransportKind};
+use bytes::Bytes;
+use hdrhistogram::Histogram;
+use paxos_core::{
+    BatchConfig, Batcher, Config, LeaderMode, Node, NodeHandle, NodeId, Storage, Write,
+};
+use paxos_net::{NetConfig, TcpTransport};
+use paxos_storage::MemoryStorage;
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::time::Instant;
 
 /// Flags of `paxos-harness bench`.
-#[derive(clap::Args, Debug)]
-pub struct BenchArgs {}
+#[derive(clap::Args, Debug, Clone)]
+pub struct BenchArgs {
+    /// Storage backend.
+    #[arg(long, value_enum, default_value_t = StorageKind::Memory)]
+    pub storage: StorageKind,
+    /// Network (only `tcp` measures real time; `turmoil` is refused).
+    #[arg(long, value_enum, default_value_t = TransportKind::Tcp)]
+    pub transport: TransportKind,
+    /// Cluster size.
+    #[arg(long, default_value_t = 3)]
+    pub nodes: u64,
+    /// Proposals in flight (one client task each).
+    #[arg(long, default_value_t = 1)]
+    pub clients: usize,
+    /// Bytes per value.
+    #[arg(long, default_value_t = 16)]
+    pub value_size: usize,
+    /// Measured duration in seconds (after a 0.5 s warm-up).
+    #[arg(long, default_value_t = 3.0)]
+    pub duration: f64,
+    /// Print one JSON object per run instead of text.
+    #[arg(long)]
+    pub json: bool,
+    /// Skip measuring the machine's limits.
+    #[arg(long)]
+    pub no_limits: bool,
+    /// Instances in flight at most (the pipeline window).
+    #[arg(long, default_value_t = 32)]
+    pub window: usize,
+    /// Values per instance at most (1 = no batching).
+    #[arg(long, default_value_t = 4096)]
+    pub batch: usize,
+}
+
+/// One run's result (the `--json` object).
+#[derive(Debug, Serialize)]
+pub struct BenchResult {
+    /// Storage backend.
+    pub storage: String,
+    /// Transport.
+    pub transport: String,
+    /// Nodes.
+    pub nodes: u64,
+    /// Values in flight.
+    pub clients: usize,
+    /// Bytes per value.
+    pub value_size: usize,
+    /// Measured seconds.
+    pub duration_s: f64,
+    /// Values decided per second.
+    pub throughput: f64,
+    /// Latency percentiles, microseconds.
+    pub p50_us: u64,
+    /// 99th percentile.
+    pub p99_us: u64,
+    /// 99.9th percentile.
+    pub p999_us: u64,
+    /// Loopback TCP round trip (median, microseconds), if measured.
+    pub loopback_rtt_us: Option<f64>,
+    /// Synced single writes per second in the storage directory, if measured (RocksDB).
+    pub synced_writes_per_s: Option<f64>,
+    /// Synced 64-write batches per second, if measured (RocksDB).
+    pub synced_batches_per_s: Option<f64>,
+}
 
 /// Run `paxos-harness bench`.
-pub fn bench_main(_args: BenchArgs) -> std::process::ExitCode {
-    eprintln!("not implemented yet");
-    std::process::ExitCode::FAILURE
+pub fn bench_main(args: BenchArgs) -> std::process::ExitCode {
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("bench: tokio runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(tokio::task::LocalSet::new().run_until(run(args.clone()))) {
+        Ok(r) => {
+            if args.json {
+                println!("{}", serde_json::to_string(&r).unwrap_or_default());
+            } else {
+                print_result(&r);
+            }
+            std::process::ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("bench: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn print_result(r: &BenchResult) {
+    println!(
+        "storage {} transport {} nodes {} in-flight {} value {} B: {:.0} values/s, p50 {} us, p99 {} us, p99.9 {} us",
+        r.storage,
+        r.transport,
+        r.nodes,
+        r.clients,
+        r.value_size,
+        r.throughput,
+        r.p50_us,
+        r.p99_us,
+        r.p999_us
+    );
+    if let Some(rtt) = r.loopback_rtt_us {
+        println!(
+            "  machine: loopback round trip {rtt:.1} us -> p50 = {:.1} round trips",
+            r.p50_us as f64 / rtt
+        );
+    }
+    if let (Some(w), Some(b)) = (r.synced_writes_per_s, r.synced_batches_per_s) {
+        println!(
+            "  machine: {w:.0} synced writes/s, {b:.0} synced 64-write batches/s ({:.0} entries/s); throughput = {:.2}x the batch-entry limit",
+            b * 64.0,
+            r.throughput / (b * 64.0)
+        );
+    }
+}
+
+async fn run(args: BenchArgs) -> Result<BenchResult, String> {
+    if args.transport == TransportKind::Turmoil {
+        return Err(
+            "bench measures real time: use --transport tcp (turmoil time is simulated)".into(),
+        );
+    }
+    if args.nodes == 0 || args.clients == 0 {
+        return Err("--nodes and --clients must be at least 1".into());
+    }
+    let dirs: Vec<tempfile::TempDir> = (0..args.nodes)
+        .map(|_| tempfile::Builder::new().prefix("paxos-bench-").tempdir())
+        .collect::<Result<_, _>>()
+        .map_err(|e| format!("temp dir: {e}"))?;
+    let limits = if args.no_limits {
+        None
+    } else {
+        Some(measure_limits(&args, dirs[0].path()).await?)
+    };
+    let leader = start_cluster(&args, &dirs).await?;
+    let leader = Batcher::spawn(
+        leader,
+        BatchConfig {
+            window: args.window,
+            max_values: args.batch.max(1),
+            max_bytes: 1 << 20,
+            weigh: Bytes::len,
+        },
+    );
+
+    let done = Arc::new(AtomicU64::new(0));
+    let stop = Arc::new(AtomicBool::new(false));
+    let measuring = Arc::new(AtomicBool::new(false));
+    let hist = Arc::new(std::sync::Mutex::new(
+        Histogram::<u64>::new(3).map_err(|e| e.to_string())?,
+    ));
+    let mut tasks = Vec::new();
+    for client in 0..args.clients {
+        let (leader, done, stop, measuring, hist) = (
+            leader.clone(),
+            done.clone(),
+            stop.clone(),
+            measuring.clone(),
+            hist.clone(),
+        );
+        let size = args.value_size.max(8);
+        tasks.push(tokio::task::spawn_local(async move {
+            let mut k = 0u64;
+            let mut buf = vec![0u8; size];
+            while !stop.load(Ordering::Relaxed) {
+                buf[..8].copy_from_slice(&((client as u64) << 40 | k).to_le_bytes());
+                k += 1;
+                let start = Instant::now();
+                match leader.submit(Bytes::copy_from_slice(&buf)).await {
+                    Ok(_) => {}
+                    Err(e) => return Err(format!("propose: {e}")),
+                }
+                if measuring.load(Ordering::Relaxed) {
+                    let us = start.elapsed().as_micros() as u64;
+                    if let Ok(mut h) = hist.lock() {
+                        let _ = h.record(us.max(1));
+                    }
+                    done.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+            Ok(())
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    measuring.store(true, Ordering::Relaxed);
+    let start = Instant::now();
+    let total = Duration::from_secs_f64(args.duration.max(0.1));
+    let mut last = 0;
+    while start.elapsed() < total {
+        let step = Duration::from_secs(1).min(total.saturating_sub(start.elapsed()));
+        tokio::time::sleep(step).await;
+        let now = done.load(Ordering::Relaxed);
+        if !args.json {
+            eprintln!(
+                "  ... {:.1}s: {} decided ({:.0}/s)",
+                start.elapsed().as_secs_f64(),
+                now,
+                (now - last) as f64 / step.as_secs_f64().max(1e-9)
+            );
+        }
+        last = now;
+    }
+    let elapsed = start.elapsed().as_secs_f64();
+    measuring.store(false, Ordering::Relaxed);
+    stop.store(true, Ordering::Relaxed);
+    let decided = done.load(Ordering::Relaxed);
+    for t in tasks {
+        t.abort();
+    }
+    let h = hist.lock().map_err(|_| "histogram lock".to_string())?;
+    Ok(BenchResult {
+        storage: args.storage.to_string(),
+        transport: args.transport.to_string(),
+        nodes: args.nodes,
+        clients: args.clients,
+        value_size: args.value_size,
+        duration_s: elapsed,
+        throughput: decided as f64 / elapsed,
+        p50_us: h.value_at_quantile(0.5),
+        p99_us: h.value_at_quantile(0.99),
+        p999_us: h.value_at_quantile(0.999),
+        loopback_rtt_us: limits.as_ref().map(|l| l.rtt_us),
+        synced_writes_per_s: limits.as_ref().and_then(|l| l.synced_writes),
+        synced_batches_per_s: limits.as_ref().and_then(|l| l.synced_batches),
+    })
+}
+
+/// Start the cluster; returns the leader's handle once it decided a first value.
+async fn start_cluster(
+    args: &BenchArgs,
+    dirs: &[tempfile::TempDir],
+) -> Result<NodeHandle<Vec<Bytes>>, String> {
+    let ids: Vec<NodeId> = (1..=args.nodes).map(NodeId).collect();
+    let mut listeners = BTreeMap::new();
+    for &id in &ids {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .map_err(|e| e.to_string())?;
+        listeners.insert(id, l);
+    }
+    let addrs: BTreeMap<NodeId, String> = listeners
+        .iter()
+        .map(|(id, l)| {
+            l.local_addr()
+                .map(|a| (*id, a.to_string()))
+                .map_err(|e| e.to_string())
+        })
+        .collect::<Result<_, _>>()?;
+    let mut leader = None;
+    for (k, (id, listener)) in listeners.into_iter().enumerate() {
+        let peers = addrs
+            .iter()
+            .filter(|(p, _)| **p != id)
+            .map(|(p, a)| (*p, a.clone()))
+            .collect();
+        let transport = TcpTransport::<Vec<Bytes>>::with_listener(
+            listener,
+            NetConfig::new(id, peers).with_seed(id.0),
+        )
+        .map_err(|e| e.to_string())?;
+        let storage = open_storage(args.storage, dirs[k].path())?;
+        let config = Config::symmetric(id, ids.clone()).with_leader_mode(LeaderMode::Elected);
+        let (node, handle) =
+            Node::new(config, storage, transport, id.0).map_err(|e| e.to_string())?;
+        tokio::task::spawn_local(async move {
+            if let Err(e) = node.run().await {
+                eprintln!("bench: node {id} stopped: {e}");
+            }
+        });
+        if id == ids[0] {
+            leader = Some(handle);
+        }
+    }
+    let leader = leader.ok_or("no leader")?;
+    // Warm up: one decision proves the cluster is up and the leader holds its ballot.
+    for _ in 0..200 {
+        if tokio::time::timeout(
+            Duration::from_millis(500),
+            leader.propose(vec![Bytes::from_static(b"warm-up")]),
+        )
+        .await
+        .is_ok_and(|r| r.is_ok())
+        {
+            return Ok(leader);
+        }
+    }
+    Err("the cluster did not decide a first value".into())
+}
+
+fn open_storage<V: paxos_core::Value>(
+    kind: StorageKind,
+    dir: &std::path::Path,
+) -> Result<Arc<dyn Storage<V>>, String> {
+    match kind {
+        StorageKind::Memory => {
+            let _ = dir;
+            Ok(Arc::new(MemoryStorage::new()))
+        }
+        #[cfg(feature = "rocksdb")]
+        StorageKind::Rocksdb => paxos_storage::RocksDbStorage::open(dir)
+            .map(|s| Arc::new(s) as Arc<dyn Storage<V>>)
+            .map_err(|e| e.to_string()),
+        #[cfg(not(feature = "rocksdb"))]
+        StorageKind::Rocksdb => Err("built without the `rocksdb` feature".into()),
+    }
+}
+
+struct Limits {
+    rtt_us: f64,
+    synced_writes: Option<f64>,
+    synced_batches: Option<f64>,
+}
+
+/// This machine's limits, measured in the same run: loopback TCP round trip (median of 2000
+/// 16-byte ping-pongs) and, for RocksDB, synced single-write and 64-write-batch rates.
+async fn measure_limits(args: &BenchArgs, dir: &std::path::Path) -> Result<Limits, String> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .map_err(|e| e.to_string())?;
+    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    let echo = tokio::task::spawn_local(async move {
+        if let Ok((mut s, _)) = listener.accept().await {
+            let _ = s.set_nodelay(true);
+            let mut buf = [0u8; 16];
+            while s.read_exact(&mut buf).await.is_ok() {
+                if s.write_all(&buf).await.is_err() {
+                    break;
+                }
+            }
+        }
+    });
+    let mut s = tokio::net::TcpStream::connect(addr)
+        .await
+        .map_err(|e| e.to_string())?;
+    s.set_nodelay(true).map_err(|e| e.to_string())?;
+    let mut rtts = Vec::with_capacity(2000);
+    let mut buf = [7u8; 16];
+    for _ in 0..2000 {
+        let t = Instant::now();
+        s.write_all(&buf).await.map_err(|e| e.to_string())?;
+        s.read_exact(&mut buf).await.map_err(|e| e.to_string())?;
+        rtts.push(t.elapsed().as_secs_f64() * 1e6);
+    }
+    drop(s);
+    echo.abort();
+    rtts.sort_by(f64::total_cmp);
+    let rtt_us = rtts[rtts.len() / 2];
+    let (mut synced_writes, mut synced_batches) = (None, None);
+    if args.storage == StorageKind::Rocksdb {
+        let path = dir.join("limits");
+        let storage = open_storage::<Bytes>(StorageKind::Rocksdb, &path)?;
+        let rate = |n: u32, secs: f64| f64::from(n) / secs;
+        let t = Instant::now();
+        for i in 0..500u64 {
+            storage
+                .save(&[Write::ProposerRound(i + 1)])
+                .await
+                .map_err(|e| e.to_string())?;
+        }
+        synced_writes = Some(rate(500, t.elapsed().as_secs_f64()));
+        let t = Instant::now();
+        for b in 0..300u64 {
+            let writes: Vec<Write<Bytes>> = (0..64)
+                .map(|i| Write::Decided {
+                    instance: paxos_core::InstanceId(b * 64 + i),
+                    value: Bytes::from_static(b"0123456789abcdef"),
+                })
+                .collect();
+            storage.save(&writes).await.map_err(|e| e.to_string())?;
+        }
+        synced_batches = Some(rate(300, t.elapsed().as_secs_f64()));
+        drop(storage);
+        let _ = std::fs::remove_dir_all(&path);
+    }
+    Ok(Limits {
+        rtt_us,
+        synced_writes,
+        synced_batches,
+    })
 }

@@ -1,22 +1,529 @@
 //! `paxos-harness node` and `paxos-harness propose`: a standalone node on RocksDB + TCP, and a
-//! client that proposes to it. (Being written.)
+//! client that proposes to it.
+//!
+//! ## The node
+//!
+//! `paxos-harness node --id 1 --listen 127.0.0.1:7001 --peers 2=127.0.0.1:7002,3=127.0.0.1:7003
+//! --data-dir ./n1` runs one Paxos node until SIGINT (Ctrl-C) or SIGTERM:
+//! - **Values** are UTF-8 strings (`String`): one proposal is one string.
+//! - **Storage**: a RocksDB directory at `--data-dir` (created if missing; synced writes). Restart
+//!   the node on the same directory and it resumes with everything it promised and accepted.
+//! - **Peers**: `--listen` is the Paxos (node-to-node) address, `--peers` lists every *other*
+//!   node as `ID=HOST:PORT`. `--cluster-id` and `--secret-file` (the file's bytes, one trailing
+//!   newline stripped, proven with HMAC-SHA256 in every handshake) must match on all nodes.
+//! - **Leader mode**: `--elected` (the default) elects the lowest live id as leader, which runs
+//!   phase 1 once and then only phase 2 (Multi-Paxos); followers forward proposals to it.
+//!   `--leaderless` lets every node propose directly (duelling proposers back off randomly).
+//! - **Timing**: one tick is `--tick-ms` (default 5 ms); a phase is retried after 50 ticks, a
+//!   leader heartbeats every 20 ticks and is suspected after 100 silent ticks, missed decisions
+//!   are fetched from peers every 50 ticks.
+//! - **Client port**: `--client` (default: the `--listen` host with port + 1000) speaks the
+//!   newline-delimited JSON of [`protocol`]. A follower forwards a proposal to the leader's client
+//!   port, found in `--peer-clients ID=HOST:PORT,...` or, by default, at the leader's `--peers`
+//!   address with port + 1000.
+//! - **Logs**: `tracing` to stderr, `info` when `RUST_LOG` is unset.
+//!
+//! ## What "propose" guarantees
+//!
+//! A propose request is answered `{"instance":i,"value":v}` only once `v` itself is chosen in
+//! instance `i`: when another value wins the instance the node proposes again in the next free
+//! one. Every acknowledged value is therefore in the log, **at least once**: a proposal that timed
+//! out on the node (or whose client retried after losing the connection) may still be chosen, so a
+//! retried value can appear twice. Put a request id into the value if you need to deduplicate.
+
+pub mod client;
+pub mod protocol;
+mod server;
+
+use paxos_core::{Config, LeaderMode, Node, NodeId};
+use paxos_net::{NetConfig, NetError, TcpTransport};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+
+/// How long `node` retries binding a port that is still held (e.g. right after a restart).
+const BIND_ATTEMPTS: u32 = 100;
+const BIND_RETRY: Duration = Duration::from_millis(50);
+/// How long a shutting-down node may take to finish its current step.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
 /// Flags of `paxos-harness node`.
-#[derive(clap::Args, Debug)]
-pub struct NodeArgs {}
-
-/// Flags of `paxos-harness propose`.
-#[derive(clap::Args, Debug)]
-pub struct ProposeArgs {}
-
-/// Run `paxos-harness node`.
-pub fn node_main(_args: NodeArgs) -> std::process::ExitCode {
-    eprintln!("not implemented yet");
-    std::process::ExitCode::FAILURE
+#[derive(clap::Args, Debug, Clone)]
+pub struct NodeArgs {
+    /// This node's id (unique in the cluster).
+    #[arg(long)]
+    pub id: u64,
+    /// Address of the Paxos (node-to-node) listener, e.g. 127.0.0.1:7001.
+    #[arg(long)]
+    pub listen: String,
+    /// Every other node as ID=HOST:PORT (their --listen), comma-separated or repeated.
+    #[arg(long, value_delimiter = ',', value_parser = parse_peer)]
+    pub peers: Vec<(u64, String)>,
+    /// RocksDB directory (created if missing); reuse it to restart the node.
+    #[arg(long)]
+    pub data_dir: PathBuf,
+    /// Address of the client listener [default: the --listen host, port + 1000].
+    #[arg(long)]
+    pub client: Option<String>,
+    /// Client addresses of other nodes as ID=HOST:PORT, used to forward proposals to the leader
+    /// [default: each peer's host, port + 1000].
+    #[arg(long, value_delimiter = ',', value_parser = parse_peer)]
+    pub peer_clients: Vec<(u64, String)>,
+    /// Cluster id; nodes with another id are refused.
+    #[arg(long, default_value_t = 0)]
+    pub cluster_id: u64,
+    /// File holding the shared secret every peer must prove (one trailing newline is ignored).
+    #[arg(long)]
+    pub secret_file: Option<PathBuf>,
+    /// Every node proposes directly (no leader).
+    #[arg(long, conflicts_with = "elected")]
+    pub leaderless: bool,
+    /// An elected leader proposes; followers forward to it (the default).
+    #[arg(long)]
+    pub elected: bool,
+    /// Length of one protocol tick in milliseconds.
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=1000))]
+    pub tick_ms: u64,
+    /// Seed of the backoff jitter [default: from the clock and the process id].
+    #[arg(long)]
+    pub seed: Option<u64>,
 }
 
-/// Run `paxos-harness propose`.
-pub fn propose_main(_args: ProposeArgs) -> std::process::ExitCode {
-    eprintln!("not implemented yet");
-    std::process::ExitCode::FAILURE
+/// Flags of `paxos-harness propose`.
+#[derive(clap::Args, Debug, Clone)]
+pub struct ProposeArgs {
+    /// Client address of a node (its --client), e.g. 127.0.0.1:8001.
+    #[arg(long)]
+    pub node: String,
+    /// The value to get chosen; prints `instance N: VALUE`.
+    #[arg(required_unless_present_any = ["decisions", "status"])]
+    pub value: Option<String>,
+    /// Print the node's decided log instead, one `instance N: VALUE` line per decision.
+    #[arg(long, conflicts_with_all = ["value", "status"])]
+    pub decisions: bool,
+    /// With --decisions: start at this instance.
+    #[arg(long, default_value_t = 0, requires = "decisions")]
+    pub from: u64,
+    /// Print the node's status (id, leader, first undecided instance, decisions known).
+    #[arg(long, conflicts_with = "value")]
+    pub status: bool,
+    /// Give up after this many milliseconds.
+    #[arg(long, default_value_t = protocol::DEFAULT_PROPOSE_TIMEOUT_MS)]
+    pub timeout_ms: u64,
+}
+
+fn parse_peer(s: &str) -> Result<(u64, String), String> {
+    let (id, addr) = s
+        .split_once('=')
+        .ok_or_else(|| format!("expected ID=HOST:PORT, got {s:?}"))?;
+    let id = id
+        .trim()
+        .parse::<u64>()
+        .map_err(|e| format!("bad node id {id:?}: {e}"))?;
+    let addr = addr.trim();
+    if addr.is_empty() {
+        return Err(format!("empty address for node {id}"));
+    }
+    Ok((id, addr.to_owned()))
+}
+
+/// `host:port` with the port moved up by `by`.
+fn offset_port(addr: &str, by: u16) -> Result<String, String> {
+    let (host, port) = addr
+        .rsplit_once(':')
+        .ok_or_else(|| format!("{addr:?} is not HOST:PORT"))?;
+    let port: u16 = port
+        .parse()
+        .map_err(|e| format!("bad port in {addr:?}: {e}"))?;
+    let port = port
+        .checked_add(by)
+        .ok_or_else(|| format!("port of {addr:?} + {by} overflows"))?;
+    Ok(format!("{host}:{port}"))
+}
+
+fn default_seed(id: u64) -> u64 {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64);
+    nanos ^ u64::from(std::process::id()).rotate_left(32) ^ id.wrapping_mul(0x9E37_79B9_7F4A_7C15)
+}
+
+/// Everything `node` needs, checked.
+struct Plan {
+    id: NodeId,
+    listen: String,
+    client: String,
+    peers: BTreeMap<NodeId, String>,
+    peer_clients: BTreeMap<NodeId, String>,
+    data_dir: PathBuf,
+    config: Config,
+    net: NetConfig,
+    seed: u64,
+}
+
+fn plan(args: NodeArgs) -> Result<Plan, String> {
+    let id = NodeId(args.id);
+    let mut peers = BTreeMap::new();
+    for (peer, addr) in args.peers {
+        if peer == args.id {
+            return Err(format!("--peers lists this node's own id {peer}"));
+        }
+        if peers.insert(NodeId(peer), addr).is_some() {
+            return Err(format!("--peers lists node {peer} twice"));
+        }
+    }
+    let mut peer_clients = BTreeMap::new();
+    for (peer, addr) in &peers {
+        peer_clients.insert(*peer, offset_port(addr, 1000)?);
+    }
+    for (peer, addr) in args.peer_clients {
+        if !peers.contains_key(&NodeId(peer)) {
+            return Err(format!(
+                "--peer-clients names {peer}, which is not in --peers"
+            ));
+        }
+        peer_clients.insert(NodeId(peer), addr);
+    }
+    let client = match args.client {
+        Some(c) => c,
+        None => offset_port(&args.listen, 1000)?,
+    };
+    let mode = if args.leaderless {
+        LeaderMode::Leaderless
+    } else {
+        LeaderMode::Elected
+    };
+    let mut config =
+        Config::symmetric(id, peers.keys().copied().chain([id])).with_leader_mode(mode);
+    config.tick_interval = Duration::from_millis(args.tick_ms);
+    config.phase_timeout_ticks = 50;
+    config.backoff_ticks = (5, 40);
+    config.heartbeat_ticks = 20;
+    config.leader_timeout_ticks = 100;
+    config.catch_up_ticks = 50;
+    config.validate().map_err(|e| e.to_string())?;
+    let seed = args.seed.unwrap_or_else(|| default_seed(args.id));
+    let mut net = NetConfig::new(id, peers.clone())
+        .with_cluster_id(args.cluster_id)
+        .with_seed(seed);
+    if let Some(path) = &args.secret_file {
+        let mut secret =
+            std::fs::read(path).map_err(|e| format!("read secret file {}: {e}", path.display()))?;
+        if secret.ends_with(b"\n") {
+            secret.pop();
+            if secret.ends_with(b"\r") {
+                secret.pop();
+            }
+        }
+        if secret.is_empty() {
+            return Err(format!("secret file {} is empty", path.display()));
+        }
+        net = net.with_secret(secret);
+    }
+    net.validate().map_err(|e| e.to_string())?;
+    Ok(Plan {
+        id,
+        listen: args.listen,
+        client,
+        peers,
+        peer_clients,
+        data_dir: args.data_dir,
+        config,
+        net,
+        seed,
+    })
+}
+
+/// Run `paxos-harness node`: one node on RocksDB + TCP until SIGINT or SIGTERM.
+///
+/// The node runs on a single-threaded tokio runtime. With `RUST_LOG` unset, its logs go to
+/// stderr at `info` level (the binary's global default is `error`).
+pub fn node_main(args: NodeArgs) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("paxos-harness node: cannot start the tokio runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let run = || runtime.block_on(run_node(args));
+    let result = if std::env::var_os("RUST_LOG").is_none() {
+        let subscriber = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new("info"))
+            .with_writer(std::io::stderr)
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .finish();
+        tracing::subscriber::with_default(subscriber, run)
+    } else {
+        run()
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("paxos-harness node: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run_node(args: NodeArgs) -> Result<(), String> {
+    let plan = plan(args)?;
+    #[cfg(feature = "rocksdb")]
+    {
+        let dir = plan.data_dir.clone();
+        let storage = tokio::task::spawn_blocking(move || {
+            std::fs::create_dir_all(&dir)
+                .map_err(|e| format!("create data dir {}: {e}", dir.display()))?;
+            paxos_storage::RocksDbStorage::<String>::open(&dir)
+                .map_err(|e| format!("open RocksDB in {}: {e}", dir.display()))
+        })
+        .await
+        .map_err(|e| format!("opening storage panicked: {e}"))??;
+        serve(plan, storage).await
+    }
+    #[cfg(not(feature = "rocksdb"))]
+    {
+        let _ = plan;
+        Err("this binary was built without the `rocksdb` feature".into())
+    }
+}
+
+/// How the node's main loop ended.
+enum End {
+    Signal(&'static str),
+    NodeStopped(Result<Result<(), paxos_core::NodeError>, tokio::task::JoinError>),
+}
+
+#[cfg_attr(not(feature = "rocksdb"), allow(dead_code))]
+async fn serve<S: paxos_core::Storage<String>>(plan: Plan, storage: S) -> Result<(), String> {
+    let Plan {
+        id,
+        listen,
+        client,
+        peers,
+        peer_clients,
+        data_dir,
+        config,
+        net,
+        seed,
+    } = plan;
+    let transport = bind_transport(&listen, net).await?;
+    let client_listener = bind_client(&client).await?;
+    let mode = config.leader_mode;
+    let (node, handle) = Node::new(config, storage, transport, seed).map_err(|e| e.to_string())?;
+    let mut node_task = tokio::spawn(node.run());
+    let server = Arc::new(server::Server {
+        handle: handle.clone(),
+        peer_clients,
+    });
+    let serve_task = tokio::spawn(server.serve(client_listener));
+    tracing::info!(
+        node = %id,
+        %listen,
+        %client,
+        data_dir = %data_dir.display(),
+        peers = %peers
+            .iter()
+            .map(|(p, a)| format!("{}={a}", p.0))
+            .collect::<Vec<_>>()
+            .join(","),
+        mode = ?mode,
+        "node running"
+    );
+    let end = tokio::select! {
+        signal = shutdown_signal() => End::Signal(signal),
+        result = &mut node_task => End::NodeStopped(result),
+    };
+    serve_task.abort();
+    match end {
+        End::Signal(signal) => {
+            tracing::info!(node = %id, signal, "shutting down");
+            handle.shutdown().await;
+            match tokio::time::timeout(SHUTDOWN_GRACE, node_task).await {
+                Ok(Ok(Ok(()))) => {
+                    tracing::info!(node = %id, "stopped");
+                    Ok(())
+                }
+                Ok(Ok(Err(e))) => Err(format!("node failed: {e}")),
+                Ok(Err(e)) => Err(format!("node task failed: {e}")),
+                Err(_) => Err("node did not stop in time".into()),
+            }
+        }
+        End::NodeStopped(Ok(Ok(()))) => Err("node stopped unexpectedly".into()),
+        End::NodeStopped(Ok(Err(e))) => Err(format!("node failed: {e}")),
+        End::NodeStopped(Err(e)) => Err(format!("node task failed: {e}")),
+    }
+}
+
+async fn bind_transport(listen: &str, net: NetConfig) -> Result<TcpTransport<String>, String> {
+    let mut attempt = 0;
+    loop {
+        match TcpTransport::<String>::bind(listen, net.clone()).await {
+            Ok(t) => return Ok(t),
+            Err(e @ NetError::Bind { .. }) if attempt < BIND_ATTEMPTS => {
+                if attempt == 0 {
+                    tracing::warn!(error = %e, "cannot bind yet; retrying");
+                }
+                attempt += 1;
+                tokio::time::sleep(BIND_RETRY).await;
+            }
+            Err(e) => return Err(e.to_string()),
+        }
+    }
+}
+
+async fn bind_client(addr: &str) -> Result<TcpListener, String> {
+    let mut attempt = 0;
+    loop {
+        match TcpListener::bind(addr).await {
+            Ok(l) => return Ok(l),
+            Err(e) if attempt < BIND_ATTEMPTS => {
+                if attempt == 0 {
+                    tracing::warn!(%addr, error = %e, "cannot bind the client port yet; retrying");
+                }
+                attempt += 1;
+                tokio::time::sleep(BIND_RETRY).await;
+            }
+            Err(e) => return Err(format!("bind client address {addr}: {e}")),
+        }
+    }
+}
+
+/// Resolves on SIGINT (Ctrl-C) or SIGTERM; names the signal.
+async fn shutdown_signal() -> &'static str {
+    let ctrl_c = async {
+        if let Err(e) = tokio::signal::ctrl_c().await {
+            tracing::warn!(error = %e, "cannot listen for Ctrl-C");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => tokio::select! {
+                () = ctrl_c => "SIGINT",
+                _ = term.recv() => "SIGTERM",
+            },
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot listen for SIGTERM");
+                ctrl_c.await;
+                "SIGINT"
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        ctrl_c.await;
+        "Ctrl-C"
+    }
+}
+
+/// Run `paxos-harness propose`: propose one value (or print the decided log, or the status) and
+/// print the outcome. Exit code 1 on any error.
+pub fn propose_main(args: ProposeArgs) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("paxos-harness propose: cannot start the tokio runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let limit = Duration::from_millis(args.timeout_ms);
+    // The node gives up at the timeout; allow its answer a moment to arrive.
+    let work = async {
+        tokio::time::timeout(limit + Duration::from_secs(2), propose_run(&args)).await
+    };
+    match runtime.block_on(work) {
+        Ok(Ok(())) => ExitCode::SUCCESS,
+        Ok(Err(e)) => {
+            eprintln!("paxos-harness propose: {e}");
+            ExitCode::FAILURE
+        }
+        Err(_) => {
+            eprintln!(
+                "paxos-harness propose: no answer from {} in time",
+                args.node
+            );
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn propose_run(args: &ProposeArgs) -> Result<(), client::ClientError> {
+    let mut client = client::Client::connect(&args.node).await?;
+    if args.decisions {
+        for d in client.decisions(args.from).await? {
+            println!("instance {}: {}", d.instance, d.value);
+        }
+    } else if args.status {
+        let s = client.status().await?;
+        let leader = s
+            .leader
+            .map_or_else(|| "none".to_owned(), |l| l.to_string());
+        println!(
+            "node {}: leader {leader}, first undecided instance {}, {} decisions",
+            s.id, s.first_undecided, s.decided
+        );
+    } else if let Some(value) = &args.value {
+        let instance = client
+            .propose(value, Some(Duration::from_millis(args.timeout_ms)))
+            .await?;
+        println!("instance {instance}: {value}");
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn peers_and_ports_parse() {
+        assert_eq!(
+            parse_peer("2=127.0.0.1:7002"),
+            Ok((2, "127.0.0.1:7002".to_owned()))
+        );
+        assert!(parse_peer("x=127.0.0.1:7002").is_err());
+        assert!(parse_peer("127.0.0.1:7002").is_err());
+        assert_eq!(
+            offset_port("127.0.0.1:7001", 1000),
+            Ok("127.0.0.1:8001".to_owned())
+        );
+        assert_eq!(offset_port("[::1]:7001", 1000), Ok("[::1]:8001".to_owned()));
+        assert!(offset_port("h:65000", 1000).is_err());
+    }
+
+    #[test]
+    fn plan_defaults() {
+        let args = NodeArgs {
+            id: 1,
+            listen: "127.0.0.1:7001".into(),
+            peers: vec![(2, "127.0.0.1:7002".into()), (3, "127.0.0.1:7003".into())],
+            data_dir: "n1".into(),
+            client: None,
+            peer_clients: vec![(3, "127.0.0.1:9003".into())],
+            cluster_id: 0,
+            secret_file: None,
+            leaderless: false,
+            elected: false,
+            tick_ms: 5,
+            seed: Some(1),
+        };
+        let plan = plan(args).expect("valid");
+        assert_eq!(plan.client, "127.0.0.1:8001");
+        assert_eq!(plan.config.leader_mode, LeaderMode::Elected);
+        assert_eq!(plan.config.nodes.len(), 3);
+        assert_eq!(plan.peer_clients[&NodeId(2)], "127.0.0.1:8002");
+        assert_eq!(plan.peer_clients[&NodeId(3)], "127.0.0.1:9003");
+    }
 }

@@ -221,15 +221,16 @@ mod tests {
     use paxos_core::NodeId;
 
     fn state() -> DurableState<String> {
-        let mut s = DurableState::default();
-        s.promised = Ballot::new(7, NodeId(3));
-        s.proposer_round = 9;
-        s.accepted.insert(
-            InstanceId(u64::MAX),
-            (Ballot::new(2, NodeId(1)), "a".into()),
-        );
-        s.decided.insert(InstanceId(0), "d".into());
-        s
+        DurableState {
+            promised: Ballot::new(7, NodeId(3)),
+            proposer_round: 9,
+            accepted: [(
+                InstanceId(u64::MAX),
+                (Ballot::new(2, NodeId(1)), "a".into()),
+            )]
+            .into(),
+            decided: [(InstanceId(0), "d".into())].into(),
+        }
     }
 
     fn keys() -> [Key; 4] {
@@ -279,13 +280,8 @@ mod tests {
         let mut trailing = bytes.clone();
         trailing.push(0);
         let truncated = &bytes[..bytes.len() - 1];
-        for bad in [
-            &[][..],
-            &wrong_version,
-            &trailing,
-            truncated,
-            &[1, 0xff][..],
-        ] {
+        let bad_records: [&[u8]; 5] = [&[], &wrong_version, &trailing, truncated, &[1, 0xff]];
+        for bad in bad_records {
             let mut into = DurableState::<String>::default();
             match decode_into(&mut into, &key, bad) {
                 Err(StorageError::Corrupt { key, .. }) => {

@@ -70,7 +70,8 @@ impl<V> fmt::Debug for RocksDbStorage<V> {
 }
 
 impl<V: Value> RocksDbStorage<V> {
-    /// Open the store in directory `path`, creating it (and the directory) if missing.
+    /// Open the store in directory `path`, creating the directory and an empty store if missing
+    /// (the parent directory must exist).
     ///
     /// Reads and decodes the whole store before returning, so a damaged store is reported here.
     /// This blocks the calling thread for the open (milliseconds for a small store); in a

@@ -37,7 +37,7 @@ const SCENARIOS: [(&str, u64); 2] = [("single_writer", 1), ("concurrent_writers"
 /// The save of step `k` of task `t` in child `e`: one instance's accept and decision plus the
 /// promise and round of its ballot, all in one call.
 fn script(e: u64, t: u64, k: u64) -> Vec<Write<u64>> {
-    let instance = InstanceId(e << 40 | t << 20 | k);
+    let instance = InstanceId((e << 40) | (t << 20) | k);
     let ballot = Ballot::new(e * 1_000_000 + k + 1, NodeId(t));
     let value = instance.0.wrapping_mul(0x9E37_79B9_7F4A_7C15);
     vec![
@@ -139,9 +139,7 @@ fn scenario(name: &str, tasks: u64, seed: u64, rng: &mut SplitMix64) -> u64 {
     let mut acked: BTreeMap<(u64, u64), u64> = BTreeMap::new();
     let mut total = 0;
     for epoch in 0..EPOCHS {
-        let fail = |msg: String| -> ! {
-            panic!("sigkill {name} epoch {epoch} (PAXOS_SIGKILL_SEED={seed}): {msg}")
-        };
+        let context = format!("sigkill {name} epoch {epoch} (PAXOS_SIGKILL_SEED={seed})");
         let kill_after = rng.in_range(1, MAX_ACKS_BEFORE_KILL);
         let mut child = Command::new(&exe)
             .arg(CHILD)
@@ -151,7 +149,7 @@ fn scenario(name: &str, tasks: u64, seed: u64, rng: &mut SplitMix64) -> u64 {
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
-            .unwrap_or_else(|e| fail(format!("spawn child: {e}")));
+            .unwrap_or_else(|e| fail(&context, format!("spawn child: {e}")));
         let stdout = child.stdout.take().expect("piped stdout");
         let mut lines = BufReader::new(stdout);
         let mut seen = 0;
@@ -164,15 +162,15 @@ fn scenario(name: &str, tasks: u64, seed: u64, rng: &mut SplitMix64) -> u64 {
                 Ok(_) if line.ends_with('\n') => {}
                 // A line cut by the kill: its save was acked, but we cannot tell which one.
                 Ok(_) => break,
-                Err(e) => fail(format!("read child stdout: {e}")),
+                Err(e) => fail(&context, format!("read child stdout: {e}")),
             }
             let mut words = line.split_whitespace();
             let (Some("ack"), Some(t), Some(k)) = (words.next(), words.next(), words.next()) else {
-                fail(format!("unexpected child output {line:?}"));
+                fail(&context, format!("unexpected child output {line:?}"));
             };
             let (t, k): (u64, u64) = match (t.parse(), k.parse()) {
                 (Ok(t), Ok(k)) => (t, k),
-                _ => fail(format!("unexpected child output {line:?}")),
+                _ => fail(&context, format!("unexpected child output {line:?}")),
             };
             let last = acked.entry((epoch, t)).or_insert(k);
             *last = (*last).max(k);
@@ -181,26 +179,32 @@ fn scenario(name: &str, tasks: u64, seed: u64, rng: &mut SplitMix64) -> u64 {
                 // `Child::kill` is SIGKILL on Unix. Acks already in the pipe are read below.
                 child
                     .kill()
-                    .unwrap_or_else(|e| fail(format!("kill child: {e}")));
+                    .unwrap_or_else(|e| fail(&context, format!("kill child: {e}")));
                 killed = true;
             }
         }
         let status = child
             .wait()
-            .unwrap_or_else(|e| fail(format!("wait child: {e}")));
+            .unwrap_or_else(|e| fail(&context, format!("wait child: {e}")));
         if !killed {
-            fail(format!(
-                "child exited by itself ({status}) after {seen} acks"
-            ));
+            fail(
+                &context,
+                format!("child exited by itself ({status}) after {seen} acks"),
+            );
         }
         total += seen;
         if let Err(msg) = verify(dir.path(), epoch, tasks, &acked) {
-            fail(format!(
-                "after a kill at {kill_after} acks ({seen} read): {msg}"
-            ));
+            fail(
+                &context,
+                format!("after a kill at {kill_after} acks ({seen} read): {msg}"),
+            );
         }
     }
     total
+}
+
+fn fail(context: &str, msg: String) -> ! {
+    panic!("{context}: {msg}")
 }
 
 /// Reopen the directory and check the three properties of the module doc.
@@ -223,7 +227,7 @@ fn verify(
     for (instance, got) in &state.accepted {
         let (e, t, k) = (
             instance.0 >> 40,
-            instance.0 >> 20 & 0xF_FFFF,
+            (instance.0 >> 20) & 0xF_FFFF,
             instance.0 & 0xF_FFFF,
         );
         if e > epoch || t >= tasks {

@@ -6,8 +6,10 @@
 //! durable in **one** `save` (group commit), and only then send messages and answer clients.
 //! [`NodeHandle`] is the client API.
 
+mod batcher;
 mod handle;
 mod node;
 
+pub use batcher::{BatchConfig, Batcher, Committed};
 pub use handle::{NodeHandle, NodeStatus, Outcome};
 pub use node::{Node, NodeError};

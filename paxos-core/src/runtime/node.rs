@@ -45,6 +45,9 @@ pub enum NodeError {
     /// The transport closed.
     #[error("transport failed: {0}")]
     Transport(#[from] TransportError),
+    /// The node failed; the message says how (a copy of an error that cannot be cloned).
+    #[error("node failed: {0}")]
+    Failed(String),
 }
 
 pub(super) type ProposeReply<V> = oneshot::Sender<Result<(InstanceId, V), NodeError>>;

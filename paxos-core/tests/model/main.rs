@@ -137,6 +137,7 @@ fn checker_catches_acceptor_accepting_below_promise() {
         accept_below_promise: true,
         ..AcceptorFaults::default()
     };
+    model.propose_at_start = true;
     let report = check("fault: accept below promise", model, 22, Some(AGREEMENT));
     report.counterexample(AGREEMENT);
 }
@@ -150,6 +151,7 @@ fn checker_catches_proposer_ignoring_promised_values() {
         ignore_promised_values: true,
         ..ProposerFaults::default()
     };
+    model.propose_at_start = true;
     let report = check("fault: ignore promised values", model, 22, Some(AGREEMENT));
     report.counterexample(AGREEMENT);
 }

@@ -63,17 +63,24 @@ pub fn check(
     if let Some(p) = stop_at {
         builder = builder.finish_when(HasDiscoveries::AnyOf(BTreeSet::from([p])));
     }
-    let checker = builder.spawn_bfs().join();
+    let checker = if std::env::var("DFS").is_ok() {
+        let c = builder.spawn_dfs().join();
+        (c.unique_state_count(), c.state_count(), c.max_depth(), c.discoveries())
+    } else {
+        let c = builder.spawn_bfs().join();
+        (c.unique_state_count(), c.state_count(), c.max_depth(), c.discoveries())
+    };
+    let checker = Stats(checker);
     let report = Report {
         model,
-        unique_states: checker.unique_state_count(),
-        discoveries: checker.discoveries(),
+        unique_states: checker.0.0,
+        discoveries: checker.0.3.clone(),
     };
     println!(
         "[model] {name}: {} unique states ({} generated), depth {}/{max_depth}, {:.1}s",
         report.unique_states,
-        checker.state_count(),
-        checker.max_depth(),
+        checker.0.1,
+        checker.0.2,
         start.elapsed().as_secs_f64(),
     );
     report
@@ -109,3 +116,12 @@ pub fn print_trace(model: &PaxosModel, property: &str, path: &Path<State, Action
         );
     }
 }
+
+struct Stats(
+    (
+        usize,
+        usize,
+        usize,
+        std::collections::HashMap<&'static str, Path<State, Action>>,
+    ),
+);

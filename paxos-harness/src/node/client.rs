@@ -1,0 +1,178 @@
+//! [`Client`]: an async client of a node's client port ([`super::protocol`]).
+
+use super::protocol::{Decision, MAX_LINE, Op, Request, Response, Status};
+use std::time::Duration;
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::TcpStream;
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+
+/// Why a client request failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// Connecting, reading or writing failed.
+    #[error("i/o error: {0}")]
+    Io(#[from] std::io::Error),
+    /// The node closed the connection before answering.
+    #[error("connection closed by the node")]
+    Closed,
+    /// The node answered something that is not a valid response (or not the expected one).
+    #[error("protocol error: {0}")]
+    Protocol(String),
+    /// The node answered `{"error":...}`.
+    #[error("node error: {error}")]
+    Node {
+        /// The node's message.
+        error: String,
+        /// The leader it named, if any.
+        leader: Option<u64>,
+    },
+}
+
+/// Read one line of at most [`MAX_LINE`] bytes; `None` at end of stream.
+pub(crate) async fn read_line<R: tokio::io::AsyncBufRead + Unpin>(
+    reader: &mut R,
+    line: &mut String,
+) -> std::io::Result<Option<()>> {
+    line.clear();
+    let n = reader.take(MAX_LINE as u64 + 1).read_line(line).await?;
+    if n == 0 {
+        return Ok(None);
+    }
+    if !line.ends_with('\n') && n > MAX_LINE {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("line longer than {MAX_LINE} bytes"),
+        ));
+    }
+    Ok(Some(()))
+}
+
+/// One connection to a node's client port. Requests are answered in order.
+#[derive(Debug)]
+pub struct Client {
+    reader: BufReader<OwnedReadHalf>,
+    writer: OwnedWriteHalf,
+    line: String,
+}
+
+impl Client {
+    /// Connect to `addr` (`"host:port"`).
+    ///
+    /// # Errors
+    /// [`ClientError::Io`] if the connection fails.
+    pub async fn connect(addr: &str) -> Result<Client, ClientError> {
+        let stream = TcpStream::connect(addr).await?;
+        stream.set_nodelay(true)?;
+        let (read, writer) = stream.into_split();
+        Ok(Client {
+            reader: BufReader::new(read),
+            writer,
+            line: String::new(),
+        })
+    }
+
+    /// Send one request and read its response (which may be [`Response::Error`]).
+    ///
+    /// # Errors
+    /// [`ClientError::Io`], [`ClientError::Closed`] or [`ClientError::Protocol`].
+    pub async fn request(&mut self, request: &Request) -> Result<Response, ClientError> {
+        let mut out =
+            serde_json::to_vec(request).map_err(|e| ClientError::Protocol(e.to_string()))?;
+        out.push(b'\n');
+        self.writer.write_all(&out).await?;
+        if read_line(&mut self.reader, &mut self.line).await?.is_none() {
+            return Err(ClientError::Closed);
+        }
+        serde_json::from_str(self.line.trim_end())
+            .map_err(|e| ClientError::Protocol(format!("bad response {:?}: {e}", self.line)))
+    }
+
+    /// Get `value` chosen; returns the instance it was chosen in. `timeout` is the node-side
+    /// deadline (default 30 s); the caller should bound the call itself against a dead node.
+    ///
+    /// # Errors
+    /// [`ClientError::Node`] if the node gave up (timed out, node stopped...); the value may
+    /// still be chosen later. Any other [`ClientError`] on connection trouble.
+    pub async fn propose(
+        &mut self,
+        value: &str,
+        timeout: Option<Duration>,
+    ) -> Result<u64, ClientError> {
+        let request = Request {
+            timeout_ms: timeout.map(|t| u64::try_from(t.as_millis()).unwrap_or(u64::MAX)),
+            ..Request::new(Op::Propose(value.to_owned()))
+        };
+        match self.request(&request).await? {
+            Response::Chosen {
+                instance,
+                value: chosen,
+            } if chosen == value => Ok(instance),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// One page of decisions at or above `from` (at most `limit`, default 1000), and the
+    /// node's first undecided instance.
+    ///
+    /// # Errors
+    /// Any [`ClientError`].
+    pub async fn decisions_page(
+        &mut self,
+        from: u64,
+        limit: Option<usize>,
+    ) -> Result<(Vec<Decision>, u64), ClientError> {
+        match self
+            .request(&Request::new(Op::Decisions { from, limit }))
+            .await?
+        {
+            Response::Decisions {
+                decisions,
+                first_undecided,
+            } => Ok((decisions, first_undecided)),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// Every decision the node knows at or above `from`, in instance order (pages through).
+    ///
+    /// # Errors
+    /// Any [`ClientError`].
+    pub async fn decisions(&mut self, from: u64) -> Result<Vec<Decision>, ClientError> {
+        let mut all: Vec<Decision> = Vec::new();
+        let mut next = from;
+        loop {
+            let (page, _) = self.decisions_page(next, None).await?;
+            let Some(last) = page.last() else {
+                return Ok(all);
+            };
+            if last.instance < next {
+                return Err(ClientError::Protocol(
+                    "decisions page went backwards".into(),
+                ));
+            }
+            next = last.instance.saturating_add(1);
+            all.extend(page);
+            if next == u64::MAX {
+                return Ok(all);
+            }
+        }
+    }
+
+    /// The node's protocol state.
+    ///
+    /// # Errors
+    /// Any [`ClientError`].
+    pub async fn status(&mut self) -> Result<Status, ClientError> {
+        match self.request(&Request::new(Op::Status {})).await? {
+            Response::Status { status } => Ok(status),
+            other => Err(unexpected(other)),
+        }
+    }
+}
+
+fn unexpected(response: Response) -> ClientError {
+    match response {
+        Response::Error { error, leader } => ClientError::Node { error, leader },
+        other => ClientError::Protocol(format!("unexpected response {other:?}")),
+    }
+}
