@@ -198,7 +198,10 @@ async fn run(args: BenchArgs) -> Result<BenchResult, String> {
                 let start = Instant::now();
                 match leader.submit(Bytes::copy_from_slice(&buf)).await {
                     Ok(_) => {}
-                    Err(e) => return Err(format!("propose: {e}")),
+                    Err(e) => {
+                        eprintln!("bench: client {client}: {e}");
+                        return Err(format!("propose: {e}"));
+                    }
                 }
                 if measuring.load(Ordering::Relaxed) {
                     let us = start.elapsed().as_micros() as u64;

@@ -18,8 +18,8 @@ use crate::faults::{Faults, FaultyTransport};
 use crate::invariants::Val;
 use crate::observer::{ObservedStorage, Observer};
 use paxos_core::{
-    Config, InstanceId, LeaderMode, LearnerStrategy, Node, NodeError, NodeHandle, NodeId, Outcome,
-    Storage,
+    AcceptorFaults, Config, InstanceId, LeaderMode, LearnerStrategy, Node, NodeError, NodeHandle,
+    NodeId, Outcome, ProposerFaults, Storage,
 };
 use paxos_net::NetConfig;
 use paxos_storage::MemoryStorage;
@@ -99,6 +99,54 @@ macro_rules! ensure {
     };
 }
 
+/// Makes the storage of each node for one run: called once per node when the cluster is
+/// built; the returned store is reused when that node restarts, so it must outlive the node
+/// as a disk would (see [`ClusterSpec::with_storage`]).
+#[derive(Clone)]
+pub struct StorageFactory(pub Arc<dyn Fn(NodeId) -> Arc<dyn Storage<Val>> + Send + Sync>);
+
+impl std::fmt::Debug for StorageFactory {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("StorageFactory(..)")
+    }
+}
+
+/// Per-node differences from the shared [`Config`]: clock skew and test-only protocol faults.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct NodeOptions {
+    /// This node's tick length instead of `config.tick_interval`: a clock running slow or fast.
+    pub tick_interval: Option<Duration>,
+    /// This node's phase timeout instead of `config.phase_timeout_ticks`.
+    pub phase_timeout_ticks: Option<u64>,
+    /// This node's leader timeout instead of `config.leader_timeout_ticks`.
+    pub leader_timeout_ticks: Option<u64>,
+    /// Break this node's acceptor on purpose (tests of the checker only).
+    pub acceptor_faults: AcceptorFaults,
+    /// Break this node's proposer on purpose (tests of the checker only).
+    pub proposer_faults: ProposerFaults,
+}
+
+/// Message latency and scheduling of the turmoil network (ignored by the TCP driver).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SimNetwork {
+    /// Shortest one-way latency.
+    pub min_latency: Duration,
+    /// Longest one-way latency; messages on different links overtake each other.
+    pub max_latency: Duration,
+    /// Run the hosts in a seeded random order each step (turmoil `enable_random_order`).
+    pub random_order: bool,
+}
+
+impl Default for SimNetwork {
+    fn default() -> Self {
+        SimNetwork {
+            min_latency: Duration::from_micros(200),
+            max_latency: Duration::from_millis(3),
+            random_order: false,
+        }
+    }
+}
+
 /// The shape of a cluster.
 #[derive(Clone, Debug)]
 pub struct ClusterSpec {
@@ -106,6 +154,15 @@ pub struct ClusterSpec {
     pub config: Config,
     /// Stop the run after this much (simulated) time.
     pub time_limit: Duration,
+    /// Per-node clock skew and protocol faults (nodes not listed use `config` as is).
+    pub node_options: BTreeMap<NodeId, NodeOptions>,
+    /// The simulated network's latency and scheduling.
+    pub network: SimNetwork,
+    /// `StorageKind::Memory` only: every `save` waits this long before applying, so a crash
+    /// loses the writes not yet durable (`MemoryStorage::with_write_latency`).
+    pub write_latency: Duration,
+    /// Your own storage instead of [`Env::storage`].
+    pub storage: Option<StorageFactory>,
 }
 
 impl ClusterSpec {
@@ -115,7 +172,42 @@ impl ClusterSpec {
         ClusterSpec {
             config: Config::symmetric(nodes[0], nodes),
             time_limit: Duration::from_secs(60),
+            node_options: BTreeMap::new(),
+            network: SimNetwork::default(),
+            write_latency: Duration::ZERO,
+            storage: None,
         }
+    }
+
+    /// Give `node` its own clock skew or protocol faults.
+    pub fn with_node(mut self, node: NodeId, options: NodeOptions) -> Self {
+        self.node_options.insert(node, options);
+        self
+    }
+
+    /// Run every node on the storage `factory` makes instead of the [`Env`]'s kind. The factory
+    /// is called once per node per run and must return an empty store; a restarted node gets
+    /// the same store back, so it must keep acknowledged writes across the node's crash.
+    pub fn with_storage(
+        mut self,
+        factory: impl Fn(NodeId) -> Arc<dyn Storage<Val>> + Send + Sync + 'static,
+    ) -> Self {
+        self.storage = Some(StorageFactory(Arc::new(factory)));
+        self
+    }
+
+    /// The configuration node `id` runs with: the shared one plus its [`NodeOptions`].
+    pub fn config_for(&self, id: NodeId) -> Config {
+        let mut config = self.config.for_node(id);
+        if let Some(o) = self.node_options.get(&id) {
+            config.tick_interval = o.tick_interval.unwrap_or(config.tick_interval);
+            config.phase_timeout_ticks =
+                o.phase_timeout_ticks.unwrap_or(config.phase_timeout_ticks);
+            config.leader_timeout_ticks = o
+                .leader_timeout_ticks
+                .unwrap_or(config.leader_timeout_ticks);
+        }
+        config
     }
 
     /// Separate roles (the Go shape): proposers `n1..`, then acceptors, then learners.
@@ -188,11 +280,20 @@ enum NodeStore {
     Memory(MemoryStorage<Val>),
     #[cfg(feature = "rocksdb")]
     Rocks(tempfile::TempDir),
+    /// Made by the spec's [`StorageFactory`]; the same store after every restart.
+    Custom(Arc<dyn Storage<Val>>),
 }
 
 impl NodeStore {
-    fn new(kind: StorageKind) -> Result<Self, Failure> {
+    fn new(spec: &ClusterSpec, kind: StorageKind, id: NodeId) -> Result<Self, Failure> {
+        if let Some(factory) = &spec.storage {
+            return Ok(NodeStore::Custom((factory.0)(id)));
+        }
         match kind {
+            #[cfg(feature = "rocksdb")]
+            StorageKind::Memory if !spec.write_latency.is_zero() => Ok(NodeStore::Memory(
+                MemoryStorage::new().with_write_latency(spec.write_latency),
+            )),
             StorageKind::Memory => Ok(NodeStore::Memory(MemoryStorage::new())),
             #[cfg(feature = "rocksdb")]
             StorageKind::Rocksdb => tempfile::Builder::new()
@@ -209,6 +310,7 @@ impl NodeStore {
     fn open(&self) -> Result<Arc<dyn Storage<Val>>, Failure> {
         match self {
             NodeStore::Memory(m) => Ok(Arc::new(m.clone())),
+            NodeStore::Custom(s) => Ok(s.clone()),
             #[cfg(feature = "rocksdb")]
             NodeStore::Rocks(dir) => paxos_storage::RocksDbStorage::open(dir.path())
                 .map(|s| Arc::new(s) as Arc<dyn Storage<Val>>)
@@ -448,13 +550,20 @@ async fn start_node<T: paxos_core::Transport<Val>>(
         shared.observer.clone(),
         shared.env.trace,
     );
-    let config = shared.spec.config.for_node(id);
+    let config = shared.spec.config_for(id);
+    let options = shared
+        .spec
+        .node_options
+        .get(&id)
+        .copied()
+        .unwrap_or_default();
     let (node, handle) = Node::new(
         config,
         storage,
         transport,
         node_seed(shared.env.seed, id, incarnation),
     )?;
+    let node = node.with_faults(options.acceptor_faults, options.proposer_faults);
     lock(&shared.handles).insert(id, handle);
     Ok(node)
 }
@@ -538,7 +647,7 @@ fn run_inner(
     );
     let mut stores = BTreeMap::new();
     for id in spec.nodes() {
-        match NodeStore::new(env.storage) {
+        match NodeStore::new(&spec, env.storage, id) {
             Ok(s) => {
                 stores.insert(id, s);
             }
@@ -574,13 +683,18 @@ fn run_inner(
 
 #[cfg(feature = "turmoil")]
 fn run_sim(shared: &Arc<Shared>, body: Body) -> (Result<(), Failure>, Duration) {
-    let mut sim = turmoil::Builder::new()
+    let network = shared.spec.network;
+    let mut builder = turmoil::Builder::new();
+    builder
         .rng_seed(shared.env.seed)
         .simulation_duration(shared.spec.time_limit)
         .tick_duration(Duration::from_millis(1))
-        .min_message_latency(Duration::from_micros(200))
-        .max_message_latency(Duration::from_millis(3))
-        .build();
+        .min_message_latency(network.min_latency)
+        .max_message_latency(network.max_latency);
+    if network.random_order {
+        builder.enable_random_order();
+    }
+    let mut sim = builder.build();
     let nodes = shared.spec.nodes();
     for &id in &nodes {
         let peers: BTreeMap<NodeId, String> = nodes

@@ -1,8 +1,10 @@
 //! Network faults injected between a node and its transport: partitions (symmetric or
-//! one-way) and seeded message loss. Crashes and restarts are the cluster's business
+//! one-way), seeded message loss, and on the receiving side seeded duplication and extra delay
+//! (which reorders messages, even on one link). Crashes and restarts are the cluster's business
 //! ([`crate::cluster::Cluster::crash`]).
 //!
-//! Every decision to drop comes from one seeded RNG, so a run is reproducible by its seed.
+//! Every decision to drop, copy or hold back comes from one seeded RNG, so a run is
+//! reproducible by its seed.
 
 use crate::invariants::Val;
 use crate::observer::Observer;
@@ -12,6 +14,15 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+/// Sleep until `at`, or forever if there is nothing to wait for.
+async fn sleep_until(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
 
 #[derive(Debug)]
 struct State {
@@ -21,6 +32,10 @@ struct State {
     cut_kind: BTreeSet<(NodeId, NodeId, &'static str)>,
     /// Probability that a message on a link is lost.
     loss: BTreeMap<(NodeId, NodeId), f64>,
+    /// Probability that a message on a link is delivered twice (the copy later).
+    duplicate: BTreeMap<(NodeId, NodeId), f64>,
+    /// Probability that a message on a link is held back, and for at most how long.
+    delay: BTreeMap<(NodeId, NodeId), (f64, Duration)>,
     rng: StdRng,
 }
 
@@ -38,6 +53,8 @@ impl Faults {
                 cut: BTreeSet::new(),
                 cut_kind: BTreeSet::new(),
                 loss: BTreeMap::new(),
+                duplicate: BTreeMap::new(),
+                delay: BTreeMap::new(),
                 rng: StdRng::seed_from_u64(seed),
             })),
         }
@@ -85,12 +102,51 @@ impl Faults {
         self.lock().loss.insert((from, to), rate);
     }
 
-    /// Remove every partition and every loss rate.
+    /// Deliver each message on `from -> to` a second time with probability `rate`; the copy
+    /// arrives up to 20 ms after the original.
+    pub fn set_duplicate(&self, from: NodeId, to: NodeId, rate: f64) {
+        self.lock().duplicate.insert((from, to), rate);
+    }
+
+    /// Hold each message on `from -> to` back with probability `rate`, for a random time up to
+    /// `max`: later messages overtake it.
+    pub fn set_delay(&self, from: NodeId, to: NodeId, rate: f64, max: Duration) {
+        self.lock().delay.insert((from, to), (rate, max));
+    }
+
+    /// Remove every partition, loss, duplication and delay.
     pub fn heal(&self) {
         let mut s = self.lock();
         s.cut.clear();
         s.cut_kind.clear();
         s.loss.clear();
+        s.duplicate.clear();
+        s.delay.clear();
+    }
+
+    /// Is `from -> to` cut right now?
+    fn is_cut(&self, from: NodeId, to: NodeId) -> bool {
+        self.lock().cut.contains(&(from, to))
+    }
+
+    /// On receipt of a message `from -> to`: hold it back for how long (`None`: deliver now),
+    /// and deliver a copy after how long (`None`: no copy).
+    fn on_receive(&self, from: NodeId, to: NodeId) -> (Option<Duration>, Option<Duration>) {
+        let mut s = self.lock();
+        let s = &mut *s;
+        let hold = match s.delay.get(&(from, to)).copied() {
+            Some((rate, max)) if rate > 0.0 && s.rng.gen_bool(rate.min(1.0)) => {
+                Some(random_upto(&mut s.rng, max))
+            }
+            _ => None,
+        };
+        let copy = match s.duplicate.get(&(from, to)).copied() {
+            Some(rate) if rate > 0.0 && s.rng.gen_bool(rate.min(1.0)) => {
+                Some(random_upto(&mut s.rng, DUPLICATE_LAG))
+            }
+            _ => None,
+        };
+        (hold, copy)
     }
 
     /// Should a message `from -> to` be dropped now?
@@ -106,6 +162,18 @@ impl Faults {
     }
 }
 
+/// The latest a duplicate arrives after the original.
+const DUPLICATE_LAG: Duration = Duration::from_millis(20);
+
+/// A uniformly random duration in `[0, max]`, at microsecond resolution.
+fn random_upto(rng: &mut StdRng, max: Duration) -> Duration {
+    let micros = u64::try_from(max.as_micros()).unwrap_or(u64::MAX);
+    Duration::from_micros(rng.gen_range(0..=micros))
+}
+
+/// A message held back by a delay or duplication fault, and when it is due.
+type Held = (tokio::time::Instant, NodeId, Message<Val>);
+
 /// A [`Transport`] wrapper that applies [`Faults`] and reports messages to the [`Observer`].
 pub struct FaultyTransport<T> {
     inner: T,
@@ -113,6 +181,8 @@ pub struct FaultyTransport<T> {
     faults: Faults,
     observer: Observer,
     trace: bool,
+    /// Received messages held back (delayed originals, late duplicates), in arrival order.
+    held: Vec<Held>,
 }
 
 impl<T> FaultyTransport<T> {
@@ -124,6 +194,7 @@ impl<T> FaultyTransport<T> {
             faults,
             observer,
             trace,
+            held: Vec::new(),
         }
     }
 }
@@ -167,12 +238,41 @@ impl<T: Transport<Val>> Transport<Val> for FaultyTransport<T> {
         self.inner.send(to, message).await
     }
 
+    /// Cancel-safe if the inner `recv` is: a message taken from the inner transport is either
+    /// returned or stored in `held` before the next await.
     async fn recv(&mut self) -> Result<(NodeId, Message<Val>), TransportError> {
         loop {
-            let (from, message) = self.inner.recv().await?;
+            // 1. A held message that is due goes first (the earliest-due one).
+            let now = tokio::time::Instant::now();
+            let due = (0..self.held.len())
+                .filter(|&i| self.held[i].0 <= now)
+                .min_by_key(|&i| self.held[i].0);
+            if let Some(i) = due {
+                let (_, from, message) = self.held.remove(i);
+                if !self.faults.is_cut(from, self.me) {
+                    return Ok((from, message));
+                }
+                continue;
+            }
+            // 2. Otherwise wait for the network or for the next held message.
+            let next = self.held.iter().map(|h| h.0).min();
+            let (from, message) = tokio::select! {
+                biased;
+                received = self.inner.recv() => received?,
+                _ = sleep_until(next) => continue,
+            };
             // Messages already in flight when a link was cut are lost too.
-            if !self.faults.lock().cut.contains(&(from, self.me)) {
-                return Ok((from, message));
+            if self.faults.is_cut(from, self.me) {
+                continue;
+            }
+            let (hold, copy) = self.faults.on_receive(from, self.me);
+            let now = tokio::time::Instant::now();
+            if let Some(lag) = copy {
+                self.held.push((now + lag, from, message.clone()));
+            }
+            match hold {
+                Some(d) => self.held.push((now + d, from, message)),
+                None => return Ok((from, message)),
             }
         }
     }

@@ -8,6 +8,8 @@
 //! | one value per ballot per instance | P2 (a proposer proposes one value per ballot) |
 //! | decided values never change, even across restarts | seed 003 Q4; issue 5 |
 //! | a promise never goes down | P1a; seed 002 "persist before reply" |
+//! | nothing is accepted below the acceptor's own durable promise | P1a |
+//! | a node tells a client (or `decisions()`) only a chosen value | §2.3; issue 7 (chaos) |
 //!
 //! Events are fed from storage writes *after* they are durable, so a learner's `Decided` write
 //! comes after the `Accept` writes that made the value chosen — unless a node replied before
@@ -73,6 +75,26 @@ pub enum Violation {
         /// Old and new promise.
         ballots: (Ballot, Ballot),
     },
+    /// An acceptor accepted a ballot below a promise it had already made durable.
+    AcceptedBelowPromise {
+        /// The acceptor.
+        node: NodeId,
+        /// The instance.
+        instance: InstanceId,
+        /// The ballot accepted and the promise it broke.
+        ballots: (Ballot, Ballot),
+    },
+    /// A node reported a decision (to a client or through `decisions()`) that is not chosen.
+    ReportedNotChosen {
+        /// The node.
+        node: NodeId,
+        /// The instance.
+        instance: InstanceId,
+        /// The value reported.
+        value: Val,
+        /// The value chosen there, if any.
+        chosen: Option<Val>,
+    },
 }
 
 impl fmt::Display for Violation {
@@ -127,6 +149,30 @@ impl fmt::Display for Violation {
                     ballots.0, ballots.1
                 )
             }
+            Violation::AcceptedBelowPromise {
+                node,
+                instance,
+                ballots,
+            } => write!(
+                f,
+                "accepted-below-promise: {node} accepted {} in {instance} after promising {}",
+                ballots.0, ballots.1
+            ),
+            Violation::ReportedNotChosen {
+                node,
+                instance,
+                value,
+                chosen,
+            } => match chosen {
+                Some(c) => write!(
+                    f,
+                    "reported-not-chosen: {node} reported {value} in {instance}, but {c} is chosen"
+                ),
+                None => write!(
+                    f,
+                    "reported-not-chosen: {node} reported {value} in {instance}, where nothing is chosen"
+                ),
+            },
         }
     }
 }
@@ -172,6 +218,15 @@ impl Checker {
 
     /// `node` durably accepted `value` in `instance` at `ballot`.
     pub fn on_accepted(&mut self, node: NodeId, instance: InstanceId, ballot: Ballot, value: Val) {
+        if let Some(&promised) = self.promised.get(&node)
+            && ballot < promised
+        {
+            self.violations.push(Violation::AcceptedBelowPromise {
+                node,
+                instance,
+                ballots: (ballot, promised),
+            });
+        }
         let (v, voters) = self
             .accepts
             .entry((instance, ballot))
@@ -242,6 +297,21 @@ impl Checker {
         }
     }
 
+    /// `node` told a client (or a `decisions()` caller) that `value` is decided in `instance`.
+    /// It may only say so once that value is chosen: the node answers after its `Decided`
+    /// write is durable, which comes after a majority's `Accept` writes.
+    pub fn on_reported(&mut self, node: NodeId, instance: InstanceId, value: Val) {
+        let chosen = self.chosen.get(&instance).copied();
+        if chosen != Some(value) {
+            self.violations.push(Violation::ReportedNotChosen {
+                node,
+                instance,
+                value,
+                chosen,
+            });
+        }
+    }
+
     /// Violations seen so far.
     pub fn violations(&self) -> &[Violation] {
         &self.violations
@@ -299,6 +369,29 @@ mod tests {
         assert!(matches!(
             c.violations()[0],
             Violation::LearnedNotChosen { .. }
+        ));
+    }
+
+    #[test]
+    fn checker_catches_accept_below_promise() {
+        let mut c = Checker::new(3);
+        c.on_proposed(1);
+        c.on_promised(NodeId(1), b(2, 2));
+        c.on_accepted(NodeId(1), InstanceId(0), b(1, 1), 1);
+        assert!(matches!(
+            c.violations()[0],
+            Violation::AcceptedBelowPromise { .. }
+        ));
+    }
+
+    #[test]
+    fn checker_catches_a_reported_value_that_is_not_chosen() {
+        let mut c = Checker::new(3);
+        c.on_proposed(1);
+        c.on_reported(NodeId(2), InstanceId(0), 1);
+        assert!(matches!(
+            c.violations()[0],
+            Violation::ReportedNotChosen { chosen: None, .. }
         ));
     }
 

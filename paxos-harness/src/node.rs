@@ -440,9 +440,8 @@ pub fn propose_main(args: ProposeArgs) -> ExitCode {
     };
     let limit = Duration::from_millis(args.timeout_ms);
     // The node gives up at the timeout; allow its answer a moment to arrive.
-    let work = async {
-        tokio::time::timeout(limit + Duration::from_secs(2), propose_run(&args)).await
-    };
+    let work =
+        async { tokio::time::timeout(limit + Duration::from_secs(2), propose_run(&args)).await };
     match runtime.block_on(work) {
         Ok(Ok(())) => ExitCode::SUCCESS,
         Ok(Err(e)) => {

@@ -124,6 +124,12 @@ impl Observer {
         );
     }
 
+    /// Record that `node` told a client (or a `decisions()` caller) that `value` is decided in
+    /// `instance`, and check it is the chosen value.
+    pub fn reported(&self, node: NodeId, instance: InstanceId, value: Val) {
+        self.lock().checker.on_reported(node, instance, value);
+    }
+
     /// Record a scenario action.
     pub fn note(&self, text: impl Into<String>) {
         Self::push(&mut self.lock(), EventKind::Note(text.into()));

@@ -100,7 +100,7 @@ impl Cluster {
             .args(["--client", &n.client, "--cluster-id", "6"])
             .arg("--data-dir")
             .arg(&n.data_dir)
-            .env("RUST_LOG", "info")
+            .env_remove("RUST_LOG")
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("clone log handle"))
             .stderr(log)

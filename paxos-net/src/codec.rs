@@ -290,17 +290,19 @@ impl<V: Serialize + serde::de::DeserializeOwned> Decoder for FrameCodec<V> {
 impl<V> Encoder<EncodedFrame> for FrameCodec<V> {
     type Error = CodecError;
 
+    /// Writes the length prefix and the already-encoded body. The size limit is checked where
+    /// the frame was built ([`EncodedFrame::encode`], against the sender's own limit), not
+    /// here: this codec's limit is for what it *reads*, which differs per direction (a dialer
+    /// reads only small handshake frames but writes full-size messages).
     fn encode(&mut self, frame: EncodedFrame, dst: &mut BytesMut) -> Result<(), CodecError> {
         let len = frame.0.len();
-        self.inner.encode(frame.0, dst).map_err(|e| {
-            if e.kind() == std::io::ErrorKind::InvalidInput {
-                CodecError::Oversize {
-                    len,
-                    max: self.inner.max_frame_length(),
-                }
-            } else {
-                CodecError::Io(e)
-            }
-        })
+        let prefix = u32::try_from(len).map_err(|_| CodecError::Oversize {
+            len,
+            max: u32::MAX as usize,
+        })?;
+        dst.reserve(LENGTH_PREFIX_LEN + len);
+        dst.extend_from_slice(&prefix.to_be_bytes());
+        dst.extend_from_slice(&frame.0);
+        Ok(())
     }
 }

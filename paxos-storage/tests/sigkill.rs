@@ -238,12 +238,12 @@ fn verify(
         else {
             unreachable!("script shape");
         };
-        if let Write::Accept { ballot, value, .. } = &writes[1] {
-            if got != &(*ballot, *value) {
-                return Err(format!(
-                    "{instance}: accepted {got:?}, saved ({ballot}, {value})"
-                ));
-            }
+        if let Write::Accept { ballot, value, .. } = &writes[1]
+            && got != &(*ballot, *value)
+        {
+            return Err(format!(
+                "{instance}: accepted {got:?}, saved ({ballot}, {value})"
+            ));
         }
         if state.decided.get(instance) != Some(value) {
             return Err(format!(

@@ -17,7 +17,19 @@ mod wire;
 use cluster::{NetworkMode, PaxosModel, Proposal};
 use paxos_core::{AcceptorFaults, InstanceId, NodeId, ProposerFaults};
 use properties::{AGREEMENT, ONE_VALUE_PER_BALLOT};
-use run::{check, deep};
+use run::{Search, check, deep};
+
+fn bfs(max_depth: usize) -> Search {
+    Search::Bfs { max_depth }
+}
+
+fn random(seed: u64) -> Search {
+    Search::Random {
+        seed,
+        max_depth: 60,
+        states: 2_000_000,
+    }
+}
 
 fn env(k: &str, d: u8) -> u8 {
     std::env::var(k)
@@ -57,7 +69,12 @@ fn single_decree_is_safe_under_loss_duplication_and_acceptor_crash() {
     model.max_crashes = env("CRASH", 1);
     model.propose_at_start = env("START", 1) == 1;
     model.ticks_per_proposer = env("TICKS", 1);
-    let report = check("single decree", model, if deep() { 24 } else { 14 }, None);
+    let report = check(
+        "single decree",
+        model,
+        bfs(if deep() { 24 } else { 14 }),
+        None,
+    );
     report.assert_properties();
 }
 
@@ -71,7 +88,7 @@ fn single_decree_is_safe_with_explicit_drops() {
     let report = check(
         "single decree, lossy network",
         model,
-        if deep() { 18 } else { 12 },
+        bfs(if deep() { 18 } else { 12 }),
         None,
     );
     report.assert_properties();
@@ -90,7 +107,12 @@ fn multi_paxos_is_safe_across_a_leader_change() {
     model.ticks_per_proposer = if deep() { 2 } else { 1 };
     model.crashable = [3, 4, 5].map(NodeId).into();
     model.max_crashes = u8::from(deep());
-    let report = check("multi-paxos", model, if deep() { 24 } else { 15 }, None);
+    let report = check(
+        "multi-paxos",
+        model,
+        bfs(if deep() { 24 } else { 15 }),
+        None,
+    );
     report.assert_properties();
 }
 
@@ -123,7 +145,7 @@ fn restarted_proposer_never_reuses_a_ballot() {
     let report = check(
         "proposer restart",
         model,
-        if deep() { 22 } else { 14 },
+        bfs(if deep() { 22 } else { 14 }),
         None,
     );
     report.assert_properties();
@@ -138,7 +160,12 @@ fn checker_catches_acceptor_accepting_below_promise() {
         ..AcceptorFaults::default()
     };
     model.propose_at_start = true;
-    let report = check("fault: accept below promise", model, 22, Some(AGREEMENT));
+    let report = check(
+        "fault: accept below promise",
+        model,
+        random(1),
+        Some(AGREEMENT),
+    );
     report.counterexample(AGREEMENT);
 }
 
@@ -152,7 +179,12 @@ fn checker_catches_proposer_ignoring_promised_values() {
         ..ProposerFaults::default()
     };
     model.propose_at_start = true;
-    let report = check("fault: ignore promised values", model, 22, Some(AGREEMENT));
+    let report = check(
+        "fault: ignore promised values",
+        model,
+        random(1),
+        Some(AGREEMENT),
+    );
     report.counterexample(AGREEMENT);
 }
 
@@ -167,7 +199,7 @@ fn checker_catches_proposer_reusing_a_ballot_after_restart() {
     let report = check(
         "fault: round not persisted",
         model,
-        16,
+        bfs(16),
         Some(ONE_VALUE_PER_BALLOT),
     );
     report.counterexample(ONE_VALUE_PER_BALLOT);

@@ -2,8 +2,9 @@
 
 use crate::cluster::{Action, PaxosModel, State};
 use crate::properties;
-use stateright::{Checker, HasDiscoveries, Model, Path};
-use std::collections::BTreeSet;
+use paxos_core::rng::SplitMix64;
+use stateright::{Checker, Chooser, HasDiscoveries, Model, Path};
+use std::collections::{BTreeSet, HashMap};
 use std::time::Instant;
 
 /// True when `PAXOS_MODEL_DEEP=1`: the checks run with larger bounds (minutes, not seconds).
@@ -14,8 +15,7 @@ pub fn deep() -> bool {
 /// What a finished check found.
 pub struct Report {
     pub model: PaxosModel,
-    pub unique_states: usize,
-    discoveries: std::collections::HashMap<&'static str, Path<State, Action>>,
+    discoveries: Discoveries,
 }
 
 impl Report {
@@ -34,56 +34,152 @@ impl Report {
         }
     }
 
-    /// The counterexample of `property`, printed; panics if there is none.
-    pub fn counterexample(&self, property: &'static str) -> &Path<State, Action> {
+    /// The counterexample of `property`, shrunk and printed; panics if there is none.
+    pub fn counterexample(&self, property: &'static str) -> Vec<Action> {
         let path = self
             .discoveries
             .get(property)
             .unwrap_or_else(|| panic!("expected a counterexample for {property:?}, found none"));
-        print_trace(&self.model, property, path);
-        path
+        let actions = shrink(&self.model, property, path.clone().into_actions());
+        let path = Path::from_actions(&self.model, self.model.init_states()[0].clone(), &actions)
+            .expect("a shrunk trace replays");
+        print_trace(&self.model, property, &path);
+        actions
     }
 }
 
-/// Explore `model` breadth-first up to `max_depth` steps (`PAXOS_MODEL_DEPTH=n` overrides it)
-/// and print the statistics. With `stop_at` the search ends at the first violation of that
-/// property (bug-catching checks).
+/// Drop every step of a counterexample that is not needed to violate `property`, one at a time
+/// (random runs wander). The result still replays from the initial state and still violates.
+fn shrink(model: &PaxosModel, property: &'static str, mut actions: Vec<Action>) -> Vec<Action> {
+    let holds = model.property(property).condition;
+    let violates = |actions: &[Action]| {
+        let mut state = model.init_states().remove(0);
+        for a in actions {
+            let mut enabled = Vec::new();
+            model.actions(&state, &mut enabled);
+            if !enabled.contains(a) {
+                return false;
+            }
+            state = model.next_state(&state, a.clone()).unwrap_or(state);
+        }
+        !holds(model, &state)
+    };
+    let mut i = actions.len();
+    while i > 0 {
+        i -= 1;
+        let mut shorter = actions.clone();
+        shorter.remove(i);
+        if violates(&shorter) {
+            actions = shorter;
+            i = i.min(actions.len());
+        }
+    }
+    actions
+}
+
+/// How to search.
+#[derive(Clone, Copy, Debug)]
+pub enum Search {
+    /// Every state within `max_depth` steps, breadth first (shortest counterexamples).
+    Bfs { max_depth: usize },
+    /// Seeded random runs of up to `max_depth` steps, until `states` states were generated or
+    /// the property looked for is violated. For deep bugs that BFS would reach too slowly.
+    /// Each step is drawn among the actions that change the state ([`Progress`]).
+    Random {
+        seed: u64,
+        max_depth: usize,
+        states: usize,
+    },
+}
+
+/// Explore `model` (`PAXOS_MODEL_DEPTH=n` overrides the depth bound) and print the statistics.
+/// With `stop_at` the search ends at the first violation of that property (bug-catching
+/// checks).
 pub fn check(
     name: &str,
     model: PaxosModel,
-    max_depth: usize,
+    search: Search,
     stop_at: Option<&'static str>,
 ) -> Report {
-    let max_depth = std::env::var("PAXOS_MODEL_DEPTH")
+    let depth_override = std::env::var("PAXOS_MODEL_DEPTH")
         .ok()
-        .and_then(|d| d.parse().ok())
-        .unwrap_or(max_depth);
+        .and_then(|d| d.parse().ok());
     let start = Instant::now();
-    let mut builder = model.clone().checker().target_max_depth(max_depth);
+    let mut builder = model.clone().checker();
     if let Some(p) = stop_at {
         builder = builder.finish_when(HasDiscoveries::AnyOf(BTreeSet::from([p])));
     }
-    let checker = if std::env::var("DFS").is_ok() {
-        let c = builder.spawn_dfs().join();
-        (c.unique_state_count(), c.state_count(), c.max_depth(), c.discoveries())
-    } else {
-        let c = builder.spawn_bfs().join();
-        (c.unique_state_count(), c.state_count(), c.max_depth(), c.discoveries())
+    let (max_depth, stats) = match search {
+        Search::Bfs { max_depth } => {
+            let max_depth = depth_override.unwrap_or(max_depth);
+            let c = builder.target_max_depth(max_depth).spawn_bfs().join();
+            (max_depth, stats(&c))
+        }
+        Search::Random {
+            seed,
+            max_depth,
+            states,
+        } => {
+            let max_depth = depth_override.unwrap_or(max_depth);
+            let c = builder
+                .target_max_depth(max_depth)
+                .target_state_count(states)
+                .spawn_simulation(seed, Progress(model.clone()))
+                .join();
+            (max_depth, stats(&c))
+        }
     };
-    let checker = Stats(checker);
-    let report = Report {
-        model,
-        unique_states: checker.0.0,
-        discoveries: checker.0.3.clone(),
-    };
+    let (unique_states, generated, depth, discoveries) = stats;
     println!(
-        "[model] {name}: {} unique states ({} generated), depth {}/{max_depth}, {:.1}s",
-        report.unique_states,
-        checker.0.1,
-        checker.0.2,
+        "[model] {name}: {unique_states} unique states ({generated} generated), \
+         depth {depth}/{max_depth}, {:.1}s",
         start.elapsed().as_secs_f64(),
     );
-    report
+    Report { model, discoveries }
+}
+
+/// Chooses uniformly among the actions that change the state. In a duplicating network most
+/// deliveries are repeats that change nothing, and stateright ends a random run at the first
+/// repeated state, so a uniform choice would end most runs after a few steps.
+#[derive(Clone)]
+pub struct Progress(PaxosModel);
+
+impl Chooser<PaxosModel> for Progress {
+    type State = SplitMix64;
+
+    fn new_state(&self, seed: u64) -> SplitMix64 {
+        SplitMix64::new(seed)
+    }
+
+    fn choose_initial_state(&self, _: &mut SplitMix64, _: &[State]) -> usize {
+        0
+    }
+
+    fn choose_action(&self, rng: &mut SplitMix64, current: &State, actions: &[Action]) -> usize {
+        let useful: Vec<usize> = (0..actions.len())
+            .filter(|&i| {
+                self.0
+                    .next_state(current, actions[i].clone())
+                    .is_some_and(|next| next != *current)
+            })
+            .collect();
+        let mut pick = |n: usize| (rng.next_u64() % n as u64) as usize;
+        match useful.len() {
+            0 => pick(actions.len()),
+            n => useful[pick(n)],
+        }
+    }
+}
+
+type Discoveries = HashMap<&'static str, Path<State, Action>>;
+
+fn stats(c: &impl Checker<PaxosModel>) -> (usize, usize, usize, Discoveries) {
+    (
+        c.unique_state_count(),
+        c.state_count(),
+        c.max_depth(),
+        c.discoveries(),
+    )
 }
 
 /// Print a discovery step by step, with client proposals spelled out.
@@ -116,12 +212,3 @@ pub fn print_trace(model: &PaxosModel, property: &str, path: &Path<State, Action
         );
     }
 }
-
-struct Stats(
-    (
-        usize,
-        usize,
-        usize,
-        std::collections::HashMap<&'static str, Path<State, Action>>,
-    ),
-);

@@ -1,0 +1,126 @@
+//! Chaos testing (issue 7): a window of seeds passes, the checker catches a broken protocol
+//! within a few hundred seeds, and one seed replays bit for bit.
+//!
+//! `PAXOS_CHAOS_SEEDS` widens the passing window (default 100 in a debug build); CI runs a
+//! wider window in release with `paxos-harness chaos --seeds N`.
+
+use paxos_core::Storage;
+use paxos_harness::chaos::{self, Break, ChaosOptions};
+use paxos_harness::invariants::Violation;
+use std::sync::Arc;
+
+fn window() -> u64 {
+    std::env::var("PAXOS_CHAOS_SEEDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(100)
+}
+
+/// The first failing seed in `1..=limit` with `options`, and its run.
+fn first_failure(options: &ChaosOptions, limit: u64) -> Option<(u64, chaos::SeedRun)> {
+    (1..=limit)
+        .map(|seed| (seed, chaos::run_seed(seed, options)))
+        .find(|(_, run)| run.verdict.is_err())
+}
+
+fn broken(b: Break) -> ChaosOptions {
+    ChaosOptions {
+        protocol_break: Some(b),
+        print_failures: false,
+        ..ChaosOptions::default()
+    }
+}
+
+#[test]
+fn a_window_of_seeds_passes() {
+    let seeds = window();
+    let summary = chaos::run_window(1, seeds, &ChaosOptions::default(), |_| {});
+    assert_eq!(summary.done, seeds);
+    assert_eq!(
+        summary.failed, 0,
+        "failing seeds {:?}; replay with `paxos-harness chaos --seeds 1 --start SEED`",
+        summary.failures
+    );
+}
+
+#[test]
+fn chaos_catches_acceptors_that_accept_below_their_promise() {
+    let (seed, run) = first_failure(&broken(Break::AcceptBelowPromise), 300)
+        .expect("no violation found in 300 seeds with --break accept-below-promise");
+    assert!(
+        run.violations
+            .iter()
+            .any(|v| matches!(v, Violation::AcceptedBelowPromise { .. })),
+        "seed {seed}: {:?}",
+        run.verdict
+    );
+}
+
+#[test]
+fn chaos_catches_acceptors_that_reply_before_persisting() {
+    let (seed, run) = first_failure(&broken(Break::SkipPersist), 300)
+        .expect("no violation found in 300 seeds with --break skip-persist");
+    assert!(
+        run.violations
+            .iter()
+            .any(|v| matches!(v, Violation::LearnedNotChosen { .. })),
+        "seed {seed}: {:?}",
+        run.verdict
+    );
+}
+
+#[test]
+fn chaos_finds_two_values_chosen_when_proposers_ignore_promised_values() {
+    let options = broken(Break::IgnorePromisedValues);
+    let found = (1..=300).find(|&seed| {
+        chaos::run_seed(seed, &options)
+            .violations
+            .iter()
+            .any(|v| matches!(v, Violation::Agreement { .. }))
+    });
+    assert!(
+        found.is_some(),
+        "no agreement violation in 300 seeds with --break ignore-promised-values"
+    );
+}
+
+#[test]
+fn one_seed_replays_bit_for_bit() {
+    let options = ChaosOptions {
+        trace: true,
+        ..ChaosOptions::default()
+    };
+    for seed in [7, 1234] {
+        let first = chaos::run_seed(seed, &options);
+        let second = chaos::run_seed(seed, &options);
+        let log = first.observer.log();
+        assert!(
+            log.lines().count() > 100,
+            "seed {seed}: suspiciously short log"
+        );
+        assert_eq!(first.schedule, second.schedule);
+        assert!(
+            log == second.observer.log(),
+            "seed {seed}: event logs differ"
+        );
+        assert_eq!(first.elapsed, second.elapsed);
+    }
+}
+
+#[test]
+fn a_failing_seed_replays_to_the_same_violation() {
+    let options = broken(Break::AcceptBelowPromise);
+    let (seed, run) = first_failure(&options, 300).expect("a failing seed");
+    let again = chaos::run_seed(seed, &options);
+    assert_eq!(run.violations, again.violations);
+    assert!(run.observer.log() == again.observer.log());
+}
+
+#[test]
+fn your_own_storage_runs_under_chaos() {
+    let options = ChaosOptions::default().with_storage(|_node| {
+        Arc::new(paxos_storage::MemoryStorage::<u64>::new()) as Arc<dyn Storage<u64>>
+    });
+    let summary = chaos::run_window(500, 5, &options, |_| {});
+    assert_eq!(summary.failed, 0, "failing seeds {:?}", summary.failures);
+}
