@@ -28,6 +28,8 @@ pub struct Learner<V> {
     votes: BTreeMap<InstanceId, BTreeMap<Ballot, (V, Votes)>>,
     catch_up_every: u64,
     catch_up_batch: usize,
+    /// The frontier at the last catch-up tick: only a node whose frontier stalled asks.
+    frontier_at_last_check: Option<InstanceId>,
     now: u64,
 }
 
@@ -58,6 +60,7 @@ impl<V: Value> Learner<V> {
             votes: BTreeMap::new(),
             catch_up_every: config.catch_up_ticks,
             catch_up_batch: config.catch_up_batch.max(1),
+            frontier_at_last_check: None,
             now: 0,
         };
         learner.advance_frontier();
@@ -154,10 +157,17 @@ impl<V: Value> Learner<V> {
         }
     }
 
-    /// One tick: periodically ask peers for decisions we may have missed.
+    /// One tick: periodically ask peers for decisions we may have missed. A node whose frontier
+    /// moved since the last check is keeping up and does not ask, so a busy cluster pays nothing;
+    /// one that stalled (it missed messages, or restarted into an idle cluster) asks everyone.
     pub fn tick(&mut self, out: &mut Effects<V>) {
         self.now += 1;
         if self.catch_up_every == 0 || !self.now.is_multiple_of(self.catch_up_every) {
+            return;
+        }
+        let stalled = self.frontier_at_last_check == Some(self.first_undecided);
+        self.frontier_at_last_check = Some(self.first_undecided);
+        if !stalled {
             return;
         }
         for &peer in &self.peers {

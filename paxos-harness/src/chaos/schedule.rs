@@ -56,9 +56,14 @@ pub enum Action {
     Duplicate(f64),
     /// Hold messages on every link back with this probability, up to this long (reordering).
     Delay(f64, Duration),
+    /// Lose every message of one kind (`"accept"`, `"promise"`, ...) on `from -> to`.
+    DropKind(NodeId, NodeId, &'static str),
     /// Remove every network fault.
     Heal,
 }
+
+/// Message kinds a [`Action::DropKind`] may pick (as `paxos_core::Message::kind` names them).
+const KINDS: [&str; 6] = ["prepare", "promise", "accept", "accepted", "decided", "nack"];
 
 impl fmt::Display for Action {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -85,6 +90,7 @@ impl fmt::Display for Action {
                 p * 100.0,
                 max.as_millis()
             ),
+            Action::DropKind(a, b, kind) => write!(f, "lose every {kind} on {a} -> {b}"),
             Action::Heal => f.write_str("heal the network"),
         }
     }
@@ -227,6 +233,10 @@ fn draw_action(rng: &mut StdRng, ids: &[NodeId]) -> Action {
             rng.gen_range(0.1..0.5),
             Duration::from_millis(rng.gen_range(5..=60)),
         ),
+        87..=92 => {
+            let (a, b) = two(rng);
+            Action::DropKind(a, b, KINDS[rng.gen_range(0..KINDS.len())])
+        }
         _ => Action::Heal,
     }
 }
