@@ -63,7 +63,9 @@ pub enum Action {
 }
 
 /// Message kinds a [`Action::DropKind`] may pick (as `paxos_core::Message::kind` names them).
-const KINDS: [&str; 6] = ["prepare", "promise", "accept", "accepted", "decided", "nack"];
+const KINDS: [&str; 6] = [
+    "prepare", "promise", "accept", "accepted", "decided", "nack",
+];
 
 impl fmt::Display for Action {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
