@@ -50,8 +50,8 @@
 //! ```
 //!
 //! ## Features
-//! - `testing`: the storage conformance suite ([`testing::conformance`]) and an in-process
-//!   channel transport ([`testing::ChannelNetwork`]) for your own tests.
+//! - `testing`: the storage conformance suite (`testing::conformance`) and an in-process
+//!   channel transport (`testing::ChannelNetwork`) for your own tests.
 
 #![deny(missing_docs)]
 
