@@ -18,7 +18,7 @@
 //! values proposed, values learned (`Effects::decided`), each acceptor's vote (an `Accepted`
 //! it sent) and each `Accept` a proposer sent.
 
-use crate::wire::{Disk, Msg, Packet};
+use crate::wire::{Disk, Msg, Packet, Shared};
 use paxos_core::{
     AcceptorFaults, Ballot, Config, Effects, InstanceId, NodeId, Phase, ProposerFaults, Replica,
 };
@@ -91,7 +91,7 @@ pub struct Node {
 /// The model state.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct State {
-    pub nodes: Vec<Node>,
+    pub nodes: Vec<Shared<Node>>,
     pub network: BTreeSet<Packet>,
     /// Indices into `PaxosModel::proposals` already made.
     pub proposed: BTreeSet<usize>,
@@ -213,7 +213,7 @@ impl PaxosModel {
         index: usize,
         input: impl FnOnce(&mut Replica<u64>, &mut Effects<u64>),
     ) {
-        let node = &mut state.nodes[index];
+        let mut node = (*state.nodes[index]).clone();
         let from = node.replica.id();
         let mut out = Effects::new();
         input(&mut node.replica, &mut out);
@@ -225,6 +225,7 @@ impl PaxosModel {
         for &(instance, value) in &out.decided {
             state.history.learned.insert((instance, value));
         }
+        state.nodes[index] = Shared::new(node);
         // 3. ... and only then do the messages leave.
         for env in out.messages {
             let msg = Msg::from(env.message);
@@ -262,12 +263,12 @@ impl Model for PaxosModel {
         let nodes = (0..self.configs.len())
             .map(|i| {
                 let disk = Disk::default();
-                Node {
+                Shared::new(Node {
                     replica: self.boot(i, &disk),
                     disk,
                     ticks: 0,
                     restarts: 0,
-                }
+                })
             })
             .collect();
         let mut state = State {
@@ -327,15 +328,18 @@ impl Model for PaxosModel {
             Action::Propose(i) => self.make_proposal(&mut state, i),
             Action::Tick(n) => {
                 let i = self.index(n);
-                state.nodes[i].ticks += 1;
+                let mut node = (*state.nodes[i]).clone();
+                node.ticks += 1;
+                state.nodes[i] = Shared::new(node);
                 self.step(&mut state, i, |r, out| r.tick(out));
             }
             Action::Crash(n) => {
                 let i = self.index(n);
                 state.crashes += 1;
-                let node = &mut state.nodes[i];
+                let mut node = (*state.nodes[i]).clone();
                 node.restarts += 1;
                 node.replica = self.boot(i, &node.disk);
+                state.nodes[i] = Shared::new(node);
             }
             Action::Deliver(p) => {
                 if self.network == NetworkMode::Lossy {
