@@ -188,12 +188,17 @@ pub struct SeedRun {
     pub elapsed: Duration,
 }
 
-/// Run one seed.
+/// Run one seed: draw its schedule and play it.
 pub fn run_seed(seed: u64, options: &ChaosOptions) -> SeedRun {
-    let schedule = Schedule::draw(seed, options.nodes);
+    run_schedule(Schedule::draw(seed, options.nodes), options)
+}
+
+/// Play `schedule` (e.g. a drawn one, edited to isolate a failure); its `seed` seeds the
+/// simulation.
+pub fn run_schedule(schedule: Schedule, options: &ChaosOptions) -> SeedRun {
     let spec = spec_for(&schedule, options);
     let env = Env {
-        seed,
+        seed: schedule.seed,
         storage: options.storage,
         transport: cluster::TransportKind::Turmoil,
         trace: options.trace,

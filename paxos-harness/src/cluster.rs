@@ -290,7 +290,6 @@ impl NodeStore {
             return Ok(NodeStore::Custom((factory.0)(id)));
         }
         match kind {
-            #[cfg(feature = "rocksdb")]
             StorageKind::Memory if !spec.write_latency.is_zero() => Ok(NodeStore::Memory(
                 MemoryStorage::new().with_write_latency(spec.write_latency),
             )),
@@ -333,6 +332,8 @@ struct Shared {
     stores: BTreeMap<NodeId, NodeStore>,
     /// Sim driver: lifecycle requests applied between steps, each acknowledged.
     queued: Mutex<Vec<(Lifecycle, tokio::sync::oneshot::Sender<()>)>>,
+    /// Sim driver: the kill switch of each running host incarnation (see `run_sim`).
+    kill: Mutex<BTreeMap<NodeId, tokio::sync::oneshot::Sender<()>>>,
     /// TCP driver: listen address and running task of every node.
     tcp: Mutex<BTreeMap<NodeId, TcpNode>>,
     /// Lines the scenario printed with [`Cluster::say`].
@@ -664,6 +665,7 @@ fn run_inner(
         down: Mutex::new(BTreeSet::new()),
         stores,
         queued: Mutex::new(Vec::new()),
+        kill: Mutex::new(BTreeMap::new()),
         tcp: Mutex::new(BTreeMap::new()),
         said: Mutex::new(Vec::new()),
     });
@@ -706,17 +708,30 @@ fn run_sim(shared: &Arc<Shared>, body: Body) -> (Result<(), Failure>, Duration) 
         sim.host(host_name(id), move || {
             let shared = shared.clone();
             let cfg = net_config(&shared, id, peers.clone());
+            let (kill, killed) = tokio::sync::oneshot::channel::<()>();
+            lock(&shared.kill).insert(id, kill);
             async move {
-                let transport =
-                    paxos_net::TurmoilTransport::<Val>::bind(&format!("0.0.0.0:{SIM_PORT}"), cfg)
-                        .await?;
-                let node = start_node(&shared, id, transport).await?;
-                if let Err(e) = node.run().await {
-                    // A stopped node stays down; the scenario decides whether that is a failure.
-                    tracing::warn!(node = %id, error = %e, "node stopped");
-                    std::future::pending::<()>().await;
+                let software = async {
+                    let transport = paxos_net::TurmoilTransport::<Val>::bind(
+                        &format!("0.0.0.0:{SIM_PORT}"),
+                        cfg,
+                    )
+                    .await?;
+                    let node = start_node(&shared, id, transport).await?;
+                    if let Err(e) = node.run().await {
+                        // A stopped node stays down; the scenario decides whether that is a
+                        // failure.
+                        tracing::warn!(node = %id, error = %e, "node stopped");
+                        std::future::pending::<()>().await;
+                    }
+                    Ok::<(), Box<dyn std::error::Error>>(())
+                };
+                // A crash: drop the node wherever it is waiting (a pending write is lost).
+                tokio::select! {
+                    biased;
+                    _ = killed => Ok(()),
+                    r = software => r,
                 }
-                Ok(())
             }
         });
     }
@@ -730,15 +745,42 @@ fn run_sim(shared: &Arc<Shared>, body: Body) -> (Result<(), Failure>, Duration) 
         *lock(&slot) = Some(r);
         Ok(())
     });
+    // A crash is two-phase, for determinism: the host's kill switch makes its software return
+    // (dropping the node wherever it waits, in a fixed order), and once it has, turmoil's crash
+    // marks the host down. Crashing the runtime directly would drop the node's remaining tasks
+    // in tokio's shard order, which follows process-global task ids: the same seed would then
+    // run differently depending on what ran before it in the process.
+    let mut crashing: Vec<(NodeId, tokio::sync::oneshot::Sender<()>)> = Vec::new();
     loop {
         let queued: Vec<_> = lock(&shared.queued).drain(..).collect();
         for (what, ack) in queued {
             match what {
-                Lifecycle::Crash(n) => sim.crash(host_name(n)),
-                Lifecycle::Restart(n) => sim.bounce(host_name(n)),
+                Lifecycle::Crash(n) => match lock(&shared.kill).remove(&n) {
+                    Some(kill) => {
+                        let _ = kill.send(());
+                        crashing.push((n, ack));
+                    }
+                    None => {
+                        sim.crash(host_name(n));
+                        let _ = ack.send(());
+                    }
+                },
+                Lifecycle::Restart(n) => {
+                    sim.bounce(host_name(n));
+                    let _ = ack.send(());
+                }
             }
-            let _ = ack.send(());
         }
+        let mut still = Vec::new();
+        for (n, ack) in crashing.drain(..) {
+            if sim.is_host_running(host_name(n)) {
+                still.push((n, ack));
+            } else {
+                sim.crash(host_name(n));
+                let _ = ack.send(());
+            }
+        }
+        crashing = still;
         match sim.step() {
             Ok(true) => break,
             Ok(false) => {}

@@ -52,9 +52,6 @@ impl<V: Value> MemoryStorage<V> {
     /// sleep — a crashed node — none of that call's writes are applied: a crash loses exactly
     /// the writes not yet reported durable, as with a real disk. The latency is per handle, so
     /// clones made before this call keep theirs.
-    ///
-    /// Only with feature `rocksdb` for now, the feature that brings the `tokio` dependency.
-    #[cfg(feature = "rocksdb")]
     pub fn with_write_latency(mut self, latency: Duration) -> Self {
         self.write_latency = latency;
         self
@@ -84,7 +81,6 @@ impl<V: Value> Storage<V> for MemoryStorage<V> {
 
     async fn save(&self, writes: &[Write<V>]) -> Result<(), StorageError> {
         // Wait first, apply after: a crash during the wait drops the whole call (nothing partial).
-        #[cfg(feature = "rocksdb")]
         if !self.write_latency.is_zero() {
             tokio::time::sleep(self.write_latency).await;
         }

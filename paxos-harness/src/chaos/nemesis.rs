@@ -135,7 +135,7 @@ async fn apply(
                 Action::Delay(rate, max) => {
                     each_link(all, |a, b| faults.set_delay(a, b, *rate, *max));
                 }
-                Action::DropKind(a, b, kind) => faults.drop_kind(*a, *b, *kind),
+                Action::DropKind(a, b, kind) => faults.drop_kind(*a, *b, kind),
                 Action::Heal => faults.heal(),
                 Action::Bounce { .. } | Action::IsolateLeader => {}
             }

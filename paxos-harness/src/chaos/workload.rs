@@ -51,10 +51,10 @@ impl Shared<'_> {
     /// Where a client sends its next proposal.
     async fn target(&self, prefer_leader: f64) -> Option<NodeId> {
         let elected = self.schedule.leader_mode == LeaderMode::Elected;
-        if elected && self.rng.borrow_mut().gen_bool(prefer_leader) {
-            if let Some(l) = current_leader(self.cluster).await {
-                return Some(l);
-            }
+        // Draw first: the `RefCell` borrow must not live across the await below.
+        let to_leader = elected && self.rng.borrow_mut().gen_bool(prefer_leader);
+        if to_leader && let Some(l) = current_leader(self.cluster).await {
+            return Some(l);
         }
         self.random_live()
     }
