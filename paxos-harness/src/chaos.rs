@@ -357,15 +357,21 @@ pub fn chaos_main(args: ChaosArgs) -> ExitCode {
     });
     let secs = started.elapsed().as_secs_f64().max(1e-9);
     println!(
-        "chaos: {} seeds from {}, {} passed, {} failed ({:.1} seeds/s)",
+        "chaos: {} seeds from {} ({:.1} seeds/s)",
         summary.done,
         args.start,
-        summary.done - summary.failed,
-        summary.failed,
         summary.done as f64 / secs
     );
     if summary.failed > 0 {
         println!("failing seeds: {:?}", summary.failures);
+    }
+    // The last line is the plain `N passed, M failed` summary, like `run`.
+    println!(
+        "{} passed, {} failed",
+        summary.done - summary.failed,
+        summary.failed
+    );
+    if summary.failed > 0 {
         ExitCode::FAILURE
     } else {
         ExitCode::SUCCESS

@@ -92,28 +92,25 @@ fn main() -> anyhow::Result<std::process::ExitCode> {
             }
             Ok(std::process::ExitCode::SUCCESS)
         }
-        Some(Command::Run(a)) if a.matrix => matrix(RunOptions {
-            suites: a.suites,
-            filter: a.filter,
-            seed: a.seed,
-            repeat: a.repeat,
-            storage: a.storage,
-            transport: a.transport,
-            junit: a.junit,
-            trace: a.trace,
-            quiet: true,
-        }),
-        Some(Command::Run(a)) => run(RunOptions {
-            suites: a.suites,
-            filter: a.filter,
-            seed: a.seed,
-            repeat: a.repeat,
-            storage: a.storage,
-            transport: a.transport,
-            junit: a.junit,
-            trace: a.trace,
-            quiet: a.quiet,
-        }),
+        Some(Command::Run(a)) => {
+            let matrix_mode = a.matrix;
+            let options = RunOptions {
+                suites: a.suites,
+                filter: a.filter,
+                seed: a.seed,
+                repeat: a.repeat,
+                storage: a.storage,
+                transport: a.transport,
+                junit: a.junit,
+                trace: a.trace,
+                quiet: a.quiet || matrix_mode,
+            };
+            if matrix_mode {
+                matrix(options)
+            } else {
+                run(options)
+            }
+        }
     }
 }
 
