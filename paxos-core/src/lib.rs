@@ -82,7 +82,8 @@ pub use message::{AcceptedEntry, Envelope, Message, Value};
 pub use proposer::{Phase, Proposer, ProposerFaults};
 pub use replica::{ProposeStatus, Replica};
 pub use runtime::{
-    BatchConfig, Batcher, Committed, Node, NodeError, NodeHandle, NodeStatus, Outcome,
+    Batch, BatchConfig, Batcher, Committed, Node, NodeError, NodeHandle, NodeStatus, Outcome,
+    PackedBytes,
 };
 pub use storage::{DurableState, Storage, StorageError, StorageOp};
 pub use transport::{Transport, TransportError};

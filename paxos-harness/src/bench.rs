@@ -10,7 +10,8 @@ use crate::cluster::{StorageKind, TransportKind};
 use bytes::Bytes;
 use hdrhistogram::Histogram;
 use paxos_core::{
-    BatchConfig, Batcher, Config, LeaderMode, Node, NodeHandle, NodeId, Storage, Write,
+    Batch, BatchConfig, Batcher, Config, LeaderMode, Node, NodeHandle, NodeId, PackedBytes,
+    Storage, Write,
 };
 use paxos_net::{NetConfig, TcpTransport};
 use paxos_storage::MemoryStorage;
@@ -262,7 +263,7 @@ async fn run(args: BenchArgs) -> Result<BenchResult, String> {
 async fn start_cluster(
     args: &BenchArgs,
     dirs: &[tempfile::TempDir],
-) -> Result<NodeHandle<Vec<Bytes>>, String> {
+) -> Result<NodeHandle<PackedBytes>, String> {
     let ids: Vec<NodeId> = (1..=args.nodes).map(NodeId).collect();
     let mut listeners = BTreeMap::new();
     for &id in &ids {
@@ -286,7 +287,7 @@ async fn start_cluster(
             .filter(|(p, _)| **p != id)
             .map(|(p, a)| (*p, a.clone()))
             .collect();
-        let transport = TcpTransport::<Vec<Bytes>>::with_listener(
+        let transport = TcpTransport::<PackedBytes>::with_listener(
             listener,
             NetConfig::new(id, peers).with_seed(id.0),
         )
@@ -309,7 +310,7 @@ async fn start_cluster(
     for _ in 0..200 {
         if tokio::time::timeout(
             Duration::from_millis(500),
-            leader.propose(vec![Bytes::from_static(b"warm-up")]),
+            leader.propose(PackedBytes::pack(&[Bytes::from_static(b"warm-up")])),
         )
         .await
         .is_ok_and(|r| r.is_ok())

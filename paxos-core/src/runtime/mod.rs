@@ -10,6 +10,6 @@ mod batcher;
 mod handle;
 mod node;
 
-pub use batcher::{BatchConfig, Batcher, Committed};
+pub use batcher::{Batch, BatchConfig, Batcher, Committed, PackedBytes};
 pub use handle::{NodeHandle, NodeStatus, Outcome};
 pub use node::{Node, NodeError};
