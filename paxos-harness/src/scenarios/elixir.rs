@@ -11,7 +11,7 @@ use super::common::{
     PROPOSE_TIMEOUT, all_survivors_agree, elixir_values, jitter, propose_until_decided, rng,
     until_chosen,
 };
-use super::{BodyFuture, Scenario};
+use super::{BodyFuture, Scenario, n};
 use crate::cluster::{Cluster, ClusterSpec, Failure};
 use crate::ensure;
 use crate::invariants::Val;
@@ -22,10 +22,6 @@ const I1: InstanceId = InstanceId(1);
 const I2: InstanceId = InstanceId(2);
 /// The log repeats each test; so do we.
 const RUNS: u32 = 10;
-
-fn n(id: u64) -> NodeId {
-    NodeId(id)
-}
 
 fn elected(nodes: u64) -> ClusterSpec {
     ClusterSpec::symmetric(nodes).elected()

@@ -66,6 +66,11 @@ impl Scenario {
     }
 }
 
+/// Node `id`, as the logs name them (`p1`, `n1`).
+pub fn n(id: u64) -> paxos_core::NodeId {
+    paxos_core::NodeId(id)
+}
+
 /// Every scenario, in suite order.
 pub fn all() -> Vec<Scenario> {
     let mut v = go::scenarios();

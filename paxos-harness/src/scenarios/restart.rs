@@ -4,20 +4,16 @@
 //! reopened.
 
 use super::common::{DECIDE_WITHIN, propose_until_decided};
-use super::{BodyFuture, Scenario};
+use super::{BodyFuture, Scenario, n};
 use crate::cluster::{Cluster, ClusterSpec, Failure};
 use crate::ensure;
 use crate::invariants::Val;
-use paxos_core::{InstanceId, NodeId};
+use paxos_core::InstanceId;
 use std::collections::BTreeMap;
 
 const RUNS: u32 = 5;
 /// Values proposed per scenario.
 const VALUES: u64 = 12;
-
-fn n(id: u64) -> NodeId {
-    NodeId(id)
-}
 
 fn scenario(
     name: &'static str,

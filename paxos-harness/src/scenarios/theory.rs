@@ -1,7 +1,7 @@
 //! The classic pitfalls of seeds 002-004, each built on purpose and asserted.
 
 use super::common::{DECIDE_WITHIN, all_survivors_agree, propose_until_decided, until_chosen};
-use super::{BodyFuture, Scenario};
+use super::{BodyFuture, Scenario, n};
 use crate::cluster::{Cluster, ClusterSpec, Failure};
 use crate::ensure;
 use crate::invariants::Val;
@@ -11,10 +11,6 @@ use std::time::Duration;
 
 const I0: InstanceId = InstanceId(0);
 const RUNS: u32 = 10;
-
-fn n(id: u64) -> NodeId {
-    NodeId(id)
-}
 
 fn scenario(
     name: &'static str,
