@@ -31,6 +31,8 @@ pub struct Acceptor<V> {
     accepted: BTreeMap<InstanceId, (Ballot, V)>,
     /// Where `Accepted` goes besides the proposer (the learner strategy).
     notify: BTreeSet<NodeId>,
+    /// Leave the value out of `Accepted` (the proposer, its only addressee, holds it).
+    elide_value: bool,
     faults: AcceptorFaults,
 }
 
@@ -46,6 +48,7 @@ impl<V: Value> Acceptor<V> {
             promised,
             accepted,
             notify: config.accepted_recipients().clone(),
+            elide_value: config.learner_strategy == crate::config::LearnerStrategy::Leader,
             faults: AcceptorFaults::default(),
         }
     }
@@ -144,7 +147,7 @@ impl<V: Value> Acceptor<V> {
         let reply = Message::Accepted {
             ballot,
             instance,
-            value,
+            value: (!self.elide_value).then_some(value),
         };
         for &learner in self.notify.iter().filter(|&&l| l != from) {
             out.send(learner, reply.clone());

@@ -14,6 +14,13 @@ pub enum LearnerStrategy {
     /// `Decided` to every other learner. One learner: fewest messages; several: no single point
     /// of failure.
     Distinguished(BTreeSet<NodeId>),
+    /// Multi-Paxos as deployed: each acceptor answers only the proposer of the ballot, with an
+    /// `Accepted` that leaves out the value (the proposer holds it). The proposer learns from
+    /// its quorum and tells every other learner with a compact [`crate::Message::Chosen`] that
+    /// names instances, not values; it goes out with the proposer's next `Accept`s, or on the
+    /// next tick when there are none. The fewest messages and bytes per decision, and the
+    /// distinguished learner follows the leader.
+    Leader,
 }
 
 /// Who may run phase 1.
@@ -143,10 +150,13 @@ impl Config {
     }
 
     /// The learners an acceptor sends `Accepted` to under the strategy.
+    /// Under [`LearnerStrategy::Leader`] this is empty: `Accepted` goes to the proposer only.
     pub fn accepted_recipients(&self) -> &BTreeSet<NodeId> {
+        static NONE: BTreeSet<NodeId> = BTreeSet::new();
         match &self.learner_strategy {
             LearnerStrategy::AllToAll => &self.learners,
             LearnerStrategy::Distinguished(set) => set,
+            LearnerStrategy::Leader => &NONE,
         }
     }
 
@@ -162,7 +172,7 @@ impl Config {
             return Err(ConfigError::SelfMissing(self.id));
         }
         let distinguished = match &self.learner_strategy {
-            LearnerStrategy::AllToAll => BTreeSet::new(),
+            LearnerStrategy::AllToAll | LearnerStrategy::Leader => BTreeSet::new(),
             LearnerStrategy::Distinguished(s) => s.clone(),
         };
         if let Some(n) = self

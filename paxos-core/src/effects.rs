@@ -5,6 +5,16 @@
 //! before any message in [`Effects::messages`] leaves the node and before any decision in
 //! [`Effects::decided`] is reported to a client.** State machines therefore never need a second
 //! "send after persist" list: everything they emit waits for the writes of the same step.
+//!
+//! Two exceptions, both because what leaves reveals nothing the pending writes record
+//! ([`may_leave_before_save`], [`Write::is_decision`]):
+//! - An `Accept` may leave while the step's writes are being saved, unless one of them is a
+//!   proposer round: its ballot was made durable when phase 1 started, and its value is
+//!   nobody's durable state yet. This lets a leader's own accept write overlap with its
+//!   followers' (as deployed Multi-Paxos does).
+//! - A `Decided` write records a fact that a quorum of acceptors already made durable. A step
+//!   whose only writes are decisions may send and answer at once and let them ride along with
+//!   a later save; a crash before then loses only this node's copy, which catch-up restores.
 
 use crate::ballot::{Ballot, InstanceId, NodeId};
 use crate::message::{Envelope, Message};
@@ -32,6 +42,22 @@ pub enum Write<V> {
         /// The chosen value.
         value: V,
     },
+}
+
+impl<V> Write<V> {
+    /// True for a learner's record of a decision: a copy of a fact a quorum of acceptors has
+    /// already made durable, which no message or reply has to wait for.
+    pub fn is_decision(&self) -> bool {
+        matches!(self, Write::Decided { .. })
+    }
+}
+
+/// May `message` leave while `writes` (the unsaved writes of its step) are still being saved?
+/// Only an `Accept`, and only when no proposer round is among the writes (see the
+/// [module docs](self)).
+pub fn may_leave_before_save<V>(message: &Message<V>, writes: &[Write<V>]) -> bool {
+    matches!(message, Message::Accept { .. })
+        && !writes.iter().any(|w| matches!(w, Write::ProposerRound(_)))
 }
 
 /// The output of one or more state-machine steps. Steps append to it, so a runtime can fold
@@ -82,5 +108,50 @@ impl<V> Effects<V> {
         self.writes.clear();
         self.messages.clear();
         self.decided.clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Only an `Accept` may overtake the save, and not when the step persists a round (its
+    /// ballot may be new); nothing an acceptor says ever overtakes it.
+    #[test]
+    fn only_accepts_leave_before_the_save_and_never_with_a_new_round() {
+        let b = Ballot::new(1, NodeId(1));
+        let i = InstanceId(0);
+        let accept = Message::Accept {
+            ballot: b,
+            instance: i,
+            value: 7,
+        };
+        let accepted = Message::Accepted {
+            ballot: b,
+            instance: i,
+            value: Some(7),
+        };
+        let own_accept = [Write::Accept {
+            instance: i,
+            ballot: b,
+            value: 7,
+        }];
+        assert!(may_leave_before_save(&accept, &own_accept));
+        assert!(!may_leave_before_save(&accepted, &own_accept));
+        let promise: Message<u64> = Message::Promise {
+            ballot: b,
+            accepted: vec![],
+        };
+        assert!(!may_leave_before_save(&promise, &[Write::Promise(b)]));
+        let with_round = [Write::ProposerRound(1), own_accept[0].clone()];
+        assert!(!may_leave_before_save(&accept, &with_round));
+        assert!(
+            Write::Decided {
+                instance: i,
+                value: 7
+            }
+            .is_decision()
+        );
+        assert!(!Write::<u64>::Promise(b).is_decision());
     }
 }

@@ -4,7 +4,9 @@
 //! (Paxos Made Simple §2.3). The learner counts `Accepted` per `(instance, ballot)`; it also
 //! trusts `Decided`, which only a node that knows the value is chosen sends. Under
 //! [`LearnerStrategy::Distinguished`] the distinguished learners forward each decision to the
-//! other learners. Anyone who missed decisions asks with `CatchUp` on a timer.
+//! other learners. Under [`LearnerStrategy::Leader`] the proposer that saw a quorum announces
+//! the instances (not the values) with `Chosen`, batched with its next `Accept`s. Anyone who
+//! missed decisions asks with `CatchUp` on a timer.
 
 use crate::ballot::{Ballot, InstanceId, NodeId};
 use crate::config::{Config, LearnerStrategy};
@@ -22,6 +24,12 @@ pub struct Learner<V> {
     peers: BTreeSet<NodeId>,
     /// Learners this node forwards decisions to (non-empty only for a distinguished learner).
     forward_to: BTreeSet<NodeId>,
+    /// Learners told of what this node's proposer saw chosen (only under the leader strategy).
+    announce_to: BTreeSet<NodeId>,
+    /// Which of `announce_to` are acceptors (they hold the values; the others need them sent).
+    acceptors_among_learners: BTreeSet<NodeId>,
+    /// Chosen here at our own ballot and not yet announced, oldest first.
+    unannounced: Vec<(Ballot, InstanceId)>,
     decided: BTreeMap<InstanceId, V>,
     first_undecided: InstanceId,
     /// `Accepted` votes of undecided instances.
@@ -45,7 +53,22 @@ impl<V: Value> Learner<V> {
                 .collect(),
             _ => BTreeSet::new(),
         };
+        let announce_to: BTreeSet<NodeId> = match &config.learner_strategy {
+            LearnerStrategy::Leader => config
+                .learners
+                .iter()
+                .filter(|l| **l != config.id)
+                .copied()
+                .collect(),
+            _ => BTreeSet::new(),
+        };
         let mut learner = Learner {
+            acceptors_among_learners: announce_to
+                .intersection(&config.acceptors)
+                .copied()
+                .collect(),
+            announce_to,
+            unannounced: Vec::new(),
             id: config.id,
             acceptors: config.acceptors.clone(),
             peers: config
@@ -144,6 +167,58 @@ impl<V: Value> Learner<V> {
         }
     }
 
+    /// This node's proposer saw `value` chosen in `instance` at its own `ballot` (a quorum of
+    /// `Accepted`). Learns it and, under the leader strategy, queues it for
+    /// [`Learner::announce`].
+    pub fn on_chosen_here(
+        &mut self,
+        ballot: Ballot,
+        instance: InstanceId,
+        value: V,
+        out: &mut Effects<V>,
+    ) {
+        if self.on_decided(instance, value, out) && !self.announce_to.is_empty() {
+            self.unannounced.push((ballot, instance));
+        }
+    }
+
+    /// True if decisions wait for [`Learner::announce`].
+    pub fn has_unannounced(&self) -> bool {
+        !self.unannounced.is_empty()
+    }
+
+    /// Tell the other learners what this node's proposer saw chosen since the last call: one
+    /// `Chosen` per ballot to each acceptor-learner, `Decided` (with the value) to the others.
+    pub fn announce(&mut self, out: &mut Effects<V>) {
+        if self.unannounced.is_empty() {
+            return;
+        }
+        let mut by_ballot: BTreeMap<Ballot, Vec<InstanceId>> = BTreeMap::new();
+        for (ballot, instance) in self.unannounced.drain(..) {
+            by_ballot.entry(ballot).or_default().push(instance);
+        }
+        for &to in &self.announce_to {
+            for (&ballot, instances) in &by_ballot {
+                if self.acceptors_among_learners.contains(&to) {
+                    out.send(
+                        to,
+                        Message::Chosen {
+                            ballot,
+                            instances: instances.clone(),
+                        },
+                    );
+                    continue;
+                }
+                for &instance in instances {
+                    if let Some(value) = self.decided.get(&instance) {
+                        let value = value.clone();
+                        out.send(to, Message::Decided { instance, value });
+                    }
+                }
+            }
+        }
+    }
+
     /// A peer asks for decisions from `first` on: send what we know, bounded.
     pub fn on_catch_up(&self, from: NodeId, first: InstanceId, out: &mut Effects<V>) {
         for (&instance, value) in self.decided.range(first..).take(self.catch_up_batch) {
@@ -157,17 +232,26 @@ impl<V: Value> Learner<V> {
         }
     }
 
-    /// One tick: periodically ask peers for decisions we may have missed. A node whose frontier
+    /// One tick: announce what is still unannounced (the cluster went quiet), and periodically
+    /// ask peers for decisions we may have missed. A node whose frontier
     /// moved since the last check is keeping up and does not ask, so a busy cluster pays nothing;
-    /// one that stalled (it missed messages, or restarted into an idle cluster) asks everyone.
+    /// one that stalled (it missed messages, or restarted into an idle cluster) asks everyone,
+    /// and so does every node at its first tick.
     pub fn tick(&mut self, out: &mut Effects<V>) {
         self.now += 1;
-        if self.catch_up_every == 0 || !self.now.is_multiple_of(self.catch_up_every) {
+        self.announce(out);
+        if self.catch_up_every == 0 {
+            return;
+        }
+        // A node that just (re)started asks once at once: it may have lost decision records
+        // that were waiting for a save when it crashed (see `crate::effects`).
+        let just_started = self.now == 1;
+        if !just_started && !self.now.is_multiple_of(self.catch_up_every) {
             return;
         }
         let stalled = self.frontier_at_last_check == Some(self.first_undecided);
         self.frontier_at_last_check = Some(self.first_undecided);
-        if !stalled {
+        if !stalled && !just_started {
             return;
         }
         for &peer in &self.peers {
@@ -298,5 +382,50 @@ mod tests {
         l.on_decided(InstanceId(0), 5, &mut out);
         assert!(!l.on_decided(InstanceId(0), 6, &mut out));
         assert_eq!(l.decided(InstanceId(0)), Some(&5));
+    }
+
+    /// Leader strategy: what the proposer saw chosen is announced once, as one `Chosen` per
+    /// ballot to learners that are acceptors and as `Decided` (with the value) to the others.
+    #[test]
+    fn leader_strategy_announces_chosen_instances_once() {
+        let config = Config::symmetric(NodeId(1), (1..=4).map(NodeId))
+            .with_acceptors([NodeId(1), NodeId(2), NodeId(3)])
+            .with_learner_strategy(LearnerStrategy::Leader);
+        let mut l = Learner::new(&config, BTreeMap::new());
+        let mut out = Effects::new();
+        l.on_chosen_here(b(1, 1), InstanceId(0), 10, &mut out);
+        l.on_chosen_here(b(1, 1), InstanceId(1), 11, &mut out);
+        assert!(out.messages.is_empty(), "announcements wait for announce()");
+        assert!(l.has_unannounced());
+        l.announce(&mut out);
+        let sent: Vec<(NodeId, Message<u64>)> =
+            out.messages.drain(..).map(|e| (e.to, e.message)).collect();
+        let chosen = Message::Chosen {
+            ballot: b(1, 1),
+            instances: vec![InstanceId(0), InstanceId(1)],
+        };
+        assert_eq!(
+            sent,
+            vec![
+                (NodeId(2), chosen.clone()),
+                (NodeId(3), chosen),
+                (
+                    NodeId(4),
+                    Message::Decided {
+                        instance: InstanceId(0),
+                        value: 10
+                    }
+                ),
+                (
+                    NodeId(4),
+                    Message::Decided {
+                        instance: InstanceId(1),
+                        value: 11
+                    }
+                ),
+            ]
+        );
+        l.announce(&mut out);
+        assert!(out.messages.is_empty(), "announced twice");
     }
 }

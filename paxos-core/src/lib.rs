@@ -75,15 +75,15 @@ pub mod transport;
 pub use acceptor::{Acceptor, AcceptorFaults};
 pub use ballot::{Ballot, InstanceId, NodeId};
 pub use config::{Config, ConfigError, LeaderMode, LearnerStrategy};
-pub use effects::{Effects, Write};
+pub use effects::{Effects, Write, may_leave_before_save};
 pub use election::Election;
 pub use learner::Learner;
 pub use message::{AcceptedEntry, Envelope, Message, Value};
 pub use proposer::{Phase, Proposer, ProposerFaults};
 pub use replica::{ProposeStatus, Replica};
 pub use runtime::{
-    Batch, BatchConfig, Batcher, Committed, Node, NodeError, NodeHandle, NodeStatus, Outcome,
-    PackedBytes,
+    Batch, BatchConfig, Batcher, Commit, Commits, Committed, Node, NodeError, NodeHandle,
+    NodeStatus, Outcome, PackedBytes, Submitter,
 };
 pub use storage::{DurableState, Storage, StorageError, StorageOp};
 pub use transport::{Transport, TransportError};

@@ -79,8 +79,9 @@ pub enum Message<V> {
         ballot: Ballot,
         /// The instance.
         instance: InstanceId,
-        /// The value accepted (learners need it to learn without the proposer).
-        value: V,
+        /// The value accepted, which learners need to learn without the proposer; `None` under
+        /// [`crate::LearnerStrategy::Leader`], where only the proposer, who holds it, is told.
+        value: Option<V>,
     },
     /// The acceptor refused `ballot` because it promised the higher `promised`.
     Nack {
@@ -95,6 +96,17 @@ pub enum Message<V> {
         instance: InstanceId,
         /// The chosen value.
         value: V,
+    },
+    /// "Each of `instances` is chosen with the value I proposed in it at `ballot`", from the
+    /// proposer of `ballot`, which counted a quorum of `Accepted` for each. A learner that
+    /// accepted `(ballot, v)` in such an instance learns `v` (only one value is ever proposed
+    /// per instance at one ballot); one that did not catches up. Sent under
+    /// [`crate::LearnerStrategy::Leader`] instead of `Decided`, to carry no values.
+    Chosen {
+        /// The proposer's ballot.
+        ballot: Ballot,
+        /// The instances chosen at that ballot.
+        instances: Vec<InstanceId>,
     },
     /// Leader-detector heartbeat: "I am alive".
     Heartbeat,
@@ -115,6 +127,7 @@ impl<V> Message<V> {
             Message::Accepted { .. } => "accepted",
             Message::Nack { .. } => "nack",
             Message::Decided { .. } => "decided",
+            Message::Chosen { .. } => "chosen",
             Message::Heartbeat => "heartbeat",
             Message::CatchUp { .. } => "catch-up",
         }

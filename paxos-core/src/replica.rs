@@ -158,17 +158,47 @@ impl<V: Value> Replica<V> {
                 value,
             } => {
                 if let Some(chosen) = self.proposer.on_accepted(from, ballot, instance) {
-                    self.learner.on_decided(instance, chosen, out);
+                    self.learner.on_chosen_here(ballot, instance, chosen, out);
                 }
-                self.learner.on_accepted(from, ballot, instance, value, out);
+                if let Some(value) = value {
+                    self.learner.on_accepted(from, ballot, instance, value, out);
+                }
             }
             Message::Decided { instance, value } => {
                 self.learner.on_decided(instance, value, out);
+            }
+            Message::Chosen { ballot, instances } => {
+                // Only `ballot`'s proposer sends this, and it proposed one value per instance at
+                // `ballot`: whatever this acceptor accepted there at `ballot` is that value.
+                // Instances it did not accept there are left to catch-up.
+                for instance in instances {
+                    let accepted = self.acceptor.as_ref().and_then(|a| a.accepted(instance));
+                    if let Some((b, value)) = accepted
+                        && *b == ballot
+                    {
+                        let value = value.clone();
+                        self.learner.on_decided(instance, value, out);
+                    }
+                }
             }
             Message::CatchUp { first } => self.learner.on_catch_up(from, first, out),
             Message::Heartbeat => {}
         }
         self.after_decisions(decided_before, out);
+    }
+
+    /// Call at the end of a runtime step (after its last input, before its writes are saved):
+    /// if the step sends `Accept`s to peers, the decisions this node has yet to announce
+    /// (leader strategy) go with them, in the same flush, instead of on the next tick.
+    pub fn end_step(&mut self, out: &mut Effects<V>) {
+        if self.learner.has_unannounced()
+            && out
+                .messages
+                .iter()
+                .any(|e| e.to != self.id && matches!(e.message, Message::Accept { .. }))
+        {
+            self.learner.announce(out);
+        }
     }
 
     /// One tick of time for every role.
@@ -196,5 +226,117 @@ impl<V: Value> Replica<V> {
         for (instance, _) in &out.decided[from..] {
             self.proposer.on_decided(*instance, first);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::LearnerStrategy;
+    use crate::message::Envelope;
+    use std::collections::VecDeque;
+
+    fn cluster() -> Vec<Replica<u64>> {
+        let ids = [NodeId(1), NodeId(2), NodeId(3)];
+        ids.iter()
+            .map(|&id| {
+                let config =
+                    Config::symmetric(id, ids).with_learner_strategy(LearnerStrategy::Leader);
+                Replica::new(&config, DurableState::default(), id.0).expect("valid")
+            })
+            .collect()
+    }
+
+    /// Deliver every message (FIFO) until the cluster is quiet; returns the messages seen.
+    fn pump(nodes: &mut [Replica<u64>], mut out: Effects<u64>, from: NodeId) -> Vec<Message<u64>> {
+        let mut queue: VecDeque<(NodeId, Envelope<u64>)> =
+            out.messages.drain(..).map(|e| (from, e)).collect();
+        let mut seen = Vec::new();
+        while let Some((from, env)) = queue.pop_front() {
+            seen.push(env.message.clone());
+            let node = &mut nodes[(env.to.0 - 1) as usize];
+            let mut out = Effects::new();
+            node.on_message(from, env.message, &mut out);
+            node.end_step(&mut out);
+            queue.extend(out.messages.into_iter().map(|e| (env.to, e)));
+        }
+        seen
+    }
+
+    /// Leader strategy end to end: `Accepted` carries no value and goes to the proposer only;
+    /// the followers learn from a `Chosen` that rides with the proposer's next `Accept`s.
+    #[test]
+    fn leader_strategy_decides_everywhere_without_resending_values() {
+        let mut nodes = cluster();
+        let mut out = Effects::new();
+        nodes[0].propose(None, 5, &mut out);
+        let seen = pump(&mut nodes, out, NodeId(1));
+        assert_eq!(nodes[0].learner().decided(InstanceId(0)), Some(&5));
+        assert!(seen.iter().all(|m| !matches!(
+            m,
+            Message::Accepted { value: Some(_), .. } | Message::Decided { .. }
+        )));
+        assert_eq!(
+            nodes[1].learner().decided(InstanceId(0)),
+            None,
+            "not yet announced"
+        );
+        // The next proposal's step carries the announcement.
+        let mut out = Effects::new();
+        nodes[0].propose(None, 6, &mut out);
+        nodes[0].end_step(&mut out);
+        assert!(
+            out.messages
+                .iter()
+                .any(|e| matches!(e.message, Message::Chosen { .. }))
+        );
+        pump(&mut nodes, out, NodeId(1));
+        for n in &nodes[1..] {
+            assert_eq!(n.learner().decided(InstanceId(0)), Some(&5));
+        }
+        // With nothing more to send, a tick announces instance 1.
+        let mut out = Effects::new();
+        nodes[0].tick(&mut out);
+        pump(&mut nodes, out, NodeId(1));
+        for n in &nodes {
+            assert_eq!(n.learner().decided(InstanceId(1)), Some(&6));
+        }
+    }
+
+    /// `Chosen` at a ballot teaches only what the acceptor accepted at that very ballot: a
+    /// value accepted at another ballot may not be the chosen one.
+    #[test]
+    fn chosen_is_learned_only_at_the_named_ballot() {
+        let mut nodes = cluster();
+        let mut out = Effects::new();
+        let b1 = Ballot::new(1, NodeId(1));
+        nodes[1].on_message(
+            NodeId(1),
+            Message::Accept {
+                ballot: b1,
+                instance: InstanceId(0),
+                value: 9,
+            },
+            &mut out,
+        );
+        let other = Ballot::new(2, NodeId(3));
+        nodes[1].on_message(
+            NodeId(3),
+            Message::Chosen {
+                ballot: other,
+                instances: vec![InstanceId(0)],
+            },
+            &mut out,
+        );
+        assert_eq!(nodes[1].learner().decided(InstanceId(0)), None);
+        nodes[1].on_message(
+            NodeId(1),
+            Message::Chosen {
+                ballot: b1,
+                instances: vec![InstanceId(0)],
+            },
+            &mut out,
+        );
+        assert_eq!(nodes[1].learner().decided(InstanceId(0)), Some(&9));
     }
 }

@@ -2,23 +2,27 @@
 //! this machine's limits (loopback round trip, synced write and synced batch rates).
 //!
 //! Three (or `--nodes`) nodes run in one process on one tokio thread, as the OmniPaxos anchor
-//! does, talking over real loopback TCP. Node 1 is the elected leader; `--clients` client tasks
-//! each keep one proposal in flight on it, so `--clients` is the number of values in flight.
-//! Latency is measured from `propose` to the decision coming back, with an HDR histogram.
+//! does, talking over real loopback TCP. Node 1 is the elected leader. One client task keeps
+//! `--clients` values submitted and not yet decided through a [`Batcher::pipeline`] on it
+//! (as the anchor's client keeps its appends in flight), topping up whenever a range of them is
+//! decided. Latency is measured per value, from submission to its decision reaching the client,
+//! with an HDR histogram.
 
 use crate::cluster::{StorageKind, TransportKind};
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use hdrhistogram::Histogram;
 use paxos_core::{
-    Batch, BatchConfig, Batcher, Config, LeaderMode, Node, NodeHandle, NodeId, PackedBytes,
-    Storage, Write,
+    Batch, BatchConfig, Batcher, Config, LeaderMode, LearnerStrategy, Node, NodeHandle, NodeId,
+    PackedBytes, Storage, Write,
 };
 use paxos_net::{NetConfig, TcpTransport};
 use paxos_storage::MemoryStorage;
 use serde::Serialize;
 use std::collections::BTreeMap;
+use std::collections::VecDeque;
+use std::ops::Range;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::time::Instant;
@@ -35,7 +39,7 @@ pub struct BenchArgs {
     /// Cluster size.
     #[arg(long, default_value_t = 3)]
     pub nodes: u64,
-    /// Proposals in flight (one client task each).
+    /// Values in flight: submitted and not yet decided.
     #[arg(long, default_value_t = 1)]
     pub clients: usize,
     /// Bytes per value.
@@ -174,74 +178,30 @@ async fn run(args: BenchArgs) -> Result<BenchResult, String> {
         },
     );
 
-    let done = Arc::new(AtomicU64::new(0));
-    let stop = Arc::new(AtomicBool::new(false));
     let measuring = Arc::new(AtomicBool::new(false));
-    let hist = Arc::new(std::sync::Mutex::new(
-        Histogram::<u64>::new(3).map_err(|e| e.to_string())?,
+    let stop = Arc::new(AtomicBool::new(false));
+    let client = tokio::task::spawn_local(drive(
+        leader,
+        args.clients,
+        args.value_size.max(8),
+        measuring.clone(),
+        stop.clone(),
     ));
-    let mut tasks = Vec::new();
-    for client in 0..args.clients {
-        let (leader, done, stop, measuring, hist) = (
-            leader.clone(),
-            done.clone(),
-            stop.clone(),
-            measuring.clone(),
-            hist.clone(),
-        );
-        let size = args.value_size.max(8);
-        tasks.push(tokio::task::spawn_local(async move {
-            let mut k = 0u64;
-            let mut buf = vec![0u8; size];
-            while !stop.load(Ordering::Relaxed) {
-                buf[..8].copy_from_slice(&((client as u64) << 40 | k).to_le_bytes());
-                k += 1;
-                let start = Instant::now();
-                match leader.submit(Bytes::copy_from_slice(&buf)).await {
-                    Ok(_) => {}
-                    Err(e) => {
-                        eprintln!("bench: client {client}: {e}");
-                        return Err(format!("propose: {e}"));
-                    }
-                }
-                if measuring.load(Ordering::Relaxed) {
-                    let us = start.elapsed().as_micros() as u64;
-                    if let Ok(mut h) = hist.lock() {
-                        let _ = h.record(us.max(1));
-                    }
-                    done.fetch_add(1, Ordering::Relaxed);
-                }
-            }
-            Ok(())
-        }));
-    }
     tokio::time::sleep(Duration::from_millis(500)).await;
     measuring.store(true, Ordering::Relaxed);
     let start = Instant::now();
     let total = Duration::from_secs_f64(args.duration.max(0.1));
-    let mut last = 0;
     while start.elapsed() < total {
         let step = Duration::from_secs(1).min(total.saturating_sub(start.elapsed()));
         tokio::time::sleep(step).await;
-        let now = done.load(Ordering::Relaxed);
         if !args.json {
-            eprintln!(
-                "  ... {:.1}s: {} decided ({:.0}/s)",
-                start.elapsed().as_secs_f64(),
-                now,
-                (now - last) as f64 / step.as_secs_f64().max(1e-9)
-            );
+            eprintln!("  ... {:.1}s", start.elapsed().as_secs_f64());
         }
-        last = now;
     }
-    let elapsed = start.elapsed().as_secs_f64();
     measuring.store(false, Ordering::Relaxed);
+    let elapsed = start.elapsed().as_secs_f64();
     stop.store(true, Ordering::Relaxed);
-    let decided = done.load(Ordering::Relaxed);
-    for t in tasks {
-        t.abort();
-    }
-    let h = hist.lock().map_err(|_| "histogram lock".to_string())?;
+    let (decided, h) = client.await.map_err(|e| format!("client task: {e}"))??;
     Ok(BenchResult {
         storage: args.storage.to_string(),
         transport: args.transport.to_string(),
@@ -257,6 +217,79 @@ async fn run(args: BenchArgs) -> Result<BenchResult, String> {
         synced_writes_per_s: limits.as_ref().and_then(|l| l.synced_writes),
         synced_batches_per_s: limits.as_ref().and_then(|l| l.synced_batches),
     })
+}
+
+/// The client: keeps `in_flight` values proposed and not yet decided, through one
+/// [`Batcher::pipeline`], topping up as soon as a range of them is decided. Latency is per
+/// value, from its submission to the decision of its batch. Returns the values decided while
+/// `measuring` was on, and their latencies.
+async fn drive(
+    batcher: Batcher<Bytes>,
+    in_flight: usize,
+    value_size: usize,
+    measuring: Arc<AtomicBool>,
+    stop: Arc<AtomicBool>,
+) -> Result<(u64, Histogram<u64>), String> {
+    let mut hist = Histogram::<u64>::new(3).map_err(|e| e.to_string())?;
+    let (mut submitter, mut commits) = batcher.pipeline();
+    // Submission time of each chunk of tickets, oldest first.
+    let mut sent: VecDeque<(Range<u64>, Instant)> = VecDeque::new();
+    let mut decided = 0u64;
+    let mut next_value = 0u64;
+    let mut top_up = in_flight;
+    while !stop.load(Ordering::Relaxed) {
+        if top_up > 0 {
+            let values = make_values(&mut next_value, top_up, value_size);
+            let tickets = submitter
+                .submit_many(values)
+                .await
+                .map_err(|e| format!("submit: {e}"))?;
+            sent.push_back((tickets, Instant::now()));
+        }
+        let commit = match commits.next().await {
+            Some(Ok(c)) => c,
+            Some(Err(e)) => return Err(format!("propose: {e}")),
+            None => return Err("batcher stopped".into()),
+        };
+        top_up = usize::try_from(commit.tickets.end - commit.tickets.start).unwrap_or(0);
+        let now = Instant::now();
+        let counting = measuring.load(Ordering::Relaxed);
+        // Commits arrive in proposal order, so ranges retire chunks front to back.
+        let mut from = commit.tickets.start;
+        while from < commit.tickets.end {
+            let Some((chunk, at)) = sent.front_mut() else {
+                break;
+            };
+            let upto = chunk.end.min(commit.tickets.end);
+            let n = upto.saturating_sub(from.max(chunk.start));
+            if counting && n > 0 {
+                let us = now.duration_since(*at).as_micros() as u64;
+                let _ = hist.record_n(us.max(1), n);
+                decided += n;
+            }
+            from = upto;
+            chunk.start = upto;
+            if chunk.start >= chunk.end {
+                sent.pop_front();
+            }
+        }
+    }
+    Ok((decided, hist))
+}
+
+/// `n` values of `size` bytes, each starting with a distinct counter, sliced from one buffer
+/// (one allocation per call, not per value).
+fn make_values(next: &mut u64, n: usize, size: usize) -> Vec<Bytes> {
+    let mut buf = BytesMut::with_capacity(n * size);
+    for _ in 0..n {
+        buf.extend_from_slice(&next.to_le_bytes());
+        buf.resize(buf.len() + size - 8, 0);
+        *next += 1;
+    }
+    let buf = buf.freeze();
+    (0..n)
+        .map(|i| buf.slice(i * size..(i + 1) * size))
+        .collect()
 }
 
 /// Start the cluster; returns the leader's handle once it decided a first value.
@@ -293,7 +326,9 @@ async fn start_cluster(
         )
         .map_err(|e| e.to_string())?;
         let storage = open_storage(args.storage, dirs[k].path())?;
-        let config = Config::symmetric(id, ids.clone()).with_leader_mode(LeaderMode::Elected);
+        let config = Config::symmetric(id, ids.clone())
+            .with_leader_mode(LeaderMode::Elected)
+            .with_learner_strategy(LearnerStrategy::Leader);
         let (node, handle) =
             Node::new(config, storage, transport, id.0).map_err(|e| e.to_string())?;
         tokio::task::spawn_local(async move {

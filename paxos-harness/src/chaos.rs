@@ -152,6 +152,7 @@ impl ChaosOptions {
 pub fn spec_for(schedule: &Schedule, options: &ChaosOptions) -> ClusterSpec {
     let mut spec = ClusterSpec::symmetric(schedule.nodes).tune(|c| {
         c.leader_mode = schedule.leader_mode;
+        c.learner_strategy = schedule.learners.clone();
         // Room for clock skew: a slow leader's heartbeats must still beat a fast follower's
         // timeout once the network is healed.
         c.leader_timeout_ticks = 60;

@@ -163,6 +163,9 @@ pub struct ClusterSpec {
     pub write_latency: Duration,
     /// Your own storage instead of [`Env::storage`].
     pub storage: Option<StorageFactory>,
+    /// The scenario chose its learner strategy ([`ClusterSpec::learner_strategy`]): a
+    /// run-wide `--learners` does not override it.
+    pub learners_chosen: bool,
 }
 
 impl ClusterSpec {
@@ -176,6 +179,7 @@ impl ClusterSpec {
             network: SimNetwork::default(),
             write_latency: Duration::ZERO,
             storage: None,
+            learners_chosen: false,
         }
     }
 
@@ -230,6 +234,7 @@ impl ClusterSpec {
     /// Use `strategy` to spread decisions.
     pub fn learner_strategy(mut self, strategy: LearnerStrategy) -> Self {
         self.config.learner_strategy = strategy;
+        self.learners_chosen = true;
         self
     }
 

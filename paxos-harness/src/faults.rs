@@ -215,9 +215,13 @@ pub fn describe(m: &Message<Val>) -> String {
             ballot,
             instance,
             value,
-        } => format!("accepted {instance} {ballot} ={value}"),
+        } => match value {
+            Some(value) => format!("accepted {instance} {ballot} ={value}"),
+            None => format!("accepted {instance} {ballot}"),
+        },
         Message::Nack { ballot, promised } => format!("nack {ballot} < {promised}"),
         Message::Decided { instance, value } => format!("decided {instance} ={value}"),
+        Message::Chosen { ballot, instances } => format!("chosen {ballot} {instances:?}"),
         Message::Heartbeat => "heartbeat".into(),
         Message::CatchUp { first } => format!("catch-up from {first}"),
     }

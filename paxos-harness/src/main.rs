@@ -2,7 +2,7 @@
 
 use clap::{Parser, Subcommand};
 use paxos_harness::cluster::{StorageKind, TransportKind};
-use paxos_harness::runner::{self, RunOptions};
+use paxos_harness::runner::{self, Learners, RunOptions};
 use paxos_harness::scenarios;
 use std::path::PathBuf;
 
@@ -62,6 +62,9 @@ struct RunArgs {
     /// Print only failures, progress and the summary.
     #[arg(long)]
     quiet: bool,
+    /// How decisions reach the learners, in every scenario that does not choose its own.
+    #[arg(long, value_enum, default_value_t = Learners::AllToAll)]
+    learners: Learners,
     /// Run the selection on all four combinations memory|rocksdb x turmoil|tcp and print a table
     /// (ignores --storage and --transport).
     #[arg(long)]
@@ -104,6 +107,7 @@ fn main() -> anyhow::Result<std::process::ExitCode> {
                 junit: a.junit,
                 trace: a.trace,
                 quiet: a.quiet || matrix_mode,
+                learners: a.learners,
             };
             if matrix_mode {
                 matrix(options)

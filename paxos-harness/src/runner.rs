@@ -11,6 +11,7 @@
 use crate::cluster::{self, Env, Failure, StorageKind, TransportKind};
 use crate::report::{CaseReport, JunitReport};
 use crate::scenarios::Scenario;
+use paxos_core::LearnerStrategy;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -35,6 +36,37 @@ pub struct RunOptions {
     pub trace: Option<PathBuf>,
     /// Print nothing but failures and the summary.
     pub quiet: bool,
+    /// Learner strategy for every scenario that does not choose its own.
+    pub learners: Learners,
+}
+
+/// `--learners`: how decisions reach the learners in scenarios that do not choose.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum Learners {
+    /// Every acceptor tells every learner (the library's default).
+    #[default]
+    AllToAll,
+    /// Acceptors answer only the proposer, which announces decisions
+    /// ([`LearnerStrategy::Leader`]; what `bench` runs).
+    Leader,
+}
+
+impl Learners {
+    fn strategy(self) -> LearnerStrategy {
+        match self {
+            Learners::AllToAll => LearnerStrategy::AllToAll,
+            Learners::Leader => LearnerStrategy::Leader,
+        }
+    }
+}
+
+impl std::fmt::Display for Learners {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Learners::AllToAll => "all-to-all",
+            Learners::Leader => "leader",
+        })
+    }
 }
 
 impl Default for RunOptions {
@@ -49,6 +81,7 @@ impl Default for RunOptions {
             junit: None,
             trace: None,
             quiet: false,
+            learners: Learners::AllToAll,
         }
     }
 }
@@ -83,11 +116,12 @@ pub fn select(options: &RunOptions) -> Vec<Scenario> {
 /// The command that replays one run.
 pub fn replay_command(s: &Scenario, seed: u64, options: &RunOptions) -> String {
     format!(
-        "cargo run -p paxos-harness -- run --suite {} --filter {} --seed {seed} --repeat 1 --storage {} --transport {}",
+        "cargo run -p paxos-harness -- run --suite {} --filter {} --seed {seed} --repeat 1 --storage {} --transport {} --learners {}",
         s.suite,
         s.full_name(),
         options.storage,
-        options.transport
+        options.transport,
+        options.learners
     )
 }
 
@@ -105,6 +139,9 @@ pub fn run_once(
         trace,
     };
     let mut spec = (s.spec)();
+    if !spec.learners_chosen {
+        spec.config.learner_strategy = options.learners.strategy();
+    }
     if options.transport == TransportKind::Tcp {
         // Real time: a looser limit, since nothing is simulated.
         spec.time_limit = spec.time_limit.min(Duration::from_secs(60));

@@ -98,3 +98,19 @@ fn go_suite_passes_over_tcp() {
 fn go_and_restart_pass_on_rocksdb() {
     run("go", None, 1, StorageKind::Rocksdb, TransportKind::Turmoil);
 }
+
+/// Every suite again with decisions spread through the leader (`LearnerStrategy::Leader`, what
+/// `bench` runs): acceptors answer only the proposer and followers learn from `Chosen`.
+#[test]
+fn all_suites_pass_with_decisions_via_the_leader() {
+    let options = RunOptions {
+        suites: vec!["all".into()],
+        repeat: Some(2),
+        learners: runner::Learners::Leader,
+        quiet: true,
+        ..RunOptions::default()
+    };
+    let summary = runner::run(&options);
+    assert!(summary.passed > 0, "no scenario selected");
+    assert_eq!(summary.failed, 0, "{:?}", summary.failures);
+}

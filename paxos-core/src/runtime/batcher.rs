@@ -8,6 +8,16 @@
 //! values that arrive while the window is full accumulate and leave together, up to
 //! `max_values` / `max_bytes`, as soon as an instance completes. Under load batches grow by
 //! themselves; at rest every value goes out immediately.
+//!
+//! Two ways in:
+//! - [`Batcher::submit`]: one value, one answer ([`Committed`]: its instance and position).
+//! - [`Batcher::pipeline`]: a [`Submitter`] that takes values (alone or a `Vec` at a time) and
+//!   numbers them with tickets, and a [`Commits`] stream that reports decided *ranges* of
+//!   tickets. Nothing is allocated per value, which is what high-throughput callers want.
+//!
+//! Results come back in the order the batches were proposed, which is instance order at a
+//! stable leader. The one exception: a batch that lost its instance to another proposer
+//! (leaderless mode) is retried in a later instance, after batches proposed behind it.
 
 use super::handle::NodeHandle;
 use super::node::NodeError;
@@ -15,16 +25,24 @@ use crate::ballot::InstanceId;
 use crate::message::Value;
 use bytes::{BufMut, Bytes, BytesMut};
 use futures::StreamExt;
-use futures::stream::FuturesUnordered;
+use futures::stream::FuturesOrdered;
 use std::collections::VecDeque;
+use std::ops::Range;
 use tokio::sync::{mpsc, oneshot};
 
 /// A log value that packs many client items: what a [`Batcher`] proposes per instance.
 pub trait Batch: Value {
     /// One client item.
     type Item: Clone + Send + 'static;
+
     /// Pack `items`, in order, into one value.
     fn pack(items: &[Self::Item]) -> Self;
+
+    /// Pack the items of every chunk, in order, into one value. The default concatenates and
+    /// calls [`Batch::pack`]; override it to skip that copy.
+    fn pack_chunks(chunks: &[&[Self::Item]]) -> Self {
+        Self::pack(&chunks.concat())
+    }
 }
 
 impl<T: Value> Batch for Vec<T> {
@@ -61,8 +79,13 @@ impl PackedBytes {
 impl Batch for PackedBytes {
     type Item = Bytes;
     fn pack(items: &[Bytes]) -> Self {
-        let mut buf = BytesMut::with_capacity(items.iter().map(|b| 4 + b.len()).sum());
-        for item in items {
+        Self::pack_chunks(&[items])
+    }
+
+    fn pack_chunks(chunks: &[&[Bytes]]) -> Self {
+        let size = chunks.iter().flat_map(|c| c.iter()).map(|b| 4 + b.len());
+        let mut buf = BytesMut::with_capacity(size.sum());
+        for item in chunks.iter().flat_map(|c| c.iter()) {
             // Items longer than u32::MAX cannot be framed anyway (the wire limit is far lower).
             buf.put_u32(u32::try_from(item.len()).unwrap_or(u32::MAX));
             buf.extend_from_slice(item);
@@ -77,6 +100,18 @@ pub struct Committed {
     /// The instance whose batch holds the value.
     pub instance: InstanceId,
     /// The value's position in that batch.
+    pub index: usize,
+}
+
+/// A decided run of a [`Submitter`]'s values: tickets `tickets` sit, in order, at positions
+/// `index..` of `instance`'s batch.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Commit {
+    /// The tickets decided (as numbered by [`Submitter::submit`] / [`Submitter::submit_many`]).
+    pub tickets: Range<u64>,
+    /// The instance whose batch holds them.
+    pub instance: InstanceId,
+    /// Position of the first of them in that batch.
     pub index: usize,
 }
 
@@ -105,16 +140,79 @@ impl<T> Default for BatchConfig<T> {
 }
 
 type Reply = oneshot::Sender<Result<Committed, NodeError>>;
+type CommitSink = mpsc::UnboundedSender<Result<Commit, NodeError>>;
 
-struct Request<T> {
-    value: T,
-    reply: Reply,
+/// Who waits for a run of values.
+enum Origin {
+    /// One [`Batcher::submit`] call.
+    One(Reply),
+    /// A [`Submitter`]; the run's first value has ticket `first`.
+    Stream { first: u64, sink: CommitSink },
+}
+
+/// Values in order with the one who waits for them: a request, or the part of one that a batch
+/// took or has yet to take.
+struct Run<T> {
+    values: Vec<T>,
+    origin: Origin,
+}
+
+impl<T> Run<T> {
+    /// Split off and return the first `n` values (n < len), keeping the rest here.
+    fn take_front(&mut self, n: usize) -> Run<T> {
+        let rest = self.values.split_off(n);
+        let front = std::mem::replace(&mut self.values, rest);
+        let origin = match &mut self.origin {
+            Origin::Stream { first, sink } => {
+                let front = Origin::Stream {
+                    first: *first,
+                    sink: sink.clone(),
+                };
+                *first += n as u64;
+                front
+            }
+            // A single value is never split.
+            Origin::One(_) => unreachable!("a one-value run is never split"),
+        };
+        Run {
+            values: front,
+            origin,
+        }
+    }
+
+    /// Tell the waiter where its values landed (`index` = position of the first one).
+    fn commit(self, instance: InstanceId, index: usize) {
+        match self.origin {
+            Origin::One(reply) => {
+                let _ = reply.send(Ok(Committed { instance, index }));
+            }
+            Origin::Stream { first, sink } => {
+                let tickets = first..first + self.values.len() as u64;
+                let _ = sink.send(Ok(Commit {
+                    tickets,
+                    instance,
+                    index,
+                }));
+            }
+        }
+    }
+
+    fn fail(self, e: &NodeError, msg: &str) {
+        match self.origin {
+            Origin::One(reply) => {
+                let _ = reply.send(Err(clone_error(e, msg)));
+            }
+            Origin::Stream { sink, .. } => {
+                let _ = sink.send(Err(clone_error(e, msg)));
+            }
+        }
+    }
 }
 
 /// A handle that batches and pipelines values onto a node. Cheap to clone.
 #[derive(Debug)]
 pub struct Batcher<T> {
-    requests: mpsc::Sender<Request<T>>,
+    requests: mpsc::Sender<Run<T>>,
 }
 
 impl<T> Clone for Batcher<T> {
@@ -125,9 +223,9 @@ impl<T> Clone for Batcher<T> {
     }
 }
 
-impl<T> std::fmt::Debug for Request<T> {
+impl<T> std::fmt::Debug for Run<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Request")
+        write!(f, "Run({} values)", self.values.len())
     }
 }
 
@@ -147,31 +245,130 @@ impl<T: Clone + Send + 'static> Batcher<T> {
     pub async fn submit(&self, value: T) -> Result<Committed, NodeError> {
         let (reply, rx) = oneshot::channel();
         self.requests
-            .send(Request { value, reply })
+            .send(Run {
+                values: vec![value],
+                origin: Origin::One(reply),
+            })
             .await
             .map_err(|_| NodeError::Stopped)?;
         rx.await.map_err(|_| NodeError::Stopped)?
+    }
+
+    /// A pipeline onto this batcher: submit values through the [`Submitter`] without waiting
+    /// for their decision, and read decided ticket ranges from [`Commits`].
+    ///
+    /// The caller bounds how many values it keeps in flight (for example: tickets submitted
+    /// minus tickets committed).
+    ///
+    /// ```no_run
+    /// # async fn demo(batcher: paxos_core::Batcher<bytes::Bytes>) -> Result<(), paxos_core::NodeError> {
+    /// let (mut submitter, mut commits) = batcher.pipeline();
+    /// let tickets = submitter.submit_many(vec![bytes::Bytes::from_static(b"a"); 100]).await?;
+    /// let mut done = 0;
+    /// while done < tickets.end {
+    ///     let commit = commits.next().await.expect("batcher running")?;
+    ///     done = commit.tickets.end;
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub fn pipeline(&self) -> (Submitter<T>, Commits) {
+        let (sink, rx) = mpsc::unbounded_channel();
+        (
+            Submitter {
+                requests: self.requests.clone(),
+                sink,
+                next: 0,
+            },
+            Commits { rx },
+        )
+    }
+}
+
+/// The sending half of a [`Batcher::pipeline`]: numbers values with consecutive tickets from 0.
+#[derive(Debug)]
+pub struct Submitter<T> {
+    requests: mpsc::Sender<Run<T>>,
+    sink: CommitSink,
+    next: u64,
+}
+
+impl<T> Submitter<T> {
+    /// Queue `value`; returns its ticket. Waits only while the batcher's queue is full.
+    ///
+    /// # Errors
+    /// [`NodeError::Stopped`] if the batcher stopped.
+    pub async fn submit(&mut self, value: T) -> Result<u64, NodeError> {
+        self.submit_many(vec![value]).await.map(|t| t.start)
+    }
+
+    /// Queue `values`, in order; returns their tickets. One queue slot however many values.
+    ///
+    /// # Errors
+    /// [`NodeError::Stopped`] if the batcher stopped.
+    pub async fn submit_many(&mut self, values: Vec<T>) -> Result<Range<u64>, NodeError> {
+        let first = self.next;
+        let tickets = first..first + values.len() as u64;
+        if values.is_empty() {
+            return Ok(tickets);
+        }
+        let origin = Origin::Stream {
+            first,
+            sink: self.sink.clone(),
+        };
+        self.requests
+            .send(Run { values, origin })
+            .await
+            .map_err(|_| NodeError::Stopped)?;
+        self.next = tickets.end;
+        Ok(tickets)
+    }
+
+    /// The ticket the next submitted value will get.
+    pub fn next_ticket(&self) -> u64 {
+        self.next
+    }
+}
+
+/// The receiving half of a [`Batcher::pipeline`]: decided ticket ranges, in proposal order.
+#[derive(Debug)]
+pub struct Commits {
+    rx: mpsc::UnboundedReceiver<Result<Commit, NodeError>>,
+}
+
+impl Commits {
+    /// The next decided range, or an error for a range that could not be committed
+    /// ([`NodeError::NotLeader`], [`NodeError::Stopped`]). `None` once the batcher stopped and
+    /// the [`Submitter`] is gone.
+    pub async fn next(&mut self) -> Option<Result<Commit, NodeError>> {
+        self.rx.recv().await
+    }
+
+    /// A range already decided, without waiting.
+    pub fn try_next(&mut self) -> Option<Result<Commit, NodeError>> {
+        self.rx.try_recv().ok()
     }
 }
 
 async fn run<T: Clone + Send + 'static, B: Batch<Item = T>>(
     node: NodeHandle<B>,
     config: BatchConfig<T>,
-    mut requests: mpsc::Receiver<Request<T>>,
+    mut requests: mpsc::Receiver<Run<T>>,
 ) {
-    let mut pending: VecDeque<Request<T>> = VecDeque::new();
-    let mut in_flight = FuturesUnordered::new();
+    let mut pending: VecDeque<Run<T>> = VecDeque::new();
+    let mut pending_values = 0usize;
+    let mut in_flight = FuturesOrdered::new();
     let mut open = true;
     loop {
         // Fill the window: a lone value goes out immediately; a backlog goes out in batches.
         while in_flight.len() < config.window.max(1) && !pending.is_empty() {
-            let batch = take_batch(&mut pending, &config);
-            let items: Vec<T> = batch.iter().map(|r| r.value.clone()).collect();
-            let values = B::pack(&items);
+            let runs = take_batch(&mut pending, &config);
+            pending_values -= runs.iter().map(|r| r.values.len()).sum::<usize>();
+            let chunks: Vec<&[T]> = runs.iter().map(|r| r.values.as_slice()).collect();
+            let values = B::pack_chunks(&chunks);
             let node = node.clone();
-            in_flight.push(async move {
+            in_flight.push_back(async move {
                 let result = node.propose(values.clone()).await;
-                (batch, values, result)
+                (runs, values, result)
             });
         }
         if !open && pending.is_empty() && in_flight.is_empty() {
@@ -179,34 +376,43 @@ async fn run<T: Clone + Send + 'static, B: Batch<Item = T>>(
         }
         tokio::select! {
             biased;
-            Some((batch, values, result)) = in_flight.next(), if !in_flight.is_empty() => {
+            Some((runs, values, result)) = in_flight.next(), if !in_flight.is_empty() => {
                 match result {
                     // Our batch won the instance.
                     Ok((instance, chosen)) if chosen == values => {
-                        for (index, r) in batch.into_iter().enumerate() {
-                            let _ = r.reply.send(Ok(Committed { instance, index }));
+                        let mut index = 0;
+                        for run in runs {
+                            let len = run.values.len();
+                            run.commit(instance, index);
+                            index += len;
                         }
                     }
                     // Another proposer's value won that instance: try again in a later one.
                     Ok(_) => {
-                        for r in batch.into_iter().rev() {
-                            pending.push_front(r);
+                        for run in runs.into_iter().rev() {
+                            pending_values += run.values.len();
+                            pending.push_front(run);
                         }
                     }
                     Err(e) => {
                         let msg = e.to_string();
-                        for r in batch {
-                            let _ = r.reply.send(Err(clone_error(&e, &msg)));
+                        for run in runs {
+                            run.fail(&e, &msg);
                         }
                     }
                 }
             }
             req = requests.recv(), if open => match req {
                 Some(r) => {
+                    pending_values += r.values.len();
                     pending.push_back(r);
-                    while pending.len() < config.max_values.saturating_mul(config.window) {
+                    // Take what else is queued, up to a full window of full batches.
+                    while pending_values < config.max_values.saturating_mul(config.window) {
                         match requests.try_recv() {
-                            Ok(r) => pending.push_back(r),
+                            Ok(r) => {
+                                pending_values += r.values.len();
+                                pending.push_back(r);
+                            }
                             Err(_) => break,
                         }
                     }
@@ -217,17 +423,32 @@ async fn run<T: Clone + Send + 'static, B: Batch<Item = T>>(
     }
 }
 
-fn take_batch<T>(pending: &mut VecDeque<Request<T>>, config: &BatchConfig<T>) -> Vec<Request<T>> {
-    let mut batch = Vec::new();
-    let mut bytes = 0;
-    while let Some(r) = pending.front() {
-        let w = (config.weigh)(&r.value);
-        if !batch.is_empty() && (batch.len() >= config.max_values || bytes + w > config.max_bytes) {
-            break;
+/// The runs of the next batch, splitting the last one if it does not fit whole.
+fn take_batch<T>(pending: &mut VecDeque<Run<T>>, config: &BatchConfig<T>) -> Vec<Run<T>> {
+    let mut batch: Vec<Run<T>> = Vec::new();
+    let (mut count, mut bytes) = (0usize, 0usize);
+    while let Some(run) = pending.front_mut() {
+        // How many of this run's values fit (at least one value per batch, however large).
+        let mut fit = 0;
+        for v in &run.values {
+            let w = (config.weigh)(v);
+            let full = count + fit >= config.max_values || bytes + w > config.max_bytes;
+            if full && count + fit > 0 {
+                break;
+            }
+            bytes += w;
+            fit += 1;
         }
-        bytes += w;
-        if let Some(r) = pending.pop_front() {
-            batch.push(r);
+        count += fit;
+        if fit == run.values.len() {
+            if let Some(run) = pending.pop_front() {
+                batch.push(run);
+            }
+        } else {
+            if fit > 0 {
+                batch.push(run.take_front(fit));
+            }
+            break;
         }
     }
     batch
@@ -255,7 +476,43 @@ mod tests {
         ];
         let packed = PackedBytes::pack(&items);
         assert_eq!(packed.items().collect::<Vec<_>>(), items);
+        let chunked = PackedBytes::pack_chunks(&[&items[..1], &[], &items[1..]]);
+        assert_eq!(chunked, packed);
         let truncated = PackedBytes(packed.0.slice(..packed.0.len() - 1));
         assert_eq!(truncated.items().count(), 2);
+    }
+
+    /// A batch takes whole runs while they fit and splits the one that does not, keeping
+    /// ticket numbers consecutive across the split.
+    #[test]
+    fn take_batch_splits_runs_at_the_limit() {
+        let (sink, _rx) = mpsc::unbounded_channel();
+        let mut pending: VecDeque<Run<u64>> = VecDeque::new();
+        pending.push_back(Run {
+            values: (0..3).collect(),
+            origin: Origin::Stream {
+                first: 10,
+                sink: sink.clone(),
+            },
+        });
+        pending.push_back(Run {
+            values: (3..8).collect(),
+            origin: Origin::Stream { first: 13, sink },
+        });
+        let config = BatchConfig {
+            window: 1,
+            max_values: 5,
+            max_bytes: usize::MAX,
+            weigh: |_| 8,
+        };
+        let batch = take_batch(&mut pending, &config);
+        let taken: Vec<u64> = batch.iter().flat_map(|r| r.values.clone()).collect();
+        assert_eq!(taken, vec![0, 1, 2, 3, 4]);
+        assert_eq!(pending.len(), 1);
+        assert_eq!(pending[0].values, vec![5, 6, 7]);
+        assert!(matches!(
+            pending[0].origin,
+            Origin::Stream { first: 15, .. }
+        ));
     }
 }

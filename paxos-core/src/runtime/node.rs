@@ -4,7 +4,7 @@ use super::handle::{NodeHandle, NodeStatus};
 use crate::acceptor::AcceptorFaults;
 use crate::ballot::{InstanceId, NodeId};
 use crate::config::{Config, ConfigError};
-use crate::effects::Effects;
+use crate::effects::{Effects, Write, may_leave_before_save};
 use crate::message::Envelope;
 use crate::message::Value;
 use crate::proposer::ProposerFaults;
@@ -22,6 +22,8 @@ const MAX_INPUTS_PER_STEP: usize = 1024;
 const MAX_LOCAL_DELIVERIES: usize = 1 << 20;
 /// Client commands queued before `propose` callers wait.
 const COMMAND_QUEUE: usize = 4096;
+/// Decision records allowed to wait for a later save (they are also saved on every tick).
+const MAX_UNSAVED_DECISIONS: usize = 4096;
 
 /// Why a node stopped, or why a request to it failed.
 #[derive(Debug, thiserror::Error)]
@@ -161,15 +163,19 @@ impl<V: Value, S: Storage<V>, T: Transport<V>> Node<V, S, T> {
         ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
         let mut out = Effects::new();
         let mut remote: Vec<Envelope<V>> = Vec::new();
+        let mut held: Vec<Envelope<V>> = Vec::new();
+        // Decision records that wait for the next save (see `crate::effects`).
+        let mut unsaved: Vec<Write<V>> = Vec::new();
         let mut waiters: BTreeMap<InstanceId, Vec<ProposeReply<V>>> = BTreeMap::new();
         let mut clients_open = true;
 
         loop {
             // 1. Wait for one input. `biased` keeps the choice deterministic under turmoil; the
             //    tick goes first so a busy network can never starve timeouts and heartbeats.
+            let mut ticked = false;
             let stop = tokio::select! {
                 biased;
-                _ = ticker.tick() => { replica.tick(&mut out); false }
+                _ = ticker.tick() => { replica.tick(&mut out); ticked = true; false }
                 cmd = commands.recv(), if clients_open => match cmd {
                     Some(cmd) => on_command(&mut replica, cmd, &mut out, &mut waiters),
                     None => { clients_open = false; false }
@@ -181,7 +187,7 @@ impl<V: Value, S: Storage<V>, T: Transport<V>> Node<V, S, T> {
                 }
             };
             if stop {
-                return Ok(());
+                return save(&storage, id, &mut unsaved).await;
             }
             // 2. Fold every input that is already waiting into this step (group commit).
             let mut stop = false;
@@ -196,6 +202,7 @@ impl<V: Value, S: Storage<V>, T: Transport<V>> Node<V, S, T> {
                     None => break,
                 }
             }
+            replica.end_step(&mut out);
             // 3. Deliver self-addressed messages now: nothing leaves the node before the save
             //    below, so handling them inside this step keeps "persist before reply".
             let mut pending = std::mem::take(&mut out.messages);
@@ -214,18 +221,25 @@ impl<V: Value, S: Storage<V>, T: Transport<V>> Node<V, S, T> {
             if !pending.is_empty() {
                 tracing::error!(node = %id, "local delivery loop did not settle; dropping the rest");
             }
-            // 4. Durable before anything leaves.
-            if !out.writes.is_empty()
-                && let Err(e) = storage.save(&out.writes).await
-            {
-                tracing::error!(node = %id, error = %e, "storage write failed; stopping node");
-                return Err(e.into());
+            // 4. Durable before anything leaves, with the two exceptions of `crate::effects`:
+            //    `Accept`s may leave during the save, and a step that only learned decisions
+            //    sends and answers at once, its records waiting for a later save or tick.
+            let must_save = out.writes.iter().any(|w| !w.is_decision());
+            unsaved.append(&mut out.writes);
+            if must_save {
+                for env in remote.drain(..) {
+                    if may_leave_before_save(&env.message, &unsaved) {
+                        send(&transport, id, env).await;
+                    } else {
+                        held.push(env);
+                    }
+                }
+                std::mem::swap(&mut remote, &mut held);
+                save(&storage, id, &mut unsaved).await?;
             }
             // 5. Send and answer.
             for env in remote.drain(..) {
-                if let Err(e) = transport.send(env.to, env.message).await {
-                    tracing::debug!(node = %id, to = %env.to, error = %e, "send failed");
-                }
+                send(&transport, id, env).await;
             }
             for (instance, value) in out.decided.drain(..) {
                 if let Some(list) = waiters.remove(&instance) {
@@ -235,10 +249,34 @@ impl<V: Value, S: Storage<V>, T: Transport<V>> Node<V, S, T> {
                 }
             }
             out.clear();
+            if !unsaved.is_empty() && (ticked || stop || unsaved.len() >= MAX_UNSAVED_DECISIONS) {
+                save(&storage, id, &mut unsaved).await?;
+            }
             if stop {
                 return Ok(());
             }
         }
+    }
+}
+
+/// Make `writes` durable and empty the list; a failure stops the node.
+async fn save<V: Value, S: Storage<V>>(
+    storage: &S,
+    id: NodeId,
+    writes: &mut Vec<Write<V>>,
+) -> Result<(), NodeError> {
+    if let Err(e) = storage.save(writes).await {
+        tracing::error!(node = %id, error = %e, "storage write failed; stopping node");
+        return Err(e.into());
+    }
+    writes.clear();
+    Ok(())
+}
+
+/// Hand `env` to the transport; a failed send is logged (Paxos retries on its own timers).
+async fn send<V: Value, T: Transport<V>>(transport: &T, id: NodeId, env: Envelope<V>) {
+    if let Err(e) = transport.send(env.to, env.message).await {
+        tracing::debug!(node = %id, to = %env.to, error = %e, "send failed");
     }
 }
 

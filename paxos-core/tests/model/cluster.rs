@@ -217,6 +217,8 @@ impl PaxosModel {
         let from = node.replica.id();
         let mut out = Effects::new();
         input(&mut node.replica, &mut out);
+        // As the runtime does after the last input of a step.
+        node.replica.end_step(&mut out);
         // 1. The writes become durable with the step ...
         for w in &out.writes {
             node.disk.0.apply(w);
@@ -235,7 +237,16 @@ impl PaxosModel {
                     instance,
                     value,
                 } => {
-                    state.history.votes.insert((instance, ballot, value, from));
+                    // Under the leader strategy the value is left out: the vote is for what
+                    // this acceptor holds at that ballot.
+                    let value = value.or_else(|| {
+                        let node = &state.nodes[index];
+                        let accepted = node.replica.acceptor()?.accepted(instance)?;
+                        (accepted.0 == ballot).then_some(accepted.1)
+                    });
+                    if let Some(value) = value {
+                        state.history.votes.insert((instance, ballot, value, from));
+                    }
                 }
                 Msg::Accept {
                     ballot,

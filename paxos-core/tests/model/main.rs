@@ -15,7 +15,7 @@ mod run;
 mod wire;
 
 use cluster::{NetworkMode, PaxosModel, Proposal};
-use paxos_core::{AcceptorFaults, InstanceId, NodeId, ProposerFaults};
+use paxos_core::{AcceptorFaults, InstanceId, LearnerStrategy, NodeId, ProposerFaults};
 use properties::{AGREEMENT, EVERY_NAMED_INSTANCE_LEARNED, ONE_VALUE_PER_BALLOT};
 use run::{Search, check, deep};
 
@@ -120,6 +120,34 @@ fn multi_paxos_is_safe_across_a_leader_change() {
     // Learning both instances takes 14 steps: only the deep run reaches it.
     let shallow = [EVERY_NAMED_INSTANCE_LEARNED];
     report.assert_properties(if deep() { &[] } else { &shallow });
+}
+
+/// The same leader change under the leader learner strategy: acceptors answer only the
+/// proposer, without the value, and a proposer announces what it saw chosen with `Chosen`
+/// (instances only) to learners that are acceptors and `Decided` to the others (here n1, when
+/// B decides). A learner must still only ever learn chosen values.
+#[test]
+fn multi_paxos_is_safe_under_the_leader_learner_strategy() {
+    let mut model = PaxosModel::new(
+        &[1, 2, 3, 4, 5],
+        &[3, 4, 5],
+        &[1, 3],
+        vec![propose(A, 0, 1), propose(A, 1, 2), propose(B, 1, 3)],
+    );
+    for c in &mut model.configs {
+        c.learner_strategy = LearnerStrategy::Leader;
+    }
+    model.ticks_per_proposer = 1;
+    model.crashable = [3].map(NodeId).into();
+    model.max_crashes = 1;
+    let states = if deep() { 2_000_000 } else { 40_000 };
+    let search = Search::Random {
+        seed: 11,
+        max_depth: 40,
+        states,
+    };
+    let report = check("multi-paxos, leader learner", model, search, None);
+    report.assert_properties(&[EVERY_NAMED_INSTANCE_LEARNED]);
 }
 
 /// A proposer that restarts from durable state must not reuse a ballot it used before the

@@ -32,7 +32,7 @@ pub enum Msg {
     Accepted {
         ballot: Ballot,
         instance: InstanceId,
-        value: u64,
+        value: Option<u64>,
     },
     Nack {
         ballot: Ballot,
@@ -41,6 +41,10 @@ pub enum Msg {
     Decided {
         instance: InstanceId,
         value: u64,
+    },
+    Chosen {
+        ballot: Ballot,
+        instances: Vec<InstanceId>,
     },
     Heartbeat,
     CatchUp {
@@ -79,6 +83,7 @@ impl From<Message<u64>> for Msg {
             },
             Message::Nack { ballot, promised } => Msg::Nack { ballot, promised },
             Message::Decided { instance, value } => Msg::Decided { instance, value },
+            Message::Chosen { ballot, instances } => Msg::Chosen { ballot, instances },
             Message::Heartbeat => Msg::Heartbeat,
             Message::CatchUp { first } => Msg::CatchUp { first },
         }
@@ -120,6 +125,7 @@ impl From<&Msg> for Message<u64> {
             },
             Msg::Nack { ballot, promised } => Message::Nack { ballot, promised },
             Msg::Decided { instance, value } => Message::Decided { instance, value },
+            Msg::Chosen { ballot, instances } => Message::Chosen { ballot, instances },
             Msg::Heartbeat => Message::Heartbeat,
             Msg::CatchUp { first } => Message::CatchUp { first },
         }
@@ -148,9 +154,13 @@ impl fmt::Debug for Msg {
                 ballot,
                 instance,
                 value,
-            } => write!(f, "accepted {instance} {ballot}={value}"),
+            } => match value {
+                Some(value) => write!(f, "accepted {instance} {ballot}={value}"),
+                None => write!(f, "accepted {instance} {ballot}"),
+            },
             Msg::Nack { ballot, promised } => write!(f, "nack {ballot} (promised {promised})"),
             Msg::Decided { instance, value } => write!(f, "decided {instance}={value}"),
+            Msg::Chosen { ballot, instances } => write!(f, "chosen {ballot} {instances:?}"),
             Msg::Heartbeat => write!(f, "heartbeat"),
             Msg::CatchUp { first } => write!(f, "catch-up from {first}"),
         }
@@ -271,7 +281,16 @@ mod tests {
             Message::Accepted {
                 ballot: b,
                 instance: i,
-                value: 1,
+                value: Some(1),
+            },
+            Message::Accepted {
+                ballot: b,
+                instance: i,
+                value: None,
+            },
+            Message::Chosen {
+                ballot: b,
+                instances: vec![i],
             },
             Message::Nack {
                 ballot: b,

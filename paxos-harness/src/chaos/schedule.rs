@@ -6,7 +6,7 @@
 //! names one run, and printing its schedule says what happened to it.
 
 use crate::cluster::{NodeOptions, SimNetwork};
-use paxos_core::{LeaderMode, NodeId};
+use paxos_core::{LeaderMode, LearnerStrategy, NodeId};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use std::collections::BTreeMap;
@@ -63,8 +63,8 @@ pub enum Action {
 }
 
 /// Message kinds a [`Action::DropKind`] may pick (as `paxos_core::Message::kind` names them).
-const KINDS: [&str; 6] = [
-    "prepare", "promise", "accept", "accepted", "decided", "nack",
+const KINDS: [&str; 7] = [
+    "prepare", "promise", "accept", "accepted", "decided", "nack", "chosen",
 ];
 
 impl fmt::Display for Action {
@@ -107,6 +107,8 @@ pub struct Schedule {
     pub nodes: u64,
     /// Elected leader or leaderless.
     pub leader_mode: LeaderMode,
+    /// How decisions reach the learners: all-to-all or through the ballot's proposer.
+    pub learners: LearnerStrategy,
     /// The workload proposes in instances `0..instances`.
     pub instances: u64,
     /// Concurrent clients.
@@ -178,12 +180,21 @@ impl Schedule {
             faults.push((at, action));
             at += Duration::from_millis(rng.gen_range(20..=250));
         }
+        let instances = rng.gen_range(10..=30);
+        let clients = rng.gen_range(2..=5);
+        // Drawn last so that adding it kept every other draw of a seed as it was.
+        let learners = if rng.gen_bool(0.5) {
+            LearnerStrategy::Leader
+        } else {
+            LearnerStrategy::AllToAll
+        };
         Schedule {
             seed,
             nodes,
             leader_mode,
-            instances: rng.gen_range(10..=30),
-            clients: rng.gen_range(2..=5),
+            learners,
+            instances,
+            clients,
             network,
             write_latency,
             skew,
@@ -249,9 +260,13 @@ impl fmt::Display for Schedule {
             LeaderMode::Elected => "elected leader",
             LeaderMode::Leaderless => "leaderless",
         };
+        let learners = match self.learners {
+            LearnerStrategy::Leader => "decisions via the leader",
+            _ => "decisions all-to-all",
+        };
         writeln!(
             f,
-            "{} nodes, {mode}, {} clients over instances 0..{}",
+            "{} nodes, {mode}, {learners}, {} clients over instances 0..{}",
             self.nodes, self.clients, self.instances
         )?;
         writeln!(

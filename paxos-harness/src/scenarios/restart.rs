@@ -58,13 +58,16 @@ async fn commit(c: &Cluster, instance: InstanceId, value: Val) -> Result<Val, Fa
     }
 }
 
-/// Every live node must hold every acknowledged decision, unchanged.
+/// Every live node must hold every acknowledged decision, unchanged. A node that was down (or
+/// cut off while it reconnected) learns what it missed through catch-up, so each decision gets
+/// the usual bound to arrive before the values are compared.
 async fn acknowledged_survive(
     c: &Cluster,
     acked: &BTreeMap<InstanceId, Val>,
 ) -> Result<(), Failure> {
-    let last = acked.keys().next_back().copied().unwrap_or_default();
-    c.await_decided(&c.live(), last, DECIDE_WITHIN).await?;
+    for &instance in acked.keys() {
+        c.await_decided(&c.live(), instance, DECIDE_WITHIN).await?;
+    }
     for node in c.live() {
         let have = c.decisions(node).await?;
         for (i, v) in acked {

@@ -41,15 +41,19 @@ fn message<V: Clone + Debug + 'static>(
                 value,
             }
         }),
-        (ballot(), instance(), value.clone()).prop_map(|(ballot, instance, value)| {
-            Message::Accepted {
-                ballot,
-                instance,
-                value,
+        (ballot(), instance(), prop::option::of(value.clone())).prop_map(
+            |(ballot, instance, value)| {
+                Message::Accepted {
+                    ballot,
+                    instance,
+                    value,
+                }
             }
-        }),
+        ),
         (ballot(), ballot()).prop_map(|(ballot, promised)| Message::Nack { ballot, promised }),
         (instance(), value).prop_map(|(instance, value)| Message::Decided { instance, value }),
+        (ballot(), prop::collection::vec(instance(), 0..8))
+            .prop_map(|(ballot, instances)| Message::Chosen { ballot, instances }),
         Just(Message::Heartbeat),
         instance().prop_map(|first| Message::CatchUp { first }),
     ]
