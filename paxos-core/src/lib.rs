@@ -71,6 +71,7 @@ pub mod storage;
 #[cfg(feature = "testing")]
 pub mod testing;
 pub mod transport;
+pub mod zero_copy;
 
 pub use acceptor::{Acceptor, AcceptorFaults};
 pub use ballot::{Ballot, InstanceId, NodeId};

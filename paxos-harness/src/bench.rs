@@ -91,6 +91,9 @@ pub struct BenchResult {
     pub synced_writes_per_s: Option<f64>,
     /// Synced 64-write batches per second, if measured (RocksDB).
     pub synced_batches_per_s: Option<f64>,
+    /// Median latency of one synced write while every node's store syncs at once (`--nodes`
+    /// writers on the one disk), microseconds, if measured (RocksDB).
+    pub concurrent_synced_write_p50_us: Option<f64>,
 }
 
 /// Run `paxos-harness bench`.
@@ -138,6 +141,13 @@ fn print_result(r: &BenchResult) {
         println!(
             "  machine: loopback round trip {rtt:.1} us -> p50 = {:.1} round trips",
             r.p50_us as f64 / rtt
+        );
+    }
+    if let (Some(c), Some(rtt)) = (r.concurrent_synced_write_p50_us, r.loopback_rtt_us) {
+        println!(
+            "  machine: one synced write takes {c:.0} us (p50) while {} stores sync at once -> p50 = {:.2}x (that + 2 round trips)",
+            r.nodes,
+            r.p50_us as f64 / (c + 2.0 * rtt)
         );
     }
     if let (Some(w), Some(b)) = (r.synced_writes_per_s, r.synced_batches_per_s) {
@@ -216,6 +226,7 @@ async fn run(args: BenchArgs) -> Result<BenchResult, String> {
         loopback_rtt_us: limits.as_ref().map(|l| l.rtt_us),
         synced_writes_per_s: limits.as_ref().and_then(|l| l.synced_writes),
         synced_batches_per_s: limits.as_ref().and_then(|l| l.synced_batches),
+        concurrent_synced_write_p50_us: limits.as_ref().and_then(|l| l.concurrent_write_p50_us),
     })
 }
 
@@ -378,6 +389,37 @@ struct Limits {
     rtt_us: f64,
     synced_writes: Option<f64>,
     synced_batches: Option<f64>,
+    concurrent_write_p50_us: Option<f64>,
+}
+
+/// Median latency of a synced single write while `writers` stores (one per node, all on this
+/// disk) sync at the same time, as the nodes of a one-machine cluster do.
+async fn concurrent_synced_write_p50(writers: u64, dir: &std::path::Path) -> Result<f64, String> {
+    let mut tasks = Vec::new();
+    for w in 0..writers {
+        let path = dir.join(format!("limits-concurrent-{w}"));
+        let storage = open_storage::<Bytes>(StorageKind::Rocksdb, &path)?;
+        tasks.push(tokio::task::spawn_local(async move {
+            let mut latencies = Vec::with_capacity(300);
+            for i in 0..300u64 {
+                let t = Instant::now();
+                storage
+                    .save(&[Write::ProposerRound(i + 1)])
+                    .await
+                    .map_err(|e| e.to_string())?;
+                latencies.push(t.elapsed().as_secs_f64() * 1e6);
+            }
+            drop(storage);
+            let _ = std::fs::remove_dir_all(&path);
+            Ok::<_, String>(latencies)
+        }));
+    }
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await.map_err(|e| e.to_string())??);
+    }
+    all.sort_by(f64::total_cmp);
+    Ok(all.get(all.len() / 2).copied().unwrap_or(0.0))
 }
 
 /// This machine's limits, measured in the same run: loopback TCP round trip (median of 2000
@@ -414,7 +456,7 @@ async fn measure_limits(args: &BenchArgs, dir: &std::path::Path) -> Result<Limit
     echo.abort();
     rtts.sort_by(f64::total_cmp);
     let rtt_us = rtts[rtts.len() / 2];
-    let (mut synced_writes, mut synced_batches) = (None, None);
+    let (mut synced_writes, mut synced_batches, mut concurrent_write_p50_us) = (None, None, None);
     if args.storage == StorageKind::Rocksdb {
         let path = dir.join("limits");
         let storage = open_storage::<Bytes>(StorageKind::Rocksdb, &path)?;
@@ -440,10 +482,12 @@ async fn measure_limits(args: &BenchArgs, dir: &std::path::Path) -> Result<Limit
         synced_batches = Some(rate(300, t.elapsed().as_secs_f64()));
         drop(storage);
         let _ = std::fs::remove_dir_all(&path);
+        concurrent_write_p50_us = Some(concurrent_synced_write_p50(args.nodes, dir).await?);
     }
     Ok(Limits {
         rtt_us,
         synced_writes,
         synced_batches,
+        concurrent_write_p50_us,
     })
 }

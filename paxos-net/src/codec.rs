@@ -165,17 +165,20 @@ impl EncodedFrame {
         frame: &Frame<V>,
         max_frame_len: usize,
     ) -> Result<EncodedFrame, CodecError> {
-        let mut buf = BytesMut::new().writer();
-        buf.get_mut().put_u8(WIRE_VERSION);
-        postcard::to_io(frame, &mut buf).map_err(|e| CodecError::Malformed(e.to_string()))?;
-        let bytes = buf.into_inner().freeze();
-        if bytes.len() > max_frame_len {
+        // Size first (cheap: no bytes are copied), so the buffer is allocated once, at its
+        // final size, and an oversize message costs no copy at all.
+        let len = 1 + postcard::experimental::serialized_size(frame)
+            .map_err(|e| CodecError::Malformed(e.to_string()))?;
+        if len > max_frame_len {
             return Err(CodecError::Oversize {
-                len: bytes.len(),
+                len,
                 max: max_frame_len,
             });
         }
-        Ok(EncodedFrame(bytes))
+        let mut buf = BytesMut::with_capacity(len).writer();
+        buf.get_mut().put_u8(WIRE_VERSION);
+        postcard::to_io(frame, &mut buf).map_err(|e| CodecError::Malformed(e.to_string()))?;
+        Ok(EncodedFrame(buf.into_inner().freeze()))
     }
 
     /// The frame's bytes: version byte + payload, without the length prefix.
@@ -268,7 +271,9 @@ impl<V: Serialize + serde::de::DeserializeOwned> Decoder for FrameCodec<V> {
         match self.inner.decode(src) {
             Ok(Some(body)) => {
                 self.mid_frame = false;
-                decode_frame(&body).map(Some)
+                // Lend the frame to the decode: byte values become slices of it, not copies.
+                let body = body.freeze();
+                paxos_core::zero_copy::decode_from(&body, decode_frame).map(Some)
             }
             Ok(None) => {
                 self.mid_frame |= src.len() != before;

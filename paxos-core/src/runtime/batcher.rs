@@ -55,9 +55,43 @@ impl<T: Value> Batch for Vec<T> {
 /// Byte strings packed into one buffer (`u32` big-endian length, then the bytes, repeated).
 ///
 /// Cloning it (into every message and write of an instance) is a reference-count bump, and a
-/// received batch is one allocation, however many items it holds.
-#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+/// received batch is a slice of the frame it came in ([`crate::zero_copy`]), however many
+/// items it holds. On the wire it is one byte string.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
 pub struct PackedBytes(pub Bytes);
+
+impl<'de> serde::Deserialize<'de> for PackedBytes {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = PackedBytes;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a byte string")
+            }
+            fn visit_borrowed_bytes<E>(self, v: &'de [u8]) -> Result<PackedBytes, E> {
+                Ok(PackedBytes(crate::zero_copy::bytes_from(v)))
+            }
+            fn visit_bytes<E>(self, v: &[u8]) -> Result<PackedBytes, E> {
+                Ok(PackedBytes(Bytes::copy_from_slice(v)))
+            }
+            fn visit_byte_buf<E>(self, v: Vec<u8>) -> Result<PackedBytes, E> {
+                Ok(PackedBytes(Bytes::from(v)))
+            }
+            // Formats without byte strings (JSON) carry a sequence of numbers.
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<PackedBytes, A::Error> {
+                let mut v = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(1 << 16));
+                while let Some(b) = seq.next_element::<u8>()? {
+                    v.push(b);
+                }
+                Ok(PackedBytes(Bytes::from(v)))
+            }
+        }
+        d.deserialize_bytes(Visitor)
+    }
+}
 
 impl PackedBytes {
     /// The items, in order, as zero-copy slices. Stops at the first malformed length.
@@ -480,6 +514,21 @@ mod tests {
         assert_eq!(chunked, packed);
         let truncated = PackedBytes(packed.0.slice(..packed.0.len() - 1));
         assert_eq!(truncated.items().count(), 2);
+    }
+
+    /// Decoded inside a lending decode, a batch is a slice of the frame, not a copy; JSON (a
+    /// sequence of numbers) still decodes.
+    #[test]
+    fn packed_bytes_decode_without_copying() {
+        let packed = PackedBytes::pack(&[Bytes::from_static(b"abc")]);
+        let frame = Bytes::from(postcard::to_stdvec(&packed).expect("encodes"));
+        let decoded: PackedBytes =
+            crate::zero_copy::decode_from(&frame, |b| postcard::from_bytes(b).expect("decodes"));
+        assert_eq!(decoded, packed);
+        assert!(frame.as_ptr_range().contains(&decoded.0.as_ptr()));
+        let json = serde_json::to_string(&packed).expect("encodes");
+        let back: PackedBytes = serde_json::from_str(&json).expect("decodes");
+        assert_eq!(back, packed);
     }
 
     /// A batch takes whole runs while they fit and splits the one that does not, keeping

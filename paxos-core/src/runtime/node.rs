@@ -22,7 +22,8 @@ const MAX_INPUTS_PER_STEP: usize = 1024;
 const MAX_LOCAL_DELIVERIES: usize = 1 << 20;
 /// Client commands queued before `propose` callers wait.
 const COMMAND_QUEUE: usize = 4096;
-/// Decision records allowed to wait for a later save (they are also saved on every tick).
+/// Decision records allowed to wait for a later save (they are also saved on a tick that
+/// follows a tick without any save).
 const MAX_UNSAVED_DECISIONS: usize = 4096;
 
 /// Why a node stopped, or why a request to it failed.
@@ -166,16 +167,23 @@ impl<V: Value, S: Storage<V>, T: Transport<V>> Node<V, S, T> {
         let mut held: Vec<Envelope<V>> = Vec::new();
         // Decision records that wait for the next save (see `crate::effects`).
         let mut unsaved: Vec<Write<V>> = Vec::new();
+        // Whether a save happened since the last tick: decision records wait for one, and are
+        // saved on their own only once a whole tick passed without any (the node is idle).
+        let mut saved_this_tick = false;
         let mut waiters: BTreeMap<InstanceId, Vec<ProposeReply<V>>> = BTreeMap::new();
         let mut clients_open = true;
 
         loop {
             // 1. Wait for one input. `biased` keeps the choice deterministic under turmoil; the
             //    tick goes first so a busy network can never starve timeouts and heartbeats.
-            let mut ticked = false;
+            let mut idle_tick = false;
             let stop = tokio::select! {
                 biased;
-                _ = ticker.tick() => { replica.tick(&mut out); ticked = true; false }
+                _ = ticker.tick() => {
+                    replica.tick(&mut out);
+                    idle_tick = !std::mem::take(&mut saved_this_tick);
+                    false
+                }
                 cmd = commands.recv(), if clients_open => match cmd {
                     Some(cmd) => on_command(&mut replica, cmd, &mut out, &mut waiters),
                     None => { clients_open = false; false }
@@ -236,6 +244,7 @@ impl<V: Value, S: Storage<V>, T: Transport<V>> Node<V, S, T> {
                 }
                 std::mem::swap(&mut remote, &mut held);
                 save(&storage, id, &mut unsaved).await?;
+                saved_this_tick = true;
             }
             // 5. Send and answer.
             for env in remote.drain(..) {
@@ -249,7 +258,8 @@ impl<V: Value, S: Storage<V>, T: Transport<V>> Node<V, S, T> {
                 }
             }
             out.clear();
-            if !unsaved.is_empty() && (ticked || stop || unsaved.len() >= MAX_UNSAVED_DECISIONS) {
+            if !unsaved.is_empty() && (idle_tick || stop || unsaved.len() >= MAX_UNSAVED_DECISIONS)
+            {
                 save(&storage, id, &mut unsaved).await?;
             }
             if stop {
