@@ -22,7 +22,7 @@ use std::collections::BTreeMap;
 use std::collections::VecDeque;
 use std::ops::Range;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::time::Instant;
@@ -190,23 +190,32 @@ async fn run(args: BenchArgs) -> Result<BenchResult, String> {
 
     let measuring = Arc::new(AtomicBool::new(false));
     let stop = Arc::new(AtomicBool::new(false));
+    let progress = Arc::new(AtomicU64::new(0));
     let client = tokio::task::spawn_local(drive(
         leader,
         args.clients,
         args.value_size.max(8),
         measuring.clone(),
         stop.clone(),
+        progress.clone(),
     ));
     tokio::time::sleep(Duration::from_millis(500)).await;
     measuring.store(true, Ordering::Relaxed);
     let start = Instant::now();
     let total = Duration::from_secs_f64(args.duration.max(0.1));
+    let mut last = 0;
     while start.elapsed() < total {
         let step = Duration::from_secs(1).min(total.saturating_sub(start.elapsed()));
         tokio::time::sleep(step).await;
+        let now = progress.load(Ordering::Relaxed);
         if !args.json {
-            eprintln!("  ... {:.1}s", start.elapsed().as_secs_f64());
+            eprintln!(
+                "  ... {:.1}s: {now} decided ({:.0}/s)",
+                start.elapsed().as_secs_f64(),
+                (now - last) as f64 / step.as_secs_f64().max(1e-9)
+            );
         }
+        last = now;
     }
     measuring.store(false, Ordering::Relaxed);
     let elapsed = start.elapsed().as_secs_f64();
@@ -233,13 +242,14 @@ async fn run(args: BenchArgs) -> Result<BenchResult, String> {
 /// The client: keeps `in_flight` values proposed and not yet decided, through one
 /// [`Batcher::pipeline`], topping up as soon as a range of them is decided. Latency is per
 /// value, from its submission to the decision of its batch. Returns the values decided while
-/// `measuring` was on, and their latencies.
+/// `measuring` was on (also published in `progress`), and their latencies.
 async fn drive(
     batcher: Batcher<Bytes>,
     in_flight: usize,
     value_size: usize,
     measuring: Arc<AtomicBool>,
     stop: Arc<AtomicBool>,
+    progress: Arc<AtomicU64>,
 ) -> Result<(u64, Histogram<u64>), String> {
     let mut hist = Histogram::<u64>::new(3).map_err(|e| e.to_string())?;
     let (mut submitter, mut commits) = batcher.pipeline();
@@ -284,6 +294,7 @@ async fn drive(
                 sent.pop_front();
             }
         }
+        progress.store(decided, Ordering::Relaxed);
     }
     Ok((decided, hist))
 }

@@ -619,6 +619,35 @@ async fn tcp_start(shared: &Arc<Shared>, id: NodeId) -> Result<(), Failure> {
     Ok(())
 }
 
+/// A free loopback port **below** the kernel's ephemeral range (32768 and up on Linux). A
+/// node's port must stay free while the node is down, to be bound again on restart; a port
+/// from the ephemeral range can meanwhile become the source port of any outgoing connection,
+/// which would hold it for as long as that connection lives.
+fn free_port() -> std::io::Result<u16> {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    const FIRST: u32 = 10_000;
+    const COUNT: u32 = 22_000;
+    // Start each process somewhere else in the range, so parallel test processes rarely meet.
+    static NEXT: AtomicU32 = AtomicU32::new(u32::MAX);
+    let _ = NEXT.compare_exchange(
+        u32::MAX,
+        std::process::id().wrapping_mul(7919) % COUNT,
+        Ordering::Relaxed,
+        Ordering::Relaxed,
+    );
+    for _ in 0..COUNT {
+        let port = FIRST + NEXT.fetch_add(1, Ordering::Relaxed) % COUNT;
+        let port = u16::try_from(port).unwrap_or(u16::MAX);
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return Ok(port);
+        }
+    }
+    Err(std::io::Error::new(
+        std::io::ErrorKind::AddrInUse,
+        "no free port below the ephemeral range",
+    ))
+}
+
 /// What a run left behind.
 pub struct RunResult {
     /// The scenario's verdict (invariant violations are checked by the caller).
@@ -811,14 +840,11 @@ fn run_tcp(shared: &Arc<Shared>, body: Body) -> (Result<(), Failure>, Duration) 
     let shared = shared.clone();
     local.block_on(&rt, async move {
         let start = tokio::time::Instant::now();
-        // Bind every listener first (port 0), so every node knows every address.
+        // Pick every node's port first, so every node knows every address.
         for id in shared.spec.nodes() {
-            match tokio::net::TcpListener::bind("127.0.0.1:0")
-                .await
-                .and_then(|l| l.local_addr())
-            {
-                Ok(addr) => {
-                    lock(&shared.tcp).insert(id, (addr.to_string(), None));
+            match free_port() {
+                Ok(port) => {
+                    lock(&shared.tcp).insert(id, (format!("127.0.0.1:{port}"), None));
                 }
                 Err(e) => return (Err(Failure(format!("bind: {e}"))), Duration::ZERO),
             }

@@ -27,6 +27,15 @@ impl Network for Tcp {
 
     async fn connect(addr: String) -> io::Result<TcpStream> {
         let stream = TcpStream::connect(addr).await?;
+        // Dialing a local port nobody listens on can connect the socket to itself (TCP
+        // simultaneous open, when the kernel picks that very port as the source port). It would
+        // hold the port its node needs on restart and wait for a handshake that never comes.
+        if stream.local_addr()? == stream.peer_addr()? {
+            return Err(io::Error::new(
+                io::ErrorKind::ConnectionRefused,
+                "connected to itself: nobody listens there",
+            ));
+        }
         no_delay(&stream);
         Ok(stream)
     }
