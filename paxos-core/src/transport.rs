@@ -49,4 +49,10 @@ pub trait Transport<V: Value>: Send + Sync + 'static {
     /// # Errors
     /// [`TransportError::Closed`] when no message can arrive any more; the node then stops.
     async fn recv(&mut self) -> Result<(NodeId, Message<V>), TransportError>;
+
+    /// Messages that arrived and wait for `recv` (the node's mailbox), for monitoring: a node
+    /// that keeps up drains it. Transports that cannot tell report 0.
+    fn backlog(&self) -> usize {
+        0
+    }
 }

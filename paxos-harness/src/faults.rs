@@ -242,6 +242,11 @@ impl<T: Transport<Val>> Transport<Val> for FaultyTransport<T> {
         self.inner.send(to, message).await
     }
 
+    /// The inner mailbox; held (delayed) messages are still "in the network", not delivered.
+    fn backlog(&self) -> usize {
+        self.inner.backlog()
+    }
+
     /// Cancel-safe if the inner `recv` is: a message taken from the inner transport is either
     /// returned or stored in `held` before the next await.
     async fn recv(&mut self) -> Result<(NodeId, Message<Val>), TransportError> {

@@ -144,6 +144,11 @@ impl<V: Value> Endpoint<V> {
         })
     }
 
+    /// Messages received and not yet taken by [`Endpoint::recv`].
+    pub(crate) fn backlog(&self) -> usize {
+        self.inbox.len()
+    }
+
     /// The next inbound message. Cancel-safe: `mpsc::Receiver::recv` is.
     pub(crate) async fn recv(&mut self) -> Result<(NodeId, Message<V>), TransportError> {
         self.inbox.recv().await.ok_or(TransportError::Closed)
@@ -224,6 +229,10 @@ macro_rules! delegate_to_endpoint {
             ) -> Result<(paxos_core::NodeId, paxos_core::Message<V>), paxos_core::TransportError>
             {
                 self.endpoint.recv().await
+            }
+
+            fn backlog(&self) -> usize {
+                self.endpoint.backlog()
             }
         }
     };

@@ -33,6 +33,10 @@ pub struct NodeStatus {
     pub first_undecided: InstanceId,
     /// Number of decisions known here.
     pub decided: usize,
+    /// Inputs waiting to be handled when the status was taken: messages in the transport's
+    /// mailbox plus queued client commands. A node that keeps up drains it (the Elixir
+    /// coursework's `{:message_queue_len, 0}` check).
+    pub backlog: usize,
 }
 
 /// A cheap, cloneable handle to a running [`super::Node`].

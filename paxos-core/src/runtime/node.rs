@@ -185,7 +185,7 @@ impl<V: Value, S: Storage<V>, T: Transport<V>> Node<V, S, T> {
                     false
                 }
                 cmd = commands.recv(), if clients_open => match cmd {
-                    Some(cmd) => on_command(&mut replica, cmd, &mut out, &mut waiters),
+                    Some(cmd) => on_command(&mut replica, cmd, &mut out, &mut waiters, || commands.len() + transport.backlog()),
                     None => { clients_open = false; false }
                 },
                 msg = transport.recv() => {
@@ -201,7 +201,9 @@ impl<V: Value, S: Storage<V>, T: Transport<V>> Node<V, S, T> {
             let mut stop = false;
             for _ in 0..MAX_INPUTS_PER_STEP {
                 if clients_open && let Ok(cmd) = commands.try_recv() {
-                    stop |= on_command(&mut replica, cmd, &mut out, &mut waiters);
+                    stop |= on_command(&mut replica, cmd, &mut out, &mut waiters, || {
+                        commands.len() + transport.backlog()
+                    });
                     continue;
                 }
                 match transport.recv().now_or_never() {
@@ -296,6 +298,7 @@ fn on_command<V: Value>(
     cmd: Command<V>,
     out: &mut Effects<V>,
     waiters: &mut BTreeMap<InstanceId, Vec<ProposeReply<V>>>,
+    backlog: impl FnOnce() -> usize,
 ) -> bool {
     match cmd {
         Command::Propose {
@@ -326,6 +329,7 @@ fn on_command<V: Value>(
                 promised: replica.promised(),
                 first_undecided: replica.learner().first_undecided(),
                 decided: replica.learner().decisions().len(),
+                backlog: backlog(),
             });
         }
         Command::Shutdown => return true,

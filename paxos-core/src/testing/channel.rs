@@ -77,6 +77,10 @@ impl<V: Value> Transport<V> for ChannelTransport<V> {
             .map_err(|_| TransportError::Dropped(to, "peer stopped".into()))
     }
 
+    fn backlog(&self) -> usize {
+        self.inbox.len()
+    }
+
     async fn recv(&mut self) -> Result<(NodeId, Message<V>), TransportError> {
         self.inbox.recv().await.ok_or(TransportError::Closed)
     }

@@ -96,7 +96,35 @@ pub async fn all_survivors_agree(
         "survivors {survivors:?} decided [{}]",
         line.join(", ")
     ));
+    mailboxes_drain(c, &survivors).await?;
     Ok(out)
+}
+
+/// How long a survivor's mailbox may take to drain at the end of a run.
+pub const DRAIN_WITHIN: Duration = Duration::from_secs(1);
+
+/// No survivor has messages left over once the run ends (the Elixir log's
+/// `{:message_queue_len, 0}`): each one's backlog, mailbox plus client queue, reaches zero. A
+/// node that cannot keep up, or leaves messages unhandled, fails here.
+pub async fn mailboxes_drain(c: &Cluster, nodes: &[NodeId]) -> Result<(), Failure> {
+    let deadline = tokio::time::Instant::now() + DRAIN_WITHIN;
+    for &node in nodes {
+        loop {
+            let backlog = c.node(node).await?.status().await?.backlog;
+            if backlog == 0 {
+                break;
+            }
+            ensure!(
+                tokio::time::Instant::now() < deadline,
+                "{node} still has {backlog} unhandled messages after {DRAIN_WITHIN:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    }
+    c.say(format!(
+        "mailboxes of {nodes:?} empty ({{:message_queue_len, 0}})"
+    ));
+    Ok(())
 }
 
 /// Wait until the observer sees `instance` chosen (a majority accepted one value), polling
