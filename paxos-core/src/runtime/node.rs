@@ -185,7 +185,10 @@ impl<V: Value, S: Storage<V>, T: Transport<V>> Node<V, S, T> {
                     false
                 }
                 cmd = commands.recv(), if clients_open => match cmd {
-                    Some(cmd) => on_command(&mut replica, cmd, &mut out, &mut waiters, || commands.len() + transport.backlog()),
+                    Some(cmd) => {
+                        let backlog = || commands.len() + transport.backlog();
+                        on_command(&mut replica, cmd, &mut out, &mut waiters, backlog)
+                    }
                     None => { clients_open = false; false }
                 },
                 msg = transport.recv() => {
@@ -213,8 +216,8 @@ impl<V: Value, S: Storage<V>, T: Transport<V>> Node<V, S, T> {
                 }
             }
             replica.end_step(&mut out);
-            // 3. Deliver self-addressed messages now: nothing leaves the node before the save
-            //    below, so handling them inside this step keeps "persist before reply".
+            // 3. Deliver self-addressed messages now. What they trigger (our acceptor's reply to
+            //    our proposer, say) stays in this step and waits for its save like the rest.
             let mut pending = std::mem::take(&mut out.messages);
             let mut local = 0;
             while !pending.is_empty() && local <= MAX_LOCAL_DELIVERIES {
