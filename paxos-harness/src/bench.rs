@@ -8,9 +8,10 @@
 //! decided. Latency is measured per value, from submission to its decision reaching the client,
 //! with an HDR histogram.
 
-use crate::cluster::{StorageKind, TransportKind};
+use crate::cluster::StorageKind;
 use bytes::{Bytes, BytesMut};
 use hdrhistogram::Histogram;
+use paxos_core::testing::ChannelNetwork;
 use paxos_core::{
     Batch, BatchConfig, Batcher, Config, LeaderMode, LearnerStrategy, Node, NodeHandle, NodeId,
     PackedBytes, Storage, Write,
@@ -34,8 +35,8 @@ pub struct BenchArgs {
     #[arg(long, value_enum, default_value_t = StorageKind::Memory)]
     pub storage: StorageKind,
     /// Network (only `tcp` measures real time; `turmoil` is refused).
-    #[arg(long, value_enum, default_value_t = TransportKind::Tcp)]
-    pub transport: TransportKind,
+    #[arg(long, value_enum, default_value_t = BenchTransport::Tcp)]
+    pub transport: BenchTransport,
     /// Cluster size.
     #[arg(long, default_value_t = 3)]
     pub nodes: u64,
@@ -60,6 +61,28 @@ pub struct BenchArgs {
     /// Values per instance at most (1 = no batching).
     #[arg(long, default_value_t = 4096)]
     pub batch: usize,
+}
+
+/// `bench --transport`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum BenchTransport {
+    /// Real loopback TCP with the wire codec.
+    Tcp,
+    /// In-process channels, no serialization (`paxos_core::testing::ChannelNetwork`): the
+    /// protocol's and runtime's own cost, as the anchor's `--net chan`.
+    Channel,
+    /// Refused: simulated time says nothing about speed.
+    Turmoil,
+}
+
+impl std::fmt::Display for BenchTransport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            BenchTransport::Tcp => "tcp",
+            BenchTransport::Channel => "channel",
+            BenchTransport::Turmoil => "turmoil",
+        })
+    }
 }
 
 /// One run's result (the `--json` object).
@@ -160,9 +183,10 @@ fn print_result(r: &BenchResult) {
 }
 
 async fn run(args: BenchArgs) -> Result<BenchResult, String> {
-    if args.transport == TransportKind::Turmoil {
+    if args.transport == BenchTransport::Turmoil {
         return Err(
-            "bench measures real time: use --transport tcp (turmoil time is simulated)".into(),
+            "bench measures real time: use --transport tcp or channel (turmoil time is simulated)"
+                .into(),
         );
     }
     if args.nodes == 0 || args.clients == 0 {
@@ -314,53 +338,77 @@ fn make_values(next: &mut u64, n: usize, size: usize) -> Vec<Bytes> {
         .collect()
 }
 
+/// One node of the bench cluster (elected leader, decisions via the leader), spawned on the
+/// local set; returns its handle.
+fn spawn_node<T: paxos_core::Transport<PackedBytes>>(
+    args: &BenchArgs,
+    ids: &[NodeId],
+    id: NodeId,
+    dir: &tempfile::TempDir,
+    transport: T,
+) -> Result<NodeHandle<PackedBytes>, String> {
+    let storage = open_storage(args.storage, dir.path())?;
+    let config = Config::symmetric(id, ids.iter().copied())
+        .with_leader_mode(LeaderMode::Elected)
+        .with_learner_strategy(LearnerStrategy::Leader);
+    let (node, handle) = Node::new(config, storage, transport, id.0).map_err(|e| e.to_string())?;
+    tokio::task::spawn_local(async move {
+        if let Err(e) = node.run().await {
+            eprintln!("bench: node {id} stopped: {e}");
+        }
+    });
+    Ok(handle)
+}
+
 /// Start the cluster; returns the leader's handle once it decided a first value.
 async fn start_cluster(
     args: &BenchArgs,
     dirs: &[tempfile::TempDir],
 ) -> Result<NodeHandle<PackedBytes>, String> {
     let ids: Vec<NodeId> = (1..=args.nodes).map(NodeId).collect();
-    let mut listeners = BTreeMap::new();
-    for &id in &ids {
-        let l = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .map_err(|e| e.to_string())?;
-        listeners.insert(id, l);
-    }
-    let addrs: BTreeMap<NodeId, String> = listeners
-        .iter()
-        .map(|(id, l)| {
-            l.local_addr()
-                .map(|a| (*id, a.to_string()))
-                .map_err(|e| e.to_string())
-        })
-        .collect::<Result<_, _>>()?;
     let mut leader = None;
-    for (k, (id, listener)) in listeners.into_iter().enumerate() {
-        let peers = addrs
-            .iter()
-            .filter(|(p, _)| **p != id)
-            .map(|(p, a)| (*p, a.clone()))
-            .collect();
-        let transport = TcpTransport::<PackedBytes>::with_listener(
-            listener,
-            NetConfig::new(id, peers).with_seed(id.0),
-        )
-        .map_err(|e| e.to_string())?;
-        let storage = open_storage(args.storage, dirs[k].path())?;
-        let config = Config::symmetric(id, ids.clone())
-            .with_leader_mode(LeaderMode::Elected)
-            .with_learner_strategy(LearnerStrategy::Leader);
-        let (node, handle) =
-            Node::new(config, storage, transport, id.0).map_err(|e| e.to_string())?;
-        tokio::task::spawn_local(async move {
-            if let Err(e) = node.run().await {
-                eprintln!("bench: node {id} stopped: {e}");
+    match args.transport {
+        BenchTransport::Tcp => {
+            let mut listeners = BTreeMap::new();
+            for &id in &ids {
+                let l = tokio::net::TcpListener::bind("127.0.0.1:0")
+                    .await
+                    .map_err(|e| e.to_string())?;
+                listeners.insert(id, l);
             }
-        });
-        if id == ids[0] {
-            leader = Some(handle);
+            let addrs: BTreeMap<NodeId, String> = listeners
+                .iter()
+                .map(|(id, l)| {
+                    l.local_addr()
+                        .map(|a| (*id, a.to_string()))
+                        .map_err(|e| e.to_string())
+                })
+                .collect::<Result<_, _>>()?;
+            for (k, (id, listener)) in listeners.into_iter().enumerate() {
+                let peers = addrs
+                    .iter()
+                    .filter(|(p, _)| **p != id)
+                    .map(|(p, a)| (*p, a.clone()))
+                    .collect();
+                let transport = TcpTransport::<PackedBytes>::with_listener(
+                    listener,
+                    NetConfig::new(id, peers).with_seed(id.0),
+                )
+                .map_err(|e| e.to_string())?;
+                let handle = spawn_node(args, &ids, id, &dirs[k], transport)?;
+                leader = leader.or(Some(handle));
+            }
         }
+        BenchTransport::Channel => {
+            let net = ChannelNetwork::<PackedBytes>::new();
+            // Every inbox exists before any node sends.
+            let endpoints: Vec<_> = ids.iter().map(|&id| net.endpoint(id)).collect();
+            for (k, endpoint) in endpoints.into_iter().enumerate() {
+                let handle = spawn_node(args, &ids, ids[k], &dirs[k], endpoint)?;
+                leader = leader.or(Some(handle));
+            }
+        }
+        BenchTransport::Turmoil => return Err("turmoil is not a real network".into()),
     }
     let leader = leader.ok_or("no leader")?;
     // Warm up: one decision proves the cluster is up and the leader holds its ballot.
