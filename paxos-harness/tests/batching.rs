@@ -71,3 +71,82 @@ async fn batched_pipelined_values_land_exactly_where_reported() {
         "no batching happened: {instances} instances for 1000 values"
     );
 }
+
+/// The pipeline API: values go in as chunks of any size (split across batches when a batch
+/// fills), decided ticket ranges come back consecutively, in proposal order, and each ticket's
+/// value sits exactly where its range says, on every node.
+#[tokio::test(flavor = "current_thread")]
+async fn pipelined_tickets_come_back_in_order_and_land_where_reported() {
+    let ids = [NodeId(1), NodeId(2), NodeId(3)];
+    let net = ChannelNetwork::<Vec<u64>>::new();
+    let mut handles = Vec::new();
+    for id in ids {
+        let config = Config::symmetric(id, ids)
+            .with_leader_mode(LeaderMode::Elected)
+            .with_learner_strategy(paxos_core::LearnerStrategy::Leader);
+        let handle = Node::spawn(config, MemoryStorage::new(), net.endpoint(id), id.0)
+            .expect("valid config");
+        handles.push(handle);
+    }
+    let batcher = Batcher::spawn(
+        handles[0].clone(),
+        BatchConfig {
+            window: 4,
+            max_values: 16,
+            max_bytes: 1 << 20,
+            weigh: |_| 8,
+        },
+    );
+    let (mut submitter, mut commits) = batcher.pipeline();
+    // Chunks of awkward sizes: a lone value, one that fits, several that must be split.
+    let sizes = [1usize, 7, 50, 3, 16, 17, 1, 100, 5];
+    let mut values = Vec::new();
+    for (k, &n) in sizes.iter().enumerate() {
+        let chunk: Vec<u64> = (0..n as u64).map(|i| 1000 * k as u64 + i).collect();
+        let tickets = submitter
+            .submit_many(chunk.clone())
+            .await
+            .expect("submitted");
+        assert_eq!(
+            tickets.start,
+            values.len() as u64,
+            "tickets are consecutive"
+        );
+        values.extend(chunk);
+    }
+    let mut placed = Vec::new();
+    let mut next = 0u64;
+    while next < values.len() as u64 {
+        let commit = commits.next().await.expect("open").expect("committed");
+        assert_eq!(
+            commit.tickets.start, next,
+            "ranges arrive in proposal order"
+        );
+        next = commit.tickets.end;
+        placed.push(commit);
+    }
+    let mut log = BTreeMap::new();
+    for _ in 0..200 {
+        log = handles[2].decisions().await.expect("running");
+        if placed.iter().all(|c| log.contains_key(&c.instance)) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    for c in &placed {
+        let batch = &log[&c.instance];
+        for (k, ticket) in c.tickets.clone().enumerate() {
+            assert_eq!(
+                batch.get(c.index + k),
+                Some(&values[ticket as usize]),
+                "ticket {ticket} not at {}[{}]",
+                c.instance,
+                c.index + k
+            );
+        }
+    }
+    assert!(
+        placed.iter().all(|c| c.tickets.end - c.tickets.start <= 16),
+        "a range larger than a batch"
+    );
+}
