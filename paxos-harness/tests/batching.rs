@@ -3,31 +3,45 @@
 //! holding the same log.
 
 use paxos_core::testing::ChannelNetwork;
-use paxos_core::{BatchConfig, Batcher, Config, LeaderMode, Node, NodeId};
+use paxos_core::{
+    BatchConfig, Batcher, Config, LeaderMode, LearnerStrategy, Node, NodeHandle, NodeId,
+};
 use paxos_storage::MemoryStorage;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-#[tokio::test(flavor = "current_thread")]
-async fn batched_pipelined_values_land_exactly_where_reported() {
+/// Three nodes on channels (n1 elected leader) and a batcher on n1: window 4, at most
+/// `max_values` per batch.
+fn cluster(
+    strategy: LearnerStrategy,
+    max_values: usize,
+) -> (Vec<NodeHandle<Vec<u64>>>, Batcher<u64>) {
     let ids = [NodeId(1), NodeId(2), NodeId(3)];
     let net = ChannelNetwork::<Vec<u64>>::new();
-    let mut handles = Vec::new();
-    for id in ids {
-        let config = Config::symmetric(id, ids).with_leader_mode(LeaderMode::Elected);
-        let handle = Node::spawn(config, MemoryStorage::new(), net.endpoint(id), id.0)
-            .expect("valid config");
-        handles.push(handle);
-    }
+    let handles: Vec<_> = ids
+        .iter()
+        .map(|&id| {
+            let config = Config::symmetric(id, ids)
+                .with_leader_mode(LeaderMode::Elected)
+                .with_learner_strategy(strategy.clone());
+            Node::spawn(config, MemoryStorage::new(), net.endpoint(id), id.0).expect("valid config")
+        })
+        .collect();
     let batcher = Batcher::spawn(
         handles[0].clone(),
         BatchConfig {
             window: 4,
-            max_values: 50,
+            max_values,
             max_bytes: 1 << 20,
             weigh: |_| 8,
         },
     );
+    (handles, batcher)
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn batched_pipelined_values_land_exactly_where_reported() {
+    let (handles, batcher) = cluster(LearnerStrategy::AllToAll, 50);
     let submits = (0..1000u64).map(|v| {
         let b = batcher.clone();
         async move { (v, b.submit(v).await) }
@@ -77,26 +91,7 @@ async fn batched_pipelined_values_land_exactly_where_reported() {
 /// value sits exactly where its range says, on every node.
 #[tokio::test(flavor = "current_thread")]
 async fn pipelined_tickets_come_back_in_order_and_land_where_reported() {
-    let ids = [NodeId(1), NodeId(2), NodeId(3)];
-    let net = ChannelNetwork::<Vec<u64>>::new();
-    let mut handles = Vec::new();
-    for id in ids {
-        let config = Config::symmetric(id, ids)
-            .with_leader_mode(LeaderMode::Elected)
-            .with_learner_strategy(paxos_core::LearnerStrategy::Leader);
-        let handle = Node::spawn(config, MemoryStorage::new(), net.endpoint(id), id.0)
-            .expect("valid config");
-        handles.push(handle);
-    }
-    let batcher = Batcher::spawn(
-        handles[0].clone(),
-        BatchConfig {
-            window: 4,
-            max_values: 16,
-            max_bytes: 1 << 20,
-            weigh: |_| 8,
-        },
-    );
+    let (handles, batcher) = cluster(LearnerStrategy::Leader, 16);
     let (mut submitter, mut commits) = batcher.pipeline();
     // Chunks of awkward sizes: a lone value, one that fits, several that must be split.
     let sizes = [1usize, 7, 50, 3, 16, 17, 1, 100, 5];
