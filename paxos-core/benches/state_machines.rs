@@ -199,7 +199,9 @@ impl Cluster {
         while let Some((from, envelope)) = self.wire.pop_front() {
             let to = envelope.to;
             self.out.clear();
-            self.replicas[to.0 as usize - 1].on_message(from, envelope.message, &mut self.out);
+            self.replicas[to.0 as usize - 1]
+                .on_message(from, envelope.message, &mut self.out)
+                .expect("members send only valid input");
             // A runtime would make `out.writes` durable here; the bench drops them.
             self.send_out(to);
         }

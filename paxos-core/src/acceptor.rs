@@ -1,12 +1,4 @@
 //! The acceptor: the promise and accept rules, and nothing else.
-//!
-//! Paxos Made Simple §2.2:
-//! - P1a: an acceptor accepts a proposal numbered `b` unless it has promised a number `> b`.
-//! - Phase 1b: on `Prepare(b)` with `b` not below its promise, it promises `b` and reports the
-//!   highest-numbered proposal it accepted (here: per instance, since one promise covers all).
-//!
-//! Both the promise and the accepted pair go into [`Effects::writes`]; the runtime makes them
-//! durable before the reply leaves (seed 002: "acceptors persist before replying").
 
 use crate::ballot::{Ballot, InstanceId, NodeId};
 use crate::config::Config;
@@ -24,6 +16,14 @@ pub struct AcceptorFaults {
 }
 
 /// One node's acceptor over all instances.
+///
+/// Paxos Made Simple §2.2:
+/// - P1a: an acceptor accepts a proposal numbered `b` unless it has promised a number `> b`.
+/// - Phase 1b: on `Prepare(b)` with `b` not below its promise, it promises `b` and reports the
+///   highest-numbered proposal it accepted (here: per instance, since one promise covers all).
+///
+/// Both the promise and the accepted pair go into [`Effects::writes`]; the runtime makes them
+/// durable before the reply leaves (seed 002: "acceptors persist before replying").
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Acceptor<V> {
     id: NodeId,
@@ -54,7 +54,7 @@ impl<V: Value> Acceptor<V> {
     }
 
     /// Break the acceptor on purpose (tests of the checkers only).
-    pub fn with_faults(mut self, faults: AcceptorFaults) -> Self {
+    pub(crate) fn with_faults(mut self, faults: AcceptorFaults) -> Self {
         self.faults = faults;
         self
     }

@@ -9,9 +9,7 @@ use serde::{Deserialize, Serialize};
 use std::fmt;
 
 /// A node's identity in the cluster. Unique and stable across restarts.
-#[derive(
-    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
-)]
+#[derive(Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct NodeId(pub u64);
 
 impl fmt::Display for NodeId {
@@ -21,15 +19,18 @@ impl fmt::Display for NodeId {
 }
 
 /// One slot of the replicated log: an independent single-decree Paxos instance.
-#[derive(
-    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
-)]
+#[derive(Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct InstanceId(pub u64);
 
 impl InstanceId {
-    /// The instance after this one.
+    /// The highest instance a node accepts from a peer or a client (2^62; see
+    /// [`crate::InputError`]). Anything above is refused, so `next()` of an accepted instance
+    /// never overflows.
+    pub const MAX: InstanceId = InstanceId(1 << 62);
+
+    /// The instance after this one (saturating: it never wraps to 0).
     pub fn next(self) -> InstanceId {
-        InstanceId(self.0 + 1)
+        InstanceId(self.0.saturating_add(1))
     }
 }
 
@@ -43,9 +44,7 @@ impl fmt::Display for InstanceId {
 ///
 /// Field order is comparison order, so the derived `Ord` is the protocol order and agrees with
 /// `Eq`. Printed as `round.node`, like the Go log (`4.2` is round 4 of proposer 2).
-#[derive(
-    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
-)]
+#[derive(Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct Ballot {
     /// Monotone counter; the part a proposer raises to get above a competitor.
     pub round: u64,
@@ -60,17 +59,13 @@ impl Ballot {
         node: NodeId(0),
     };
 
+    /// The highest round a node accepts from a peer (2^48; see [`crate::InputError`]). A
+    /// proposer climbs one round above what it saw, so this leaves room that never wraps.
+    pub const MAX_ROUND: u64 = 1 << 48;
+
     /// A ballot of `node` at `round`.
     pub fn new(round: u64, node: NodeId) -> Ballot {
         Ballot { round, node }
-    }
-
-    /// The smallest ballot owned by `node` that is strictly above `self`.
-    pub fn next_above(self, node: NodeId) -> Ballot {
-        Ballot {
-            round: self.round + 1,
-            node,
-        }
     }
 }
 
@@ -79,6 +74,19 @@ impl fmt::Display for Ballot {
         write!(f, "{}.{}", self.round, self.node.0)
     }
 }
+
+// `Debug` prints what `Display` prints (`n1`, `i3`, `4.2`), so that every place an id or a
+// ballot is printed, `{:?}` of a list or a failed assertion included, reads like the seed logs.
+macro_rules! debug_as_display {
+    ($($ty:ty),+) => {$(
+        impl fmt::Debug for $ty {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                fmt::Display::fmt(self, f)
+            }
+        }
+    )+};
+}
+debug_as_display!(NodeId, InstanceId, Ballot);
 
 #[cfg(test)]
 mod tests {
@@ -91,7 +99,24 @@ mod tests {
         let c = Ballot::new(2, NodeId(2));
         assert!(a < b && b < c);
         assert!(Ballot::ZERO < a);
-        assert_eq!(b.next_above(NodeId(7)), Ballot::new(3, NodeId(7)));
         assert_eq!(Ballot::new(4, NodeId(2)).to_string(), "4.2");
+    }
+
+    /// `{:?}` prints ids and ballots as the logs do, not as structs.
+    #[test]
+    fn debug_reads_like_the_logs() {
+        let b = Ballot::new(4, NodeId(2));
+        assert_eq!(
+            format!("{:?}", (NodeId(1), InstanceId(3), [b])),
+            "(n1, i3, [4.2])"
+        );
+    }
+
+    /// `+ 1` at the top of the range saturates instead of wrapping to 0 (which would make an
+    /// instance go backwards).
+    #[test]
+    fn successors_never_wrap() {
+        assert_eq!(InstanceId(u64::MAX).next(), InstanceId(u64::MAX));
+        assert_eq!(InstanceId(7).next(), InstanceId(8));
     }
 }

@@ -29,7 +29,7 @@ pub enum LeaderMode {
     /// Any node proposes whenever asked; duelling proposers are separated by randomized backoff.
     #[default]
     Leaderless,
-    /// An eventual leader detector (Omega, [`crate::election`]) picks one leader; only it runs
+    /// An eventual leader detector (Omega, [`crate::Election`]) picks one leader; only it runs
     /// phase 1 and proposals sent to other nodes are answered `Aborted`.
     Elected,
 }
@@ -136,7 +136,7 @@ impl Config {
 
     /// Votes needed for a quorum: a strict majority of the acceptors.
     pub fn quorum(&self) -> usize {
-        self.acceptors.len() / 2 + 1
+        crate::quorum::majority(self.acceptors.len())
     }
 
     /// True if this node is an acceptor.

@@ -1,20 +1,4 @@
 //! What one step of a state machine asks the runtime to do.
-//!
-//! The rule that makes Paxos survive crashes lives in how the runtime consumes this type:
-//! **every write in [`Effects::writes`] is made durable, in one atomic [`crate::Storage::save`],
-//! before any message in [`Effects::messages`] leaves the node and before any decision in
-//! [`Effects::decided`] is reported to a client.** State machines therefore never need a second
-//! "send after persist" list: everything they emit waits for the writes of the same step.
-//!
-//! Two exceptions, both because what leaves reveals nothing the pending writes record
-//! ([`may_leave_before_save`], [`Write::is_decision`]):
-//! - An `Accept` may leave while the step's writes are being saved, unless one of them is a
-//!   proposer round: its ballot was made durable when phase 1 started, and its value is
-//!   nobody's durable state yet. This lets a leader's own accept write overlap with its
-//!   followers' (as deployed Multi-Paxos does).
-//! - A `Decided` write records a fact that a quorum of acceptors already made durable. A step
-//!   whose only writes are decisions may send and answer at once and let them ride along with
-//!   a later save; a crash before then loses only this node's copy, which catch-up restores.
 
 use crate::ballot::{Ballot, InstanceId, NodeId};
 use crate::message::{Envelope, Message};
@@ -44,6 +28,23 @@ pub enum Write<V> {
     },
 }
 
+/// One line per write for logs and traces: `promise 4.2`, `accept i3 4.2 =201`, `round 4`,
+/// `decided i3 =201`.
+impl<V: std::fmt::Debug> std::fmt::Display for Write<V> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Write::Promise(b) => write!(f, "promise {b}"),
+            Write::Accept {
+                instance,
+                ballot,
+                value,
+            } => write!(f, "accept {instance} {ballot} ={value:?}"),
+            Write::ProposerRound(r) => write!(f, "round {r}"),
+            Write::Decided { instance, value } => write!(f, "decided {instance} ={value:?}"),
+        }
+    }
+}
+
 impl<V> Write<V> {
     /// True for a learner's record of a decision: a copy of a fact a quorum of acceptors has
     /// already made durable, which no message or reply has to wait for.
@@ -53,15 +54,30 @@ impl<V> Write<V> {
 }
 
 /// May `message` leave while `writes` (the unsaved writes of its step) are still being saved?
-/// Only an `Accept`, and only when no proposer round is among the writes (see the
-/// [module docs](self)).
-pub fn may_leave_before_save<V>(message: &Message<V>, writes: &[Write<V>]) -> bool {
+/// Only an `Accept`, and only when no proposer round is among the writes (see [`Effects`]).
+pub(crate) fn may_leave_before_save<V>(message: &Message<V>, writes: &[Write<V>]) -> bool {
     matches!(message, Message::Accept { .. })
         && !writes.iter().any(|w| matches!(w, Write::ProposerRound(_)))
 }
 
 /// The output of one or more state-machine steps. Steps append to it, so a runtime can fold
 /// many inputs into one storage write (group commit).
+///
+/// The rule that makes Paxos survive crashes lives in how the runtime consumes this type:
+/// **every write in [`Effects::writes`] is made durable, in one atomic [`crate::Storage::save`],
+/// before any message in [`Effects::messages`] leaves the node and before any decision in
+/// [`Effects::decided`] is reported to a client.** State machines therefore never need a second
+/// "send after persist" list: everything they emit waits for the writes of the same step.
+///
+/// Two exceptions, both because what leaves reveals nothing the pending writes record
+/// ([`Write::is_decision`]; the runtime's `may_leave_before_save`):
+/// - An `Accept` may leave while the step's writes are being saved, unless one of them is a
+///   proposer round: its ballot was made durable when phase 1 started, and its value is
+///   nobody's durable state yet. This lets a leader's own accept write overlap with its
+///   followers' (as deployed Multi-Paxos does).
+/// - A `Decided` write records a fact that a quorum of acceptors already made durable. A step
+///   whose only writes are decisions may send and answer at once and let them ride along with
+///   a later save; a crash before then loses only this node's copy, which catch-up restores.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Effects<V> {
     /// Durable writes, applied atomically and in order before anything else here happens.
@@ -153,5 +169,34 @@ mod tests {
             .is_decision()
         );
         assert!(!Write::<u64>::Promise(b).is_decision());
+    }
+
+    #[test]
+    fn writes_print_ballots_as_round_dot_node() {
+        let b = Ballot::new(4, NodeId(2));
+        let lines = [
+            Write::<u64>::Promise(b).to_string(),
+            Write::Accept {
+                instance: InstanceId(3),
+                ballot: b,
+                value: 201u64,
+            }
+            .to_string(),
+            Write::<u64>::ProposerRound(4).to_string(),
+            Write::Decided {
+                instance: InstanceId(3),
+                value: 201u64,
+            }
+            .to_string(),
+        ];
+        assert_eq!(
+            lines,
+            [
+                "promise 4.2",
+                "accept i3 4.2 =201",
+                "round 4",
+                "decided i3 =201"
+            ]
+        );
     }
 }

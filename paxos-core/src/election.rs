@@ -1,13 +1,4 @@
 //! An eventual leader detector (Omega) from heartbeats.
-//!
-//! Every node sends `Heartbeat` to every other node each `heartbeat_ticks`. A node counts as
-//! alive if it was heard from within `leader_timeout_ticks` (itself always). The leader is the
-//! **lowest** live node id, so `n1` leads a healthy cluster, as `p1` does in the Elixir log.
-//! Every node starts by assuming everyone alive, so a fresh cluster agrees on `n1` at once
-//! instead of each node first electing itself.
-//!
-//! Omega is only needed for progress: safety never depends on it. Two nodes that both think
-//! they lead are just two duelling proposers, separated by ballots and backoff.
 
 use crate::ballot::NodeId;
 use crate::config::Config;
@@ -16,6 +7,15 @@ use crate::message::Message;
 use std::collections::BTreeMap;
 
 /// Heartbeat-based leader detector.
+///
+/// Every node sends `Heartbeat` to every other node each `heartbeat_ticks`. A node counts as
+/// alive if it was heard from within `leader_timeout_ticks` (itself always). The leader is the
+/// **lowest** live node id, so `n1` leads a healthy cluster, as `p1` does in the Elixir log.
+/// Every node starts by assuming everyone alive, so a fresh cluster agrees on `n1` at once
+/// instead of each node first electing itself.
+///
+/// Omega is only needed for progress: safety never depends on it. Two nodes that both think
+/// they lead are just two duelling proposers, separated by ballots and backoff.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Election {
     id: NodeId,

@@ -1,12 +1,4 @@
 //! The learner: finds out which value is chosen, and spreads decisions.
-//!
-//! A value is chosen in an instance once a majority of acceptors accepted it at one ballot
-//! (Paxos Made Simple §2.3). The learner counts `Accepted` per `(instance, ballot)`; it also
-//! trusts `Decided`, which only a node that knows the value is chosen sends. Under
-//! [`LearnerStrategy::Distinguished`] the distinguished learners forward each decision to the
-//! other learners. Under [`LearnerStrategy::Leader`] the proposer that saw a quorum announces
-//! the instances (not the values) with `Chosen`, batched with its next `Accept`s. Anyone who
-//! missed decisions asks with `CatchUp` on a timer.
 
 use crate::ballot::{Ballot, InstanceId, NodeId};
 use crate::config::{Config, LearnerStrategy};
@@ -16,6 +8,14 @@ use crate::quorum::Votes;
 use std::collections::{BTreeMap, BTreeSet};
 
 /// One node's learner over all instances.
+///
+/// A value is chosen in an instance once a majority of acceptors accepted it at one ballot
+/// (Paxos Made Simple §2.3). The learner counts `Accepted` per `(instance, ballot)`; it also
+/// trusts `Decided`, which only a node that knows the value is chosen sends. Under
+/// [`LearnerStrategy::Distinguished`] the distinguished learners forward each decision to the
+/// other learners. Under [`LearnerStrategy::Leader`] the proposer that saw a quorum announces
+/// the instances (not the values) with `Chosen`, batched with its next `Accept`s. Anyone who
+/// missed decisions asks with `CatchUp` on a timer.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Learner<V> {
     id: NodeId,

@@ -40,7 +40,7 @@
 //! while let Some((from, env)) = wire.pop_front() {
 //!     let node = &mut nodes[env.to.0 as usize - 1];
 //!     let mut out = Effects::new();
-//!     node.on_message(from, env.message, &mut out);
+//!     node.on_message(from, env.message, &mut out).expect("valid input");
 //!     // A real runtime would make `out.writes` durable here, before sending.
 //!     wire.extend(out.messages.into_iter().map(|e| (node.id(), e)));
 //! }
@@ -50,41 +50,49 @@
 //! ```
 //!
 //! ## Features
-//! - `testing`: the storage conformance suite (`testing::conformance`) and an in-process
-//!   channel transport (`testing::ChannelNetwork`) for your own tests.
+//! - `testing`: the storage conformance suite (`testing::conformance`), an in-process
+//!   channel transport (`testing::ChannelNetwork`) and the switches that break a protocol
+//!   rule on purpose (`testing::AcceptorFaults`, `testing::ProposerFaults`,
+//!   `Node::with_faults`), for your own tests and checkers.
 
 #![deny(missing_docs)]
 
-pub mod acceptor;
-pub mod ballot;
-pub mod config;
-pub mod effects;
-pub mod election;
-pub mod learner;
-pub mod message;
-pub mod proposer;
-pub mod quorum;
-pub mod replica;
-pub mod rng;
-pub mod runtime;
-pub mod storage;
+// Every type has one path: the crate root (or `testing` for the test tools). The modules say
+// where each rule lives; they are not part of the API.
+mod acceptor;
+mod ballot;
+mod config;
+mod effects;
+mod election;
+mod learner;
+mod message;
+mod proposer;
+mod quorum;
+mod replica;
+mod rng;
+mod runtime;
+mod storage;
 #[cfg(feature = "testing")]
 pub mod testing;
-pub mod transport;
-pub mod zero_copy;
+mod transport;
+mod validate;
+mod zero_copy;
 
-pub use acceptor::{Acceptor, AcceptorFaults};
+pub use acceptor::Acceptor;
 pub use ballot::{Ballot, InstanceId, NodeId};
 pub use config::{Config, ConfigError, LeaderMode, LearnerStrategy};
-pub use effects::{Effects, Write, may_leave_before_save};
+pub use effects::{Effects, Write};
 pub use election::Election;
 pub use learner::Learner;
 pub use message::{AcceptedEntry, Envelope, Message, Value};
-pub use proposer::{Phase, Proposer, ProposerFaults};
+pub use proposer::{Phase, Proposer};
+pub use quorum::majority;
 pub use replica::{ProposeStatus, Replica};
 pub use runtime::{
-    Batch, BatchConfig, Batcher, Commit, Commits, Committed, Node, NodeError, NodeHandle,
-    NodeStatus, Outcome, PackedBytes, Submitter,
+    Batch, BatchConfig, Batcher, Commit, Commits, Committed, Fatal, Node, NodeError, NodeHandle,
+    NodeStatus, NodeTask, Outcome, PackedBytes, Submitter,
 };
 pub use storage::{DurableState, Storage, StorageError, StorageOp};
 pub use transport::{Transport, TransportError};
+pub use validate::InputError;
+pub use zero_copy::decode_from as decode_zero_copy;

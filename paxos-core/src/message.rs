@@ -134,6 +134,45 @@ impl<V> Message<V> {
     }
 }
 
+/// One line per message for logs and traces, ballots as `round.node`: `prepare 4.2 from i3`,
+/// `accept i3 4.2 =201`, `nack 1.1 < 4.2`. Values print with their `Debug` form.
+impl<V: std::fmt::Debug> std::fmt::Display for Message<V> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Message::Prepare { ballot, first } => write!(f, "prepare {ballot} from {first}"),
+            Message::Promise { ballot, accepted } => {
+                write!(f, "promise {ballot} ({} accepted)", accepted.len())
+            }
+            Message::Accept {
+                ballot,
+                instance,
+                value,
+            } => write!(f, "accept {instance} {ballot} ={value:?}"),
+            Message::Accepted {
+                ballot,
+                instance,
+                value: Some(value),
+            } => write!(f, "accepted {instance} {ballot} ={value:?}"),
+            Message::Accepted {
+                ballot,
+                instance,
+                value: None,
+            } => write!(f, "accepted {instance} {ballot}"),
+            Message::Nack { ballot, promised } => write!(f, "nack {ballot} < {promised}"),
+            Message::Decided { instance, value } => write!(f, "decided {instance} ={value:?}"),
+            Message::Chosen { ballot, instances } => {
+                write!(f, "chosen {ballot}")?;
+                for i in instances {
+                    write!(f, " {i}")?;
+                }
+                Ok(())
+            }
+            Message::Heartbeat => f.write_str("heartbeat"),
+            Message::CatchUp { first } => write!(f, "catch-up from {first}"),
+        }
+    }
+}
+
 /// A message with its addressee, as produced by a state machine.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Envelope<V> {
@@ -141,4 +180,47 @@ pub struct Envelope<V> {
     pub to: NodeId,
     /// What to send.
     pub message: Message<V>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Ballots print as `round.node` and instances as `iN` in every message line.
+    #[test]
+    fn messages_print_ballots_as_round_dot_node() {
+        let b = Ballot::new(4, NodeId(2));
+        let lines = [
+            Message::<u64>::Prepare {
+                ballot: b,
+                first: InstanceId(3),
+            }
+            .to_string(),
+            Message::Accept {
+                ballot: b,
+                instance: InstanceId(3),
+                value: 201u64,
+            }
+            .to_string(),
+            Message::<u64>::Nack {
+                ballot: Ballot::new(1, NodeId(1)),
+                promised: b,
+            }
+            .to_string(),
+            Message::<u64>::Chosen {
+                ballot: b,
+                instances: vec![InstanceId(1), InstanceId(2)],
+            }
+            .to_string(),
+        ];
+        assert_eq!(
+            lines,
+            [
+                "prepare 4.2 from i3",
+                "accept i3 4.2 =201",
+                "nack 1.1 < 4.2",
+                "chosen 4.2 i1 i2"
+            ]
+        );
+    }
 }

@@ -1,16 +1,4 @@
 //! The proposer: phase 1 and phase 2, adopting the highest accepted value, climbing over `Nack`s.
-//!
-//! One proposer serves every instance of its node (Multi-Paxos): once phase 1 succeeds at ballot
-//! `b` for all instances from `first` on, it runs only phase 2 for new values until a `Nack`
-//! shows a higher ballot. The rules, in order:
-//! 1. Before a ballot is sent, its round is written ([`Write::ProposerRound`]); the runtime makes
-//!    that durable first, so a restarted proposer starts above every round it ever used.
-//! 2. A ballot's round is one above the highest round this proposer used *or saw* (in a `Nack`).
-//! 3. When a quorum has promised, every instance some promise reported as accepted gets the value
-//!    of the **highest** accepted ballot (P2c; seed 003 Q1). Only free instances get client values.
-//! 4. A `Nack` means someone is above us: forget the ballot and retry after a random backoff
-//!    (seed 003 Q3: without it, duelling proposers can livelock).
-//! 5. A phase without a quorum within the timeout is re-sent (phase 2) or retried higher (phase 1).
 
 use crate::ballot::{Ballot, InstanceId, NodeId};
 use crate::config::Config;
@@ -66,6 +54,18 @@ struct InFlight<V> {
 }
 
 /// One node's proposer.
+///
+/// One proposer serves every instance of its node (Multi-Paxos): once phase 1 succeeds at ballot
+/// `b` for all instances from `first` on, it runs only phase 2 for new values until a `Nack`
+/// shows a higher ballot. The rules, in order:
+/// 1. Before a ballot is sent, its round is written ([`Write::ProposerRound`]); the runtime makes
+///    that durable first, so a restarted proposer starts above every round it ever used.
+/// 2. A ballot's round is one above the highest round this proposer used *or saw* (in a `Nack`).
+/// 3. When a quorum has promised, every instance some promise reported as accepted gets the value
+///    of the **highest** accepted ballot (P2c; seed 003 Q1). Only free instances get client values.
+/// 4. A `Nack` means someone is above us: forget the ballot and retry after a random backoff
+///    (seed 003 Q3: without it, duelling proposers can livelock).
+/// 5. A phase without a quorum within the timeout is re-sent (phase 2) or retried higher (phase 1).
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Proposer<V> {
     id: NodeId,
@@ -109,7 +109,7 @@ impl<V: Value> Proposer<V> {
     }
 
     /// Break the proposer on purpose (tests of the checkers only).
-    pub fn with_faults(mut self, faults: ProposerFaults) -> Self {
+    pub(crate) fn with_faults(mut self, faults: ProposerFaults) -> Self {
         self.faults = faults;
         self
     }
@@ -164,8 +164,17 @@ impl<V: Value> Proposer<V> {
     }
 
     /// Start (or restart) phase 1 with a fresh ballot above everything used or seen.
+    ///
+    /// Peers' rounds are capped at [`Ballot::MAX_ROUND`] on arrival, so `max_round + 1` only
+    /// overflows if storage itself returned a round of `u64::MAX`; then no fresh ballot
+    /// exists, and the proposer stays idle rather than reuse one.
     pub fn start_phase1(&mut self, out: &mut Effects<V>) {
-        self.max_round += 1;
+        let Some(round) = self.max_round.checked_add(1) else {
+            tracing::error!(node = %self.id, "no round left above the stored one; not proposing");
+            self.phase = Phase::Idle;
+            return;
+        };
+        self.max_round = round;
         self.ballot = Ballot::new(self.max_round, self.id);
         if !self.faults.skip_round_persist {
             out.write(Write::ProposerRound(self.max_round));
@@ -420,6 +429,18 @@ mod tests {
         p.propose(InstanceId(0), 100, &mut out);
         assert_eq!(p.ballot(), b(6, 1));
         assert_eq!(out.writes, vec![Write::ProposerRound(6)]);
+    }
+
+    /// A stored round at the very top leaves no fresh ballot: rather than wrap to round 0 (a
+    /// ballot below everything, reused) or repeat `u64::MAX`, the proposer does not propose.
+    #[test]
+    fn proposer_with_no_round_left_stays_idle() {
+        let mut p = Proposer::new(&config(), u64::MAX, 1);
+        let mut out = Effects::new();
+        p.propose(InstanceId(0), 100, &mut out);
+        assert_eq!(out, Effects::new());
+        assert_eq!(p.phase(), &Phase::Idle);
+        assert_eq!(p.max_round(), u64::MAX);
     }
 
     /// With no accepted value reported, the client's value is proposed.

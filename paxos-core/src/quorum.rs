@@ -3,6 +3,13 @@
 use crate::ballot::NodeId;
 use std::collections::BTreeSet;
 
+/// The size of a quorum of `n` acceptors: a strict majority, `n / 2 + 1`. Any two quorums
+/// share an acceptor, which is what makes one value chosen per instance (Paxos Made Simple
+/// §2.2). The one definition every part of the workspace uses.
+pub fn majority(n: usize) -> usize {
+    n / 2 + 1
+}
+
 /// Distinct voters counted towards a majority of `size` acceptors.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Votes {
@@ -37,6 +44,28 @@ impl Votes {
 
     /// True once the votes form a majority of `acceptors` acceptors.
     pub fn is_quorum(&self, acceptors: usize) -> bool {
-        self.voters.len() > acceptors / 2
+        self.voters.len() >= majority(acceptors)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_majority_is_more_than_half() {
+        assert_eq!(
+            [1, 2, 3, 4, 5, 7].map(majority),
+            [1, 2, 2, 3, 3, 4],
+            "n / 2 + 1 for n = 1, 2, 3, 4, 5, 7"
+        );
+        let mut votes = Votes::new();
+        assert!(
+            votes.add(NodeId(1)) && !votes.add(NodeId(1)),
+            "a voter counts once"
+        );
+        assert!(!votes.is_quorum(3));
+        votes.add(NodeId(2));
+        assert!(votes.is_quorum(3) && !votes.is_quorum(4));
     }
 }

@@ -1,8 +1,4 @@
 //! A node's roles composed: acceptor, proposer, learner and (optionally) leader detector.
-//!
-//! Still pure: [`Replica`] routes each input to the roles it concerns and wires their outputs
-//! together (a chosen value reaches the learner; a decision stops the proposer retrying). The
-//! runtime, the in-process pump and the model checker all drive this one type.
 
 use crate::acceptor::{Acceptor, AcceptorFaults};
 use crate::ballot::{Ballot, InstanceId, NodeId};
@@ -13,6 +9,7 @@ use crate::learner::Learner;
 use crate::message::{Message, Value};
 use crate::proposer::{Phase, Proposer, ProposerFaults};
 use crate::storage::DurableState;
+use crate::validate::{InputError, check_instance, check_message};
 
 /// What became of a client's proposal, as far as this node can tell at once.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -27,9 +24,15 @@ pub enum ProposeStatus<V> {
         /// The node this one trusts as leader.
         leader: NodeId,
     },
+    /// The request itself is invalid (an instance beyond [`InstanceId::MAX`]).
+    Rejected(InputError),
 }
 
 /// One node's protocol state.
+///
+/// Still pure: [`Replica`] routes each input to the roles it concerns and wires their outputs
+/// together (a chosen value reaches the learner; a decision stops the proposer retrying). The
+/// runtime, the in-process pump and the model checker all drive this one type.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Replica<V> {
     id: NodeId,
@@ -48,9 +51,15 @@ impl<V: Value> Replica<V> {
     /// An invalid `config`.
     pub fn new(config: &Config, state: DurableState<V>, seed: u64) -> Result<Self, ConfigError> {
         config.validate()?;
+        Ok(Self::assemble(config, state, seed))
+    }
+
+    /// [`Replica::new`] for a `config` already validated (the runtime checks it when the node
+    /// is built, before anything runs).
+    pub(crate) fn assemble(config: &Config, state: DurableState<V>, seed: u64) -> Self {
         // Rule: never reuse a ballot. Start above every round used (persisted) or seen (promised).
         let max_round = state.proposer_round.max(state.promised.round);
-        Ok(Replica {
+        Replica {
             id: config.id,
             nodes: config.nodes.clone(),
             acceptor: config
@@ -60,13 +69,20 @@ impl<V: Value> Replica<V> {
             learner: Learner::new(config, state.decided),
             election: (config.leader_mode == LeaderMode::Elected).then(|| Election::new(config)),
             was_leader: false,
-        })
+        }
     }
 
-    /// Break this node on purpose (tests of the checkers only).
-    pub fn with_faults(mut self, acceptor: AcceptorFaults, proposer: ProposerFaults) -> Self {
-        self.acceptor = self.acceptor.map(|a| a.with_faults(acceptor));
-        self.proposer = self.proposer.with_faults(proposer);
+    /// Break this node on purpose, to prove a checker catches it (feature `testing`).
+    #[cfg(feature = "testing")]
+    pub fn with_faults(self, acceptor: AcceptorFaults, proposer: ProposerFaults) -> Self {
+        self.break_on_purpose((acceptor, proposer))
+    }
+
+    /// [`Replica::with_faults`] for the runtime, which holds the switches in every build (they
+    /// can be turned on only where `testing` exports them).
+    pub(crate) fn break_on_purpose(mut self, faults: (AcceptorFaults, ProposerFaults)) -> Self {
+        self.acceptor = self.acceptor.map(|a| a.with_faults(faults.0));
+        self.proposer = self.proposer.with_faults(faults.1);
         self
     }
 
@@ -109,6 +125,9 @@ impl<V: Value> Replica<V> {
         value: V,
         out: &mut Effects<V>,
     ) -> ProposeStatus<V> {
+        if let Some(Err(e)) = instance.map(check_instance) {
+            return ProposeStatus::Rejected(e);
+        }
         if let Some(v) = instance.and_then(|i| self.learner.decided(i)) {
             return ProposeStatus::Decided(v.clone());
         }
@@ -124,11 +143,20 @@ impl<V: Value> Replica<V> {
     }
 
     /// A message arrived from `from` (authenticated by the transport).
-    pub fn on_message(&mut self, from: NodeId, message: Message<V>, out: &mut Effects<V>) {
+    ///
+    /// # Errors
+    /// [`InputError`] for a message no correct member sends (a non-member sender, a round or an
+    /// instance out of range): it changes nothing and the caller should log and drop it.
+    pub fn on_message(
+        &mut self,
+        from: NodeId,
+        message: Message<V>,
+        out: &mut Effects<V>,
+    ) -> Result<(), InputError> {
         if !self.nodes.contains(&from) {
-            tracing::warn!(node = %self.id, %from, kind = message.kind(), "message from a non-member dropped");
-            return;
+            return Err(InputError::NotAMember(from));
         }
+        check_message(&message)?;
         if let Some(e) = &mut self.election {
             e.on_heard(from);
         }
@@ -185,6 +213,7 @@ impl<V: Value> Replica<V> {
             Message::Heartbeat => {}
         }
         self.after_decisions(decided_before, out);
+        Ok(())
     }
 
     /// Call at the end of a runtime step (after its last input, before its writes are saved):
@@ -256,7 +285,8 @@ mod tests {
             seen.push(env.message.clone());
             let node = &mut nodes[(env.to.0 - 1) as usize];
             let mut out = Effects::new();
-            node.on_message(from, env.message, &mut out);
+            node.on_message(from, env.message, &mut out)
+                .expect("valid input");
             node.end_step(&mut out);
             queue.extend(out.messages.into_iter().map(|e| (env.to, e)));
         }
@@ -310,33 +340,87 @@ mod tests {
         let mut nodes = cluster();
         let mut out = Effects::new();
         let b1 = Ballot::new(1, NodeId(1));
-        nodes[1].on_message(
-            NodeId(1),
-            Message::Accept {
-                ballot: b1,
-                instance: InstanceId(0),
-                value: 9,
-            },
-            &mut out,
-        );
+        nodes[1]
+            .on_message(
+                NodeId(1),
+                Message::Accept {
+                    ballot: b1,
+                    instance: InstanceId(0),
+                    value: 9,
+                },
+                &mut out,
+            )
+            .expect("valid input");
         let other = Ballot::new(2, NodeId(3));
-        nodes[1].on_message(
-            NodeId(3),
-            Message::Chosen {
-                ballot: other,
-                instances: vec![InstanceId(0)],
-            },
-            &mut out,
-        );
+        nodes[1]
+            .on_message(
+                NodeId(3),
+                Message::Chosen {
+                    ballot: other,
+                    instances: vec![InstanceId(0)],
+                },
+                &mut out,
+            )
+            .expect("valid input");
         assert_eq!(nodes[1].learner().decided(InstanceId(0)), None);
-        nodes[1].on_message(
-            NodeId(1),
-            Message::Chosen {
-                ballot: b1,
-                instances: vec![InstanceId(0)],
-            },
-            &mut out,
-        );
+        nodes[1]
+            .on_message(
+                NodeId(1),
+                Message::Chosen {
+                    ballot: b1,
+                    instances: vec![InstanceId(0)],
+                },
+                &mut out,
+            )
+            .expect("valid input");
         assert_eq!(nodes[1].learner().decided(InstanceId(0)), Some(&9));
+    }
+
+    /// Input no correct member sends is refused before any rule runs and changes nothing: a
+    /// `Nack` naming round `u64::MAX` (a proposer would climb above it and wrap), a `Decided`
+    /// at instance `u64::MAX` (the frontier would wrap), a message from a stranger, and a
+    /// client asking for an instance beyond the bound.
+    #[test]
+    fn out_of_range_input_is_rejected_and_changes_nothing() {
+        let mut nodes = cluster();
+        let before = nodes[0].clone();
+        let mut out = Effects::new();
+        let top = Ballot::new(u64::MAX, NodeId(2));
+        assert_eq!(
+            nodes[0].on_message(
+                NodeId(2),
+                Message::Nack {
+                    ballot: Ballot::new(1, NodeId(1)),
+                    promised: top,
+                },
+                &mut out,
+            ),
+            Err(InputError::RoundOutOfRange { round: u64::MAX })
+        );
+        assert_eq!(
+            nodes[0].on_message(
+                NodeId(2),
+                Message::Decided {
+                    instance: InstanceId(u64::MAX),
+                    value: 1,
+                },
+                &mut out,
+            ),
+            Err(InputError::InstanceOutOfRange {
+                instance: InstanceId(u64::MAX)
+            })
+        );
+        assert_eq!(
+            nodes[0].on_message(NodeId(9), Message::Heartbeat, &mut out),
+            Err(InputError::NotAMember(NodeId(9)))
+        );
+        assert_eq!(
+            nodes[0].propose(Some(InstanceId(u64::MAX)), 5, &mut out),
+            ProposeStatus::Rejected(InputError::InstanceOutOfRange {
+                instance: InstanceId(u64::MAX)
+            })
+        );
+        assert_eq!(out, Effects::new());
+        assert_eq!(nodes[0], before);
     }
 }

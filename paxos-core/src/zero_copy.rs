@@ -13,7 +13,10 @@ thread_local! {
     static FRAME: RefCell<Option<Bytes>> = const { RefCell::new(None) };
 }
 
-/// Run `decode` on `frame`'s bytes with `frame` lent to [`bytes_from`].
+/// Run `decode` on `frame`'s bytes with `frame` lent to the byte values decoded meanwhile: a
+/// value that deserializes through borrowed bytes inside `frame` (as [`crate::PackedBytes`]
+/// does) becomes a slice of `frame`, a reference-count bump instead of a copy. Transports call
+/// this around their decode; outside it, such values copy, so every format still works.
 pub fn decode_from<R>(frame: &Bytes, decode: impl FnOnce(&[u8]) -> R) -> R {
     /// Takes the frame back even if `decode` panics.
     struct Lent(Option<Bytes>);

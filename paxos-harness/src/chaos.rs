@@ -36,17 +36,16 @@ mod workload;
 pub use schedule::{Action, Schedule, Target};
 pub use workload::LIVENESS_BOUND;
 
-use crate::cluster::{self, ClusterSpec, Env, Failure, NodeOptions, StorageFactory, StorageKind};
+use crate::cluster::{self, ClusterSpec, CustomStorage, Env, Failure, NodeOptions, StorageKind};
 use crate::invariants::{Val, Violation};
 use crate::observer::Observer;
 use paxos_core::{NodeId, Storage};
 use std::path::PathBuf;
-use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
 /// A protocol rule to break on every node, to prove the checker catches it. Test-only.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Break {
     /// Acceptors accept below their promise (breaks P1a).
     AcceptBelowPromise,
@@ -72,16 +71,11 @@ impl Break {
     }
 }
 
-impl std::fmt::Display for Break {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Break::AcceptBelowPromise => "accept-below-promise",
-            Break::SkipPersist => "skip-persist",
-            Break::IgnorePromisedValues => "ignore-promised-values",
-            Break::SkipRoundPersist => "skip-round-persist",
-        })
-    }
-}
+named!(Break, "protocol break",
+    AcceptBelowPromise => "accept-below-promise",
+    SkipPersist => "skip-persist",
+    IgnorePromisedValues => "ignore-promised-values",
+    SkipRoundPersist => "skip-round-persist");
 
 /// What every seed of a chaos window runs on.
 #[derive(Clone, Debug)]
@@ -91,7 +85,7 @@ pub struct ChaosOptions {
     /// Storage backend (ignored when `custom_storage` is set).
     pub storage: StorageKind,
     /// Your own storage, made per node per seed.
-    pub custom_storage: Option<StorageFactory>,
+    pub custom_storage: Option<CustomStorage<Val>>,
     /// Break a protocol rule on every node (tests of the checker only).
     pub protocol_break: Option<Break>,
     /// Record every message in the event log (a failing seed is re-run with it anyway).
@@ -127,7 +121,7 @@ impl ChaosOptions {
         mut self,
         factory: impl Fn(NodeId) -> Arc<dyn Storage<Val>> + Send + Sync + 'static,
     ) -> Self {
-        self.custom_storage = Some(StorageFactory(Arc::new(factory)));
+        self.custom_storage = Some(CustomStorage::new(factory));
         self
     }
 
@@ -297,84 +291,5 @@ fn report_failure(seed: u64, run: &SeedRun, e: &Failure, options: &ChaosOptions)
     match std::fs::write(&path, traced.observer.mermaid(&nodes)) {
         Ok(()) => println!("    trace: {}", path.display()),
         Err(err) => println!("    trace not written to {}: {err}", path.display()),
-    }
-}
-
-/// Flags of `paxos-harness chaos`.
-#[derive(clap::Args, Debug)]
-pub struct ChaosArgs {
-    /// Number of seeds to run.
-    #[arg(long, default_value_t = 100)]
-    pub seeds: u64,
-    /// First seed.
-    #[arg(long, default_value_t = 1)]
-    pub start: u64,
-    /// Cluster size (default: drawn from each seed among 3, 5, 7).
-    #[arg(long, value_parser = clap::builder::PossibleValuesParser::new(["3", "5", "7"]))]
-    pub nodes: Option<String>,
-    /// Storage backend.
-    #[arg(long, value_enum, default_value_t = StorageKind::Memory)]
-    pub storage: StorageKind,
-    /// TEST ONLY: break a protocol rule on every node, to check that chaos catches it.
-    #[arg(long = "break", value_enum)]
-    pub protocol_break: Option<Break>,
-    /// Where to write `chaos-SEED.mmd` traces of failing seeds.
-    #[arg(long, default_value = ".")]
-    pub trace_dir: PathBuf,
-    /// Print one line per passing seed too.
-    #[arg(long)]
-    pub verbose: bool,
-    /// Print a progress line every this many seeds (0: never).
-    #[arg(long, default_value_t = 100)]
-    pub progress: u64,
-}
-
-/// Run `paxos-harness chaos`.
-///
-/// Seeds per second are wall-clock: measured with `tokio::time::Instant` (outside any
-/// simulation, so it reads the real clock) only between seeds, never inside a run.
-pub fn chaos_main(args: ChaosArgs) -> ExitCode {
-    let options = ChaosOptions {
-        nodes: args.nodes.as_deref().and_then(|n| n.parse().ok()),
-        storage: args.storage,
-        protocol_break: args.protocol_break,
-        trace_dir: Some(args.trace_dir),
-        verbose: args.verbose,
-        ..ChaosOptions::default()
-    };
-    let started = tokio::time::Instant::now();
-    let every = args.progress;
-    let summary = run_window(args.start, args.seeds, &options, |s| {
-        if every > 0 && s.done.is_multiple_of(every) && s.done < args.seeds {
-            let secs = started.elapsed().as_secs_f64().max(1e-9);
-            println!(
-                "... {}/{} seeds, {} failed, {:.1} seeds/s",
-                s.done,
-                args.seeds,
-                s.failed,
-                s.done as f64 / secs
-            );
-        }
-    });
-    let secs = started.elapsed().as_secs_f64().max(1e-9);
-    println!(
-        "chaos: {} seeds from {} ({:.1} seeds/s)",
-        summary.done,
-        args.start,
-        summary.done as f64 / secs
-    );
-    if summary.failed > 0 {
-        println!("failing seeds: {:?}", summary.failures);
-    }
-    // The last line is the plain `N passed, M failed` summary, like `run`.
-    println!(
-        "{} passed, {} failed",
-        summary.done - summary.failed,
-        summary.failed
-    );
-    if summary.failed > 0 {
-        ExitCode::FAILURE
-    } else {
-        ExitCode::SUCCESS
     }
 }

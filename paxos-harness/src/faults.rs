@@ -6,7 +6,7 @@
 //! Every decision to drop, copy or hold back comes from one seeded RNG, so a run is
 //! reproducible by its seed.
 
-use crate::invariants::Val;
+use crate::invariants::{Checkable, Val};
 use crate::observer::Observer;
 use async_trait::async_trait;
 use paxos_core::{Message, NodeId, Transport, TransportError};
@@ -172,22 +172,22 @@ fn random_upto(rng: &mut StdRng, max: Duration) -> Duration {
 }
 
 /// A message held back by a delay or duplication fault, and when it is due.
-type Held = (tokio::time::Instant, NodeId, Message<Val>);
+type Held<V> = (tokio::time::Instant, NodeId, Message<V>);
 
 /// A [`Transport`] wrapper that applies [`Faults`] and reports messages to the [`Observer`].
-pub struct FaultyTransport<T> {
+pub struct FaultyTransport<T, V = Val> {
     inner: T,
     me: NodeId,
     faults: Faults,
-    observer: Observer,
+    observer: Observer<V>,
     trace: bool,
     /// Received messages held back (delayed originals, late duplicates), in arrival order.
-    held: Vec<Held>,
+    held: Vec<Held<V>>,
 }
 
-impl<T> FaultyTransport<T> {
+impl<T, V> FaultyTransport<T, V> {
     /// Wrap `inner`, the transport of `me`. With `trace`, every message goes into the event log.
-    pub fn new(inner: T, me: NodeId, faults: Faults, observer: Observer, trace: bool) -> Self {
+    pub fn new(inner: T, me: NodeId, faults: Faults, observer: Observer<V>, trace: bool) -> Self {
         FaultyTransport {
             inner,
             me,
@@ -199,42 +199,14 @@ impl<T> FaultyTransport<T> {
     }
 }
 
-/// A one-line description of a message for logs and diagrams.
-pub fn describe(m: &Message<Val>) -> String {
-    match m {
-        Message::Prepare { ballot, first } => format!("prepare {ballot} from {first}"),
-        Message::Promise { ballot, accepted } => {
-            format!("promise {ballot} ({} accepted)", accepted.len())
-        }
-        Message::Accept {
-            ballot,
-            instance,
-            value,
-        } => format!("accept {instance} {ballot} ={value}"),
-        Message::Accepted {
-            ballot,
-            instance,
-            value,
-        } => match value {
-            Some(value) => format!("accepted {instance} {ballot} ={value}"),
-            None => format!("accepted {instance} {ballot}"),
-        },
-        Message::Nack { ballot, promised } => format!("nack {ballot} < {promised}"),
-        Message::Decided { instance, value } => format!("decided {instance} ={value}"),
-        Message::Chosen { ballot, instances } => format!("chosen {ballot} {instances:?}"),
-        Message::Heartbeat => "heartbeat".into(),
-        Message::CatchUp { first } => format!("catch-up from {first}"),
-    }
-}
-
 #[async_trait]
-impl<T: Transport<Val>> Transport<Val> for FaultyTransport<T> {
-    async fn send(&self, to: NodeId, message: Message<Val>) -> Result<(), TransportError> {
+impl<V: Checkable, T: Transport<V>> Transport<V> for FaultyTransport<T, V> {
+    async fn send(&self, to: NodeId, message: Message<V>) -> Result<(), TransportError> {
         let dropped = self.faults.drops(self.me, to, message.kind());
         let quiet = matches!(message, Message::Heartbeat | Message::CatchUp { .. });
         if self.trace && !quiet {
             self.observer
-                .message(self.me, to, describe(&message), dropped);
+                .message(self.me, to, message.to_string(), dropped);
         }
         if dropped {
             return Ok(()); // lost in the network: the sender cannot tell
@@ -249,7 +221,7 @@ impl<T: Transport<Val>> Transport<Val> for FaultyTransport<T> {
 
     /// Cancel-safe if the inner `recv` is: a message taken from the inner transport is either
     /// returned or stored in `held` before the next await.
-    async fn recv(&mut self) -> Result<(NodeId, Message<Val>), TransportError> {
+    async fn recv(&mut self) -> Result<(NodeId, Message<V>), TransportError> {
         loop {
             // 1. A held message that is due goes first (the earliest-due one).
             let now = tokio::time::Instant::now();

@@ -15,31 +15,36 @@
 //! comes after the `Accept` writes that made the value chosen — unless a node replied before
 //! persisting, which is exactly what the checker must catch.
 
-use paxos_core::{Ballot, InstanceId, NodeId};
+use paxos_core::{Ballot, InstanceId, NodeId, Value, majority};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
 /// The value type every harness scenario uses.
 pub type Val = u64;
 
+/// What the checker can check: a log value it can compare and order.
+pub trait Checkable: Value + Ord {}
+
+impl<V: Value + Ord> Checkable for V {}
+
 /// A broken safety property.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Violation {
+pub enum Violation<V = Val> {
     /// Two values chosen (or learned) in one instance.
     Agreement {
         /// The instance.
         instance: InstanceId,
         /// The first value.
-        first: Val,
+        first: V,
         /// The conflicting value.
-        second: Val,
+        second: V,
     },
     /// A value chosen that nobody proposed.
     Validity {
         /// The instance.
         instance: InstanceId,
         /// The value.
-        value: Val,
+        value: V,
     },
     /// A node learned a value that no majority had accepted at one ballot.
     LearnedNotChosen {
@@ -48,7 +53,7 @@ pub enum Violation {
         /// The instance.
         instance: InstanceId,
         /// The value learned.
-        value: Val,
+        value: V,
     },
     /// Two values accepted at one ballot in one instance.
     BallotReused {
@@ -57,7 +62,7 @@ pub enum Violation {
         /// The ballot.
         ballot: Ballot,
         /// The values.
-        values: (Val, Val),
+        values: (V, V),
     },
     /// A node's decided value changed (e.g. after a restart).
     DecisionChanged {
@@ -66,7 +71,7 @@ pub enum Violation {
         /// The instance.
         instance: InstanceId,
         /// The old and new value.
-        values: (Val, Val),
+        values: (V, V),
     },
     /// A node's promise went down.
     PromiseDecreased {
@@ -91,13 +96,13 @@ pub enum Violation {
         /// The instance.
         instance: InstanceId,
         /// The value reported.
-        value: Val,
+        value: V,
         /// The value chosen there, if any.
-        chosen: Option<Val>,
+        chosen: Option<V>,
     },
 }
 
-impl fmt::Display for Violation {
+impl<V: fmt::Debug> fmt::Display for Violation<V> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Violation::Agreement {
@@ -107,13 +112,13 @@ impl fmt::Display for Violation {
             } => {
                 write!(
                     f,
-                    "agreement: {instance} has two values, {first} and {second}"
+                    "agreement: {instance} has two values, {first:?} and {second:?}"
                 )
             }
             Violation::Validity { instance, value } => {
                 write!(
                     f,
-                    "validity: {instance} chose {value}, which nobody proposed"
+                    "validity: {instance} chose {value:?}, which nobody proposed"
                 )
             }
             Violation::LearnedNotChosen {
@@ -122,7 +127,7 @@ impl fmt::Display for Violation {
                 value,
             } => write!(
                 f,
-                "learned-not-chosen: {node} learned {value} in {instance} before a majority accepted it"
+                "learned-not-chosen: {node} learned {value:?} in {instance} before a majority accepted it"
             ),
             Violation::BallotReused {
                 instance,
@@ -130,7 +135,7 @@ impl fmt::Display for Violation {
                 values,
             } => write!(
                 f,
-                "ballot-reused: {instance} ballot {ballot} carried {} and {}",
+                "ballot-reused: {instance} ballot {ballot} carried {:?} and {:?}",
                 values.0, values.1
             ),
             Violation::DecisionChanged {
@@ -139,7 +144,7 @@ impl fmt::Display for Violation {
                 values,
             } => write!(
                 f,
-                "decision-changed: {node} had {} in {instance}, now {}",
+                "decision-changed: {node} had {:?} in {instance}, now {:?}",
                 values.0, values.1
             ),
             Violation::PromiseDecreased { node, ballots } => {
@@ -166,11 +171,11 @@ impl fmt::Display for Violation {
             } => match chosen {
                 Some(c) => write!(
                     f,
-                    "reported-not-chosen: {node} reported {value} in {instance}, but {c} is chosen"
+                    "reported-not-chosen: {node} reported {value:?} in {instance}, but {c:?} is chosen"
                 ),
                 None => write!(
                     f,
-                    "reported-not-chosen: {node} reported {value} in {instance}, where nothing is chosen"
+                    "reported-not-chosen: {node} reported {value:?} in {instance}, where nothing is chosen"
                 ),
             },
         }
@@ -178,28 +183,33 @@ impl fmt::Display for Violation {
 }
 
 /// The stateful checker. Feed it events in the order they became durable.
-#[derive(Debug, Default)]
-pub struct Checker {
+#[derive(Debug)]
+pub struct Checker<V = Val> {
     quorum: usize,
-    proposed: BTreeSet<Val>,
-    accepts: BTreeMap<(InstanceId, Ballot), (Val, BTreeSet<NodeId>)>,
-    chosen: BTreeMap<InstanceId, Val>,
-    learned: BTreeMap<NodeId, BTreeMap<InstanceId, Val>>,
+    proposed: BTreeSet<V>,
+    accepts: BTreeMap<(InstanceId, Ballot), (V, BTreeSet<NodeId>)>,
+    chosen: BTreeMap<InstanceId, V>,
+    learned: BTreeMap<NodeId, BTreeMap<InstanceId, V>>,
     promised: BTreeMap<NodeId, Ballot>,
-    violations: Vec<Violation>,
+    violations: Vec<Violation<V>>,
 }
 
-impl Checker {
+impl<V: Checkable> Checker<V> {
     /// A checker for a cluster with `acceptors` acceptors.
     pub fn new(acceptors: usize) -> Self {
         Checker {
-            quorum: acceptors / 2 + 1,
-            ..Checker::default()
+            quorum: majority(acceptors),
+            proposed: BTreeSet::new(),
+            accepts: BTreeMap::new(),
+            chosen: BTreeMap::new(),
+            learned: BTreeMap::new(),
+            promised: BTreeMap::new(),
+            violations: Vec::new(),
         }
     }
 
     /// A client proposed `value`.
-    pub fn on_proposed(&mut self, value: Val) {
+    pub fn on_proposed(&mut self, value: V) {
         self.proposed.insert(value);
     }
 
@@ -217,7 +227,7 @@ impl Checker {
     }
 
     /// `node` durably accepted `value` in `instance` at `ballot`.
-    pub fn on_accepted(&mut self, node: NodeId, instance: InstanceId, ballot: Ballot, value: Val) {
+    pub fn on_accepted(&mut self, node: NodeId, instance: InstanceId, ballot: Ballot, value: V) {
         if let Some(&promised) = self.promised.get(&node)
             && ballot < promised
         {
@@ -230,9 +240,9 @@ impl Checker {
         let (v, voters) = self
             .accepts
             .entry((instance, ballot))
-            .or_insert((value, BTreeSet::new()));
+            .or_insert_with(|| (value.clone(), BTreeSet::new()));
         if *v != value {
-            let values = (*v, value);
+            let values = (v.clone(), value);
             self.violations.push(Violation::BallotReused {
                 instance,
                 ballot,
@@ -245,16 +255,18 @@ impl Checker {
             return;
         }
         match self.chosen.get(&instance) {
-            Some(&first) if first != value => self.violations.push(Violation::Agreement {
+            Some(first) if *first != value => self.violations.push(Violation::Agreement {
                 instance,
-                first,
+                first: first.clone(),
                 second: value,
             }),
             Some(_) => {}
             None => {
                 if !self.proposed.contains(&value) {
-                    self.violations
-                        .push(Violation::Validity { instance, value });
+                    self.violations.push(Violation::Validity {
+                        instance,
+                        value: value.clone(),
+                    });
                 }
                 self.chosen.insert(instance, value);
             }
@@ -262,24 +274,24 @@ impl Checker {
     }
 
     /// `node` durably learned `value` in `instance`.
-    pub fn on_decided(&mut self, node: NodeId, instance: InstanceId, value: Val) {
+    pub fn on_decided(&mut self, node: NodeId, instance: InstanceId, value: V) {
         if self.chosen.get(&instance) != Some(&value) {
             self.violations.push(Violation::LearnedNotChosen {
                 node,
                 instance,
-                value,
+                value: value.clone(),
             });
         }
         let mine = self.learned.entry(node).or_default();
         match mine.get(&instance) {
-            Some(&old) if old != value => self.violations.push(Violation::DecisionChanged {
+            Some(old) if *old != value => self.violations.push(Violation::DecisionChanged {
                 node,
                 instance,
-                values: (old, value),
+                values: (old.clone(), value.clone()),
             }),
             Some(_) => {}
             None => {
-                mine.insert(instance, value);
+                mine.insert(instance, value.clone());
             }
         }
         // Agreement across learners.
@@ -288,7 +300,7 @@ impl Checker {
             .filter_map(|(_, m)| m.get(&instance))
             .find(|v| **v != value)
         {
-            let first = *other;
+            let first = other.clone();
             self.violations.push(Violation::Agreement {
                 instance,
                 first,
@@ -300,9 +312,9 @@ impl Checker {
     /// `node` told a client (or a `decisions()` caller) that `value` is decided in `instance`.
     /// It may only say so once that value is chosen: the node answers after its `Decided`
     /// write is durable, which comes after a majority's `Accept` writes.
-    pub fn on_reported(&mut self, node: NodeId, instance: InstanceId, value: Val) {
-        let chosen = self.chosen.get(&instance).copied();
-        if chosen != Some(value) {
+    pub fn on_reported(&mut self, node: NodeId, instance: InstanceId, value: V) {
+        let chosen = self.chosen.get(&instance).cloned();
+        if chosen.as_ref() != Some(&value) {
             self.violations.push(Violation::ReportedNotChosen {
                 node,
                 instance,
@@ -313,27 +325,27 @@ impl Checker {
     }
 
     /// Violations seen so far.
-    pub fn violations(&self) -> &[Violation] {
+    pub fn violations(&self) -> &[Violation<V>] {
         &self.violations
     }
 
     /// Values chosen so far, per instance.
-    pub fn chosen(&self) -> &BTreeMap<InstanceId, Val> {
+    pub fn chosen(&self) -> &BTreeMap<InstanceId, V> {
         &self.chosen
     }
 
     /// Every `(acceptor, ballot, value)` accepted in `instance`.
-    pub fn accepted_in(&self, instance: InstanceId) -> Vec<(NodeId, Ballot, Val)> {
+    pub fn accepted_in(&self, instance: InstanceId) -> Vec<(NodeId, Ballot, V)> {
         let lo = (instance, Ballot::ZERO);
         self.accepts
             .range(lo..)
             .take_while(|((i, _), _)| *i == instance)
-            .flat_map(|((_, b), (v, voters))| voters.iter().map(move |n| (*n, *b, *v)))
+            .flat_map(|((_, b), (v, voters))| voters.iter().map(move |n| (*n, *b, v.clone())))
             .collect()
     }
 
     /// Values proposed so far.
-    pub fn proposed(&self) -> &BTreeSet<Val> {
+    pub fn proposed(&self) -> &BTreeSet<V> {
         &self.proposed
     }
 }
@@ -348,7 +360,7 @@ mod tests {
 
     #[test]
     fn checker_catches_two_values_chosen() {
-        let mut c = Checker::new(3);
+        let mut c = Checker::<Val>::new(3);
         c.on_proposed(1);
         c.on_proposed(2);
         for n in 1..=2 {
@@ -362,7 +374,7 @@ mod tests {
 
     #[test]
     fn checker_catches_learning_before_a_majority_accepted() {
-        let mut c = Checker::new(3);
+        let mut c = Checker::<Val>::new(3);
         c.on_proposed(1);
         c.on_accepted(NodeId(1), InstanceId(0), b(1, 1), 1);
         c.on_decided(NodeId(1), InstanceId(0), 1);
@@ -374,7 +386,7 @@ mod tests {
 
     #[test]
     fn checker_catches_accept_below_promise() {
-        let mut c = Checker::new(3);
+        let mut c = Checker::<Val>::new(3);
         c.on_proposed(1);
         c.on_promised(NodeId(1), b(2, 2));
         c.on_accepted(NodeId(1), InstanceId(0), b(1, 1), 1);
@@ -386,7 +398,7 @@ mod tests {
 
     #[test]
     fn checker_catches_a_reported_value_that_is_not_chosen() {
-        let mut c = Checker::new(3);
+        let mut c = Checker::<Val>::new(3);
         c.on_proposed(1);
         c.on_reported(NodeId(2), InstanceId(0), 1);
         assert!(matches!(
@@ -397,7 +409,7 @@ mod tests {
 
     #[test]
     fn checker_accepts_a_clean_run() {
-        let mut c = Checker::new(3);
+        let mut c = Checker::<Val>::new(3);
         c.on_proposed(7);
         c.on_promised(NodeId(1), b(1, 1));
         for n in 1..=3 {

@@ -1,19 +1,33 @@
 //! # paxos-harness
 //!
-//! The library behind the `paxos-harness` binary: one cluster builder ([`cluster`]), one
-//! invariant checker ([`invariants`], fed by the [`observer`]), network faults ([`faults`]),
-//! the scenarios of the seed logs ([`scenarios`]) and the runner that prints `go test`-style
-//! results ([`runner`]). The integration tests call the same code as the binary.
+//! What your own tests call to check Paxos code the way the `paxos-harness` binary does:
+//!
+//! - [`cluster`]: the one cluster builder, on simulated (turmoil) or real (TCP, channels)
+//!   networks and any storage, with crashes, restarts and network [`faults`];
+//! - [`observer`] and [`invariants`]: safety checked from outside the nodes, after every
+//!   durable write;
+//! - [`scenarios`] (the seed logs' suites) and the [`runner`] that prints them `go test`-style;
+//! - [`chaos`]: seeded random fault schedules, with liveness after the faults stop;
+//! - [`client`]: a client of the node binary's client port;
+//! - [`wait::eventually`] and [`ports`]: the one polling loop and the one port picker.
+//!
+//! The command line itself (argument parsing, the node daemon, the benchmark) lives in the
+//! binary, not here.
 
 #![deny(missing_docs)]
 
-pub mod bench;
+// First: the `named!` macro is used by the modules below.
+#[macro_use]
+pub mod names;
+
 pub mod chaos;
+pub mod client;
 pub mod cluster;
 pub mod faults;
 pub mod invariants;
-pub mod node;
+pub mod junit;
 pub mod observer;
-pub mod report;
+pub mod ports;
 pub mod runner;
 pub mod scenarios;
+pub mod wait;

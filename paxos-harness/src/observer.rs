@@ -5,9 +5,10 @@
 //! and [`crate::faults::FaultyTransport`] (reports messages, and drops them on faults). The
 //! observer feeds the [`Checker`] and keeps an event log for traces.
 
-use crate::invariants::{Checker, Val, Violation};
+use crate::invariants::{Checkable, Checker, Val, Violation};
 use async_trait::async_trait;
-use paxos_core::{DurableState, InstanceId, NodeId, Storage, StorageError, Write};
+use paxos_core::{Ballot, DurableState, InstanceId, NodeId, Storage, StorageError, Write};
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -54,16 +55,24 @@ pub enum EventKind {
 }
 
 #[derive(Debug)]
-struct State {
-    checker: Checker,
+struct State<V> {
+    checker: Checker<V>,
     events: Vec<Event>,
     clock: Clock,
 }
 
 /// Shared, cloneable observer of one run.
-#[derive(Clone, Debug)]
-pub struct Observer {
-    state: Arc<Mutex<State>>,
+#[derive(Debug)]
+pub struct Observer<V = Val> {
+    state: Arc<Mutex<State<V>>>,
+}
+
+impl<V> Clone for Observer<V> {
+    fn clone(&self) -> Self {
+        Observer {
+            state: self.state.clone(),
+        }
+    }
 }
 
 /// Where run time comes from: the simulation's clock, or tokio's for real-time runs.
@@ -74,7 +83,7 @@ enum Clock {
     Tokio(Option<tokio::time::Instant>),
 }
 
-impl Observer {
+impl<V: Checkable> Observer<V> {
     /// An observer for a cluster with `acceptors` acceptors; `simulated` picks the clock.
     pub fn new(acceptors: usize, simulated: bool) -> Self {
         #[cfg(feature = "turmoil")]
@@ -97,11 +106,11 @@ impl Observer {
         }
     }
 
-    fn lock(&self) -> MutexGuard<'_, State> {
+    fn lock(&self) -> MutexGuard<'_, State<V>> {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn push(state: &mut State, what: EventKind) {
+    fn push(state: &mut State<V>, what: EventKind) {
         let at = match &mut state.clock {
             #[cfg(feature = "turmoil")]
             Clock::Sim => turmoil::sim_elapsed().unwrap_or_default(),
@@ -114,19 +123,17 @@ impl Observer {
     }
 
     /// Record a client proposal of `value` (validity needs to know what was proposed).
-    pub fn proposed(&self, node: NodeId, instance: Option<InstanceId>, value: Val) {
+    pub fn proposed(&self, node: NodeId, instance: Option<InstanceId>, value: V) {
         let mut s = self.lock();
-        s.checker.on_proposed(value);
         let at = instance.map_or_else(|| "next".to_string(), |i| i.to_string());
-        Self::push(
-            &mut s,
-            EventKind::Note(format!("client proposes {value} at {node} in {at}")),
-        );
+        let note = format!("client proposes {value:?} at {node} in {at}");
+        s.checker.on_proposed(value);
+        Self::push(&mut s, EventKind::Note(note));
     }
 
     /// Record that `node` told a client (or a `decisions()` caller) that `value` is decided in
     /// `instance`, and check it is the chosen value.
-    pub fn reported(&self, node: NodeId, instance: InstanceId, value: Val) {
+    pub fn reported(&self, node: NodeId, instance: InstanceId, value: V) {
         self.lock().checker.on_reported(node, instance, value);
     }
 
@@ -146,7 +153,7 @@ impl Observer {
     }
 
     /// Record writes of `node` that just became durable, and check them.
-    pub fn durable(&self, node: NodeId, writes: &[Write<Val>]) {
+    pub fn durable(&self, node: NodeId, writes: &[Write<V>]) {
         let mut s = self.lock();
         for w in writes {
             match w {
@@ -155,37 +162,41 @@ impl Observer {
                     instance,
                     ballot,
                     value,
-                } => s.checker.on_accepted(node, *instance, *ballot, *value),
-                Write::Decided { instance, value } => s.checker.on_decided(node, *instance, *value),
+                } => s
+                    .checker
+                    .on_accepted(node, *instance, *ballot, value.clone()),
+                Write::Decided { instance, value } => {
+                    s.checker.on_decided(node, *instance, value.clone());
+                }
                 Write::ProposerRound(_) => {}
             }
             Self::push(
                 &mut s,
                 EventKind::Durable {
                     node,
-                    what: format!("{w:?}"),
+                    what: w.to_string(),
                 },
             );
         }
     }
 
     /// Violations found so far.
-    pub fn violations(&self) -> Vec<Violation> {
+    pub fn violations(&self) -> Vec<Violation<V>> {
         self.lock().checker.violations().to_vec()
     }
 
     /// Values chosen so far.
-    pub fn chosen(&self) -> std::collections::BTreeMap<InstanceId, Val> {
+    pub fn chosen(&self) -> BTreeMap<InstanceId, V> {
         self.lock().checker.chosen().clone()
     }
 
     /// Every `(acceptor, ballot, value)` durably accepted in `instance` so far.
-    pub fn accepted_in(&self, instance: InstanceId) -> Vec<(NodeId, paxos_core::Ballot, Val)> {
+    pub fn accepted_in(&self, instance: InstanceId) -> Vec<(NodeId, Ballot, V)> {
         self.lock().checker.accepted_in(instance)
     }
 
     /// Values proposed so far.
-    pub fn proposed_values(&self) -> std::collections::BTreeSet<Val> {
+    pub fn proposed_values(&self) -> BTreeSet<V> {
         self.lock().checker.proposed().clone()
     }
 
@@ -228,15 +239,15 @@ impl Observer {
 
 /// A [`Storage`] that reports every durable write to the [`Observer`].
 #[derive(Debug)]
-pub struct ObservedStorage<S> {
+pub struct ObservedStorage<S, V = Val> {
     inner: S,
     node: NodeId,
-    observer: Observer,
+    observer: Observer<V>,
 }
 
-impl<S> ObservedStorage<S> {
+impl<S, V> ObservedStorage<S, V> {
     /// Wrap `inner`, the storage of `node`.
-    pub fn new(inner: S, node: NodeId, observer: Observer) -> Self {
+    pub fn new(inner: S, node: NodeId, observer: Observer<V>) -> Self {
         ObservedStorage {
             inner,
             node,
@@ -246,12 +257,12 @@ impl<S> ObservedStorage<S> {
 }
 
 #[async_trait]
-impl<S: Storage<Val>> Storage<Val> for ObservedStorage<S> {
-    async fn load(&self) -> Result<DurableState<Val>, StorageError> {
+impl<V: Checkable, S: Storage<V>> Storage<V> for ObservedStorage<S, V> {
+    async fn load(&self) -> Result<DurableState<V>, StorageError> {
         self.inner.load().await
     }
 
-    async fn save(&self, writes: &[Write<Val>]) -> Result<(), StorageError> {
+    async fn save(&self, writes: &[Write<V>]) -> Result<(), StorageError> {
         self.inner.save(writes).await?;
         self.observer.durable(self.node, writes);
         Ok(())

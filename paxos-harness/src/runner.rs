@@ -6,11 +6,12 @@
 //! ...
 //! 4 passed, 0 failed
 //! ```
-//! A failure prints why, the violated invariants, and the exact command that replays it.
+//! A failure prints why, the violated invariants, and the exact command that replays it. The
+//! Go suite ends with the Go log's own total line (`ok  \tpaxos\t0.412s`).
 
 use crate::cluster::{self, Env, Failure, StorageKind, TransportKind};
-use crate::report::{CaseReport, JunitReport};
-use crate::scenarios::Scenario;
+use crate::junit::{JunitCase, JunitReport};
+use crate::scenarios::{self, Scenario};
 use paxos_core::LearnerStrategy;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -41,7 +42,7 @@ pub struct RunOptions {
 }
 
 /// `--learners`: how decisions reach the learners in scenarios that do not choose.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Learners {
     /// Every acceptor tells every learner (the library's default).
     #[default]
@@ -51,21 +52,14 @@ pub enum Learners {
     Leader,
 }
 
+named!(Learners, "learner strategy", AllToAll => "all-to-all", Leader => "leader");
+
 impl Learners {
     fn strategy(self) -> LearnerStrategy {
         match self {
             Learners::AllToAll => LearnerStrategy::AllToAll,
             Learners::Leader => LearnerStrategy::Leader,
         }
-    }
-}
-
-impl std::fmt::Display for Learners {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Learners::AllToAll => "all-to-all",
-            Learners::Leader => "leader",
-        })
     }
 }
 
@@ -97,20 +91,47 @@ pub struct Summary {
     pub failures: Vec<(String, u64)>,
 }
 
-/// The scenarios `options` select.
-pub fn select(options: &RunOptions) -> Vec<Scenario> {
-    crate::scenarios::all()
+/// The scenarios `options` select, in suite order.
+///
+/// # Errors
+/// A suite name that does not exist, or a selection with no scenario in it: a typo in a CI
+/// command must fail, not run nothing and pass. The message says what exists.
+pub fn select(options: &RunOptions) -> Result<Vec<Scenario>, Failure> {
+    if let Some(unknown) = options
+        .suites
+        .iter()
+        .find(|x| *x != "all" && !scenarios::SUITES.contains(&x.as_str()))
+    {
+        return Err(Failure(format!(
+            "no suite {unknown:?}; the suites are {}, or all",
+            scenarios::SUITES.join(", ")
+        )));
+    }
+    let in_suites: Vec<Scenario> = scenarios::all()
         .into_iter()
         .filter(|s| {
             options.suites.is_empty() || options.suites.iter().any(|x| x == s.suite || x == "all")
         })
+        .collect();
+    let chosen: Vec<Scenario> = in_suites
+        .iter()
         .filter(|s| {
             options
                 .filter
                 .as_deref()
                 .is_none_or(|f| s.full_name().contains(f))
         })
-        .collect()
+        .copied()
+        .collect();
+    if chosen.is_empty() {
+        let names: Vec<String> = in_suites.iter().map(Scenario::full_name).collect();
+        return Err(Failure(format!(
+            "--filter {:?} matches no scenario; the scenarios are: {}",
+            options.filter.as_deref().unwrap_or_default(),
+            names.join(", ")
+        )));
+    }
+    Ok(chosen)
 }
 
 /// The command that replays one run.
@@ -146,8 +167,7 @@ pub fn run_once(
         // Real time: a looser limit, since nothing is simulated.
         spec.time_limit = spec.time_limit.min(Duration::from_secs(60));
     }
-    let body = s.body;
-    let run = cluster::run(spec, &env, Box::new(move |c| body(c)));
+    let run = cluster::run(spec, &env, s.body);
     let violations = run.observer.violations();
     let verdict = match (&run.result, violations.is_empty()) {
         (Ok(()), true) => Ok(()),
@@ -166,17 +186,23 @@ pub fn run_once(
 }
 
 /// Run everything `options` select, printing as it goes.
-pub fn run(options: &RunOptions) -> Summary {
+///
+/// # Errors
+/// The selection is empty or names an unknown suite ([`select`]).
+pub fn run(options: &RunOptions) -> Result<Summary, Failure> {
     let mut summary = Summary::default();
     let mut junit = JunitReport::default();
     let mut trace_written = false;
-    let scenarios = select(options);
+    let scenarios = select(options)?;
+    // The Go suite's total, printed as the Go log ends (`ok  \tpaxos\t10.934s`).
+    let mut go = GoTotal::default();
+    let last_go = scenarios.iter().rposition(|s| s.suite == "go");
     let total: u32 = scenarios
         .iter()
         .map(|s| options.repeat.unwrap_or(s.runs))
         .sum();
     let mut done = 0u32;
-    for s in &scenarios {
+    for (index, s) in scenarios.iter().enumerate() {
         let runs = options.repeat.unwrap_or(s.runs);
         for k in 0..runs {
             let seed = options.seed.wrapping_add(u64::from(k));
@@ -196,6 +222,9 @@ pub fn run(options: &RunOptions) -> Summary {
                 }
             }
             done += 1;
+            if s.suite == "go" {
+                go.add(secs, verdict.is_ok());
+            }
             match &verdict {
                 Ok(()) => {
                     summary.passed += 1;
@@ -223,7 +252,7 @@ pub fn run(options: &RunOptions) -> Summary {
                 }
                 trace_written = verdict.is_err();
             }
-            junit.cases.push(CaseReport {
+            junit.cases.push(JunitCase {
                 suite: s.suite.to_string(),
                 name: format!("{} seed {seed}", s.name),
                 seconds: secs,
@@ -235,11 +264,34 @@ pub fn run(options: &RunOptions) -> Summary {
                 println!("... {done}/{total} runs, {} failed", summary.failed);
             }
         }
+        if Some(index) == last_go && !options.quiet {
+            println!("{}", go.line());
+        }
     }
     if let Some(path) = &options.junit
         && let Err(e) = std::fs::write(path, junit.to_xml())
     {
         println!("junit report not written to {}: {e}", path.display());
     }
-    summary
+    Ok(summary)
+}
+
+/// Seconds and verdicts of the Go suite's runs.
+#[derive(Default)]
+struct GoTotal {
+    seconds: f64,
+    failed: bool,
+}
+
+impl GoTotal {
+    fn add(&mut self, seconds: f64, passed: bool) {
+        self.seconds += seconds;
+        self.failed |= !passed;
+    }
+
+    /// `go test`'s last line: `ok  \tpaxos\t0.412s`, or `FAIL\tpaxos\t0.412s`.
+    fn line(&self) -> String {
+        let verdict = if self.failed { "FAIL" } else { "ok  " };
+        format!("{verdict}\tpaxos\t{:.3}s", self.seconds)
+    }
 }

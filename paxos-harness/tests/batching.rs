@@ -2,46 +2,75 @@
 //! flight, every value committed exactly once at the place the caller was told, and every node
 //! holding the same log.
 
-use paxos_core::testing::ChannelNetwork;
-use paxos_core::{
-    BatchConfig, Batcher, Config, LeaderMode, LearnerStrategy, Node, NodeHandle, NodeId,
-};
-use paxos_storage::MemoryStorage;
+use paxos_core::{BatchConfig, Batcher, InstanceId, LearnerStrategy, NodeId};
+use paxos_harness::cluster::{self, BodyFuture, Cluster, ClusterSpec, Env, Failure, TransportKind};
+use paxos_harness::wait::{Look, eventually};
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-/// Three nodes on channels (n1 elected leader) and a batcher on n1: window 4, at most
-/// `max_values` per batch.
-fn cluster(
+type Log = BTreeMap<InstanceId, Vec<u64>>;
+
+/// Three nodes on channels (n1 elected leader) and a batcher on n1 (window 4, at most
+/// `max_values` per batch) for `body`. The nodes run bare: the batcher proposes through the
+/// node handle, past the observer's record of proposals, and the tests check placement
+/// themselves.
+fn with_batcher(
     strategy: LearnerStrategy,
     max_values: usize,
-) -> (Vec<NodeHandle<Vec<u64>>>, Batcher<u64>) {
-    let ids = [NodeId(1), NodeId(2), NodeId(3)];
-    let net = ChannelNetwork::<Vec<u64>>::new();
-    let handles: Vec<_> = ids
-        .iter()
-        .map(|&id| {
-            let config = Config::symmetric(id, ids)
-                .with_leader_mode(LeaderMode::Elected)
-                .with_learner_strategy(strategy.clone());
-            Node::spawn(config, MemoryStorage::new(), net.endpoint(id), id.0).expect("valid config")
+    body: impl FnOnce(Cluster<Vec<u64>>, Batcher<u64>) -> BodyFuture + 'static,
+) {
+    let spec = ClusterSpec::<Vec<u64>>::symmetric(3)
+        .elected()
+        .learner_strategy(strategy)
+        .unobserved();
+    let env = Env::new(1).over(TransportKind::Channel);
+    let run = cluster::run(spec, &env, move |c| {
+        Box::pin(async move {
+            let batcher = Batcher::spawn(
+                c.node(NodeId(1)).await?,
+                BatchConfig {
+                    window: 4,
+                    max_values,
+                    max_bytes: 1 << 20,
+                    weigh: |_| 8,
+                },
+            );
+            body(c, batcher).await
         })
-        .collect();
-    let batcher = Batcher::spawn(
-        handles[0].clone(),
-        BatchConfig {
-            window: 4,
-            max_values,
-            max_bytes: 1 << 20,
-            weigh: |_| 8,
-        },
-    );
-    (handles, batcher)
+    });
+    if let Err(e) = run.result {
+        panic!("{e}");
+    }
 }
 
-#[tokio::test(flavor = "current_thread")]
-async fn batched_pipelined_values_land_exactly_where_reported() {
-    let (handles, batcher) = cluster(LearnerStrategy::AllToAll, 50);
+/// `node`'s log once `complete` holds for it (at most 2 s).
+async fn log_once(
+    c: &Cluster<Vec<u64>>,
+    node: NodeId,
+    complete: impl Fn(&Log) -> bool,
+) -> Result<Log, Failure> {
+    eventually(
+        Duration::from_secs(2),
+        Duration::from_millis(10),
+        || async {
+            let log = c.decisions(node).await?;
+            Ok(match complete(&log) {
+                true => Look::Done(log),
+                false => Look::Wait(format!("{node} has {} instances", log.len())),
+            })
+        },
+    )
+    .await
+}
+
+#[test]
+fn batched_pipelined_values_land_exactly_where_reported() {
+    with_batcher(LearnerStrategy::AllToAll, 50, |c, batcher| {
+        Box::pin(batched(c, batcher))
+    });
+}
+
+async fn batched(c: Cluster<Vec<u64>>, batcher: Batcher<u64>) -> Result<(), Failure> {
     let submits = (0..1000u64).map(|v| {
         let b = batcher.clone();
         async move { (v, b.submit(v).await) }
@@ -49,24 +78,17 @@ async fn batched_pipelined_values_land_exactly_where_reported() {
     let results = futures::future::join_all(submits).await;
     let mut placed = BTreeMap::new();
     for (v, r) in results {
-        let c = r.expect("committed");
+        let at = r?;
         assert!(
-            placed.insert((c.instance, c.index), v).is_none(),
-            "two values reported at {c:?}"
+            placed.insert((at.instance, at.index), v).is_none(),
+            "two values reported at {at:?}"
         );
     }
     // Every node converges on the same log, and it holds each value where it was reported.
     let mut logs = Vec::new();
-    for h in &handles {
-        let mut log = BTreeMap::new();
-        for _ in 0..200 {
-            log = h.decisions().await.expect("running");
-            if log.values().map(Vec::len).sum::<usize>() >= 1000 {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-        logs.push(log);
+    for node in c.live() {
+        let all_in = |log: &Log| log.values().map(Vec::len).sum::<usize>() >= 1000;
+        logs.push(log_once(&c, node, all_in).await?);
     }
     assert!(
         logs.windows(2).all(|w| w[0] == w[1]),
@@ -84,24 +106,27 @@ async fn batched_pipelined_values_land_exactly_where_reported() {
         instances < 1000,
         "no batching happened: {instances} instances for 1000 values"
     );
+    Ok(())
 }
 
 /// The pipeline API: values go in as chunks of any size (split across batches when a batch
 /// fills), decided ticket ranges come back consecutively, in proposal order, and each ticket's
 /// value sits exactly where its range says, on every node.
-#[tokio::test(flavor = "current_thread")]
-async fn pipelined_tickets_come_back_in_order_and_land_where_reported() {
-    let (handles, batcher) = cluster(LearnerStrategy::Leader, 16);
+#[test]
+fn pipelined_tickets_come_back_in_order_and_land_where_reported() {
+    with_batcher(LearnerStrategy::Leader, 16, |c, batcher| {
+        Box::pin(pipelined(c, batcher))
+    });
+}
+
+async fn pipelined(c: Cluster<Vec<u64>>, batcher: Batcher<u64>) -> Result<(), Failure> {
     let (mut submitter, mut commits) = batcher.pipeline();
     // Chunks of awkward sizes: a lone value, one that fits, several that must be split.
     let sizes = [1usize, 7, 50, 3, 16, 17, 1, 100, 5];
     let mut values = Vec::new();
     for (k, &n) in sizes.iter().enumerate() {
         let chunk: Vec<u64> = (0..n as u64).map(|i| 1000 * k as u64 + i).collect();
-        let tickets = submitter
-            .submit_many(chunk.clone())
-            .await
-            .expect("submitted");
+        let tickets = submitter.submit_many(chunk.clone()).await?;
         assert_eq!(
             tickets.start,
             values.len() as u64,
@@ -112,7 +137,7 @@ async fn pipelined_tickets_come_back_in_order_and_land_where_reported() {
     let mut placed = Vec::new();
     let mut next = 0u64;
     while next < values.len() as u64 {
-        let commit = commits.next().await.expect("open").expect("committed");
+        let commit = commits.next().await.expect("the batcher runs")?;
         assert_eq!(
             commit.tickets.start, next,
             "ranges arrive in proposal order"
@@ -120,14 +145,8 @@ async fn pipelined_tickets_come_back_in_order_and_land_where_reported() {
         next = commit.tickets.end;
         placed.push(commit);
     }
-    let mut log = BTreeMap::new();
-    for _ in 0..200 {
-        log = handles[2].decisions().await.expect("running");
-        if placed.iter().all(|c| log.contains_key(&c.instance)) {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    let every_commit = |log: &Log| placed.iter().all(|p| log.contains_key(&p.instance));
+    let log = log_once(&c, NodeId(3), every_commit).await?;
     for c in &placed {
         let batch = &log[&c.instance];
         for (k, ticket) in c.tickets.clone().enumerate() {
@@ -144,4 +163,5 @@ async fn pipelined_tickets_come_back_in_order_and_land_where_reported() {
         placed.iter().all(|c| c.tickets.end - c.tickets.start <= 16),
         "a range larger than a batch"
     );
+    Ok(())
 }

@@ -4,8 +4,10 @@
 
 #![cfg(feature = "rocksdb")]
 
-use paxos_harness::node::client::Client;
-use paxos_harness::node::protocol::Decision;
+use paxos_harness::client::Client;
+use paxos_harness::client::protocol::Decision;
+use paxos_harness::ports::free_port;
+use paxos_harness::wait::{Look, eventually};
 use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader};
@@ -42,21 +44,13 @@ struct Cluster {
     nodes: Vec<Proc>,
 }
 
-fn free_ports(n: usize) -> Vec<u16> {
-    // Hold every listener until all ports are known so they are distinct, then release them.
-    let listeners: Vec<std::net::TcpListener> = (0..n)
-        .map(|_| std::net::TcpListener::bind("127.0.0.1:0").expect("bind port 0"))
-        .collect();
-    listeners
-        .iter()
-        .map(|l| l.local_addr().expect("local addr").port())
-        .collect()
-}
-
 impl Cluster {
     fn new() -> Cluster {
         let dir = tempfile::tempdir().expect("temp dir");
-        let ports = free_ports(2 * NODES);
+        // Below the ephemeral range: a killed node's port must still be free at its restart.
+        let ports: Vec<u16> = (0..2 * NODES)
+            .map(|_| free_port().expect("a free port"))
+            .collect();
         let nodes = (0..NODES)
             .map(|i| {
                 let id = i as u64 + 1;
@@ -119,18 +113,22 @@ impl Cluster {
     /// Wait until node `i` answers a status request.
     async fn wait_ready(&self, i: usize) {
         let addr = &self.nodes[i].client;
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            let probe = async {
-                let mut c = Client::connect(addr).await.ok()?;
-                c.status().await.ok()
-            };
-            if let Ok(Some(_)) = timeout(Duration::from_secs(1), probe).await {
-                return;
-            }
-            assert!(Instant::now() < deadline, "node {} never came up", i + 1);
-            sleep(Duration::from_millis(50)).await;
-        }
+        eventually(
+            Duration::from_secs(30),
+            Duration::from_millis(50),
+            || async {
+                let probe = async {
+                    let mut c = Client::connect(addr).await.ok()?;
+                    c.status().await.ok()
+                };
+                Ok(match timeout(Duration::from_secs(1), probe).await {
+                    Ok(Some(_)) => Look::Done(()),
+                    _ => Look::Wait(format!("node {} never came up", i + 1)),
+                })
+            },
+        )
+        .await
+        .expect("node up");
     }
 }
 
@@ -215,9 +213,18 @@ async fn worker(
 }
 
 async fn wait_acked(acked: &AtomicUsize, n: usize) {
-    while acked.load(Ordering::SeqCst) < n {
-        sleep(Duration::from_millis(5)).await;
-    }
+    eventually(
+        Duration::from_secs(120),
+        Duration::from_millis(5),
+        || async {
+            Ok(match acked.load(Ordering::SeqCst) {
+                done if done >= n => Look::Done(()),
+                done => Look::Wait(format!("{done} of {n} acknowledgements")),
+            })
+        },
+    )
+    .await
+    .expect("acknowledgements arrive");
 }
 
 async fn decisions(addr: &str) -> Option<BTreeMap<u64, String>> {
@@ -287,36 +294,37 @@ async fn three_processes_survive_sigkill_and_restart() {
     assert_eq!(acks.len(), VALUES);
 
     // Every node must learn every acknowledged value at its instance (restarted nodes catch up).
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let logs = loop {
-        let mut logs = Vec::new();
-        for addr in clients.iter() {
-            logs.push(decisions(addr).await.unwrap_or_default());
-        }
-        let complete = logs.iter().all(|log| {
-            acks.iter()
-                .all(|(v, i)| log.get(i).is_some_and(|got| got == v))
-        });
-        if complete {
-            break logs;
-        }
-        if Instant::now() >= deadline {
+    let logs = eventually(
+        Duration::from_secs(30),
+        Duration::from_millis(100),
+        || async {
+            let mut logs = Vec::new();
+            for addr in clients.iter() {
+                logs.push(decisions(addr).await.unwrap_or_default());
+            }
+            let mut missing = Vec::new();
             for (n, log) in logs.iter().enumerate() {
-                let missing: Vec<_> = acks
+                let lost: Vec<_> = acks
                     .iter()
                     .filter(|(v, i)| log.get(i) != Some(v))
                     .take(5)
                     .collect();
-                eprintln!(
-                    "node {}: {} decisions, missing or different (first 5): {missing:?}",
-                    n + 1,
-                    log.len()
-                );
+                if !lost.is_empty() {
+                    missing.push(format!(
+                        "node {}: {} decisions, missing or different (first 5): {lost:?}",
+                        n + 1,
+                        log.len()
+                    ));
+                }
             }
-            panic!("acknowledged values are missing from some node's log");
-        }
-        sleep(Duration::from_millis(100)).await;
-    };
+            Ok(match missing.is_empty() {
+                true => Look::Done(logs),
+                false => Look::Wait(missing.join("; ")),
+            })
+        },
+    )
+    .await
+    .expect("every acknowledged value in every node's log");
 
     // Agreement: any instance decided on two nodes has one value, so the logs are identical over
     // their common prefix (and beyond, wherever both have a decision).

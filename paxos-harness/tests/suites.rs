@@ -2,27 +2,25 @@
 //! seeds each to keep CI short. A failure prints the seed and the replay command.
 
 use paxos_harness::cluster::{StorageKind, TransportKind};
-use paxos_harness::runner::{self, RunOptions};
+use paxos_harness::runner::{self, Learners, RunOptions};
 
-fn run(
-    suite: &str,
-    filter: Option<&str>,
-    repeat: u32,
-    storage: StorageKind,
-    transport: TransportKind,
-) {
-    let options = RunOptions {
+/// `suite` (or every suite, for `"all"`), `repeat` runs per scenario, on these backends.
+fn options(suite: &str, repeat: u32, storage: StorageKind, transport: TransportKind) -> RunOptions {
+    RunOptions {
         suites: vec![suite.to_string()],
-        filter: filter.map(str::to_string),
         repeat: Some(repeat),
         storage,
         transport,
         quiet: true,
         ..RunOptions::default()
-    };
-    let summary = runner::run(&options);
+    }
+}
+
+/// Run the selection and require that something ran and nothing failed.
+fn passes(options: &RunOptions) {
+    let summary = runner::run(options).expect("a valid selection");
     println!("{} passed, {} failed", summary.passed, summary.failed);
-    assert!(summary.passed > 0, "no scenario selected");
+    assert!(summary.passed > 0, "no scenario ran");
     assert_eq!(
         summary.failed, 0,
         "failed runs (scenario, seed): {:?}",
@@ -30,53 +28,44 @@ fn run(
     );
 }
 
+const MEMORY: StorageKind = StorageKind::Memory;
+const TURMOIL: TransportKind = TransportKind::Turmoil;
+
 #[test]
 fn go_suite_passes() {
-    run("go", None, 1, StorageKind::Memory, TransportKind::Turmoil);
+    passes(&options("go", 1, MEMORY, TURMOIL));
 }
 
 #[test]
 fn go_suite_passes_on_other_seeds() {
-    let options = RunOptions {
-        suites: vec!["go".into()],
+    passes(&RunOptions {
         seed: 4242,
-        repeat: Some(2),
-        quiet: true,
-        ..RunOptions::default()
-    };
-    let summary = runner::run(&options);
-    assert_eq!(summary.failed, 0, "{:?}", summary.failures);
+        ..options("go", 2, MEMORY, TURMOIL)
+    });
 }
 
 #[test]
 fn elixir_suite_passes() {
-    run(
-        "elixir",
-        None,
-        2,
-        StorageKind::Memory,
-        TransportKind::Turmoil,
-    );
+    passes(&options("elixir", 2, MEMORY, TURMOIL));
 }
 
 #[test]
 fn theory_suite_passes() {
-    run(
-        "theory",
-        None,
-        2,
-        StorageKind::Memory,
-        TransportKind::Turmoil,
-    );
+    passes(&options("theory", 2, MEMORY, TURMOIL));
+}
+
+#[test]
+fn restart_suite_passes() {
+    passes(&options("restart", 2, MEMORY, TURMOIL));
 }
 
 #[test]
 fn same_seed_gives_the_same_event_log() {
-    let scenario = runner::select(&RunOptions {
+    let options = RunOptions {
         filter: Some("elixir/leader_crash_simple_2".into()),
         ..RunOptions::default()
-    });
-    let options = RunOptions::default();
+    };
+    let scenario = runner::select(&options).expect("the scenario exists");
     let (a, run_a) = runner::run_once(&scenario[0], 7, &options, true);
     let (b, run_b) = runner::run_once(&scenario[0], 7, &options, true);
     assert!(a.is_ok() && b.is_ok());
@@ -90,27 +79,46 @@ fn same_seed_gives_the_same_event_log() {
 
 #[test]
 fn go_suite_passes_over_tcp() {
-    run("go", None, 1, StorageKind::Memory, TransportKind::Tcp);
+    passes(&options("go", 1, MEMORY, TransportKind::Tcp));
+}
+
+#[test]
+fn go_suite_passes_over_channels() {
+    passes(&options("go", 1, MEMORY, TransportKind::Channel));
 }
 
 #[cfg(feature = "rocksdb")]
 #[test]
-fn go_and_restart_pass_on_rocksdb() {
-    run("go", None, 1, StorageKind::Rocksdb, TransportKind::Turmoil);
+fn go_suite_passes_on_rocksdb() {
+    passes(&options("go", 1, StorageKind::Rocksdb, TURMOIL));
 }
 
 /// Every suite again with decisions spread through the leader (`LearnerStrategy::Leader`, what
 /// `bench` runs): acceptors answer only the proposer and followers learn from `Chosen`.
 #[test]
 fn all_suites_pass_with_decisions_via_the_leader() {
-    let options = RunOptions {
-        suites: vec!["all".into()],
-        repeat: Some(2),
-        learners: runner::Learners::Leader,
-        quiet: true,
-        ..RunOptions::default()
-    };
-    let summary = runner::run(&options);
-    assert!(summary.passed > 0, "no scenario selected");
-    assert_eq!(summary.failed, 0, "{:?}", summary.failures);
+    passes(&RunOptions {
+        learners: Learners::Leader,
+        ..options("all", 2, MEMORY, TURMOIL)
+    });
+}
+
+/// A selection that runs nothing is an error that says what exists, never `0 passed`: a typo
+/// in a CI command must not stay green.
+#[test]
+fn a_selection_of_nothing_is_an_error_naming_what_exists() {
+    let unknown_suite = runner::run(&options("nope", 1, MEMORY, TURMOIL)).unwrap_err();
+    assert!(
+        unknown_suite.0.contains("no suite \"nope\"") && unknown_suite.0.contains("elixir"),
+        "{unknown_suite}"
+    );
+    let no_match = runner::run(&RunOptions {
+        filter: Some("no-such-scenario".into()),
+        ..options("go", 1, MEMORY, TURMOIL)
+    })
+    .unwrap_err();
+    assert!(
+        no_match.0.contains("matches no scenario") && no_match.0.contains("go/basic"),
+        "{no_match}"
+    );
 }

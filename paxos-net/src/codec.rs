@@ -273,7 +273,7 @@ impl<V: Serialize + serde::de::DeserializeOwned> Decoder for FrameCodec<V> {
                 self.mid_frame = false;
                 // Lend the frame to the decode: byte values become slices of it, not copies.
                 let body = body.freeze();
-                paxos_core::zero_copy::decode_from(&body, decode_frame).map(Some)
+                paxos_core::decode_zero_copy(&body, decode_frame).map(Some)
             }
             Ok(None) => {
                 self.mid_frame |= src.len() != before;

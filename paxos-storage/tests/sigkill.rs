@@ -19,9 +19,10 @@
 //! Replay a run with `PAXOS_SIGKILL_SEED=<seed> cargo test -p paxos-storage --features rocksdb
 //! --test sigkill` (the seed is printed first).
 
-use paxos_core::rng::SplitMix64;
 use paxos_core::{Ballot, DurableState, InstanceId, NodeId, Storage, Write};
 use paxos_storage::RocksDbStorage;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
 use std::path::Path;
@@ -79,7 +80,7 @@ fn main() {
         "sigkill: seed {seed} (replay: PAXOS_SIGKILL_SEED={seed} cargo test -p paxos-storage \
          --features rocksdb --test sigkill)"
     );
-    let mut rng = SplitMix64::new(seed);
+    let mut rng = StdRng::seed_from_u64(seed);
     for (name, tasks) in SCENARIOS {
         let start = Instant::now();
         let acks = scenario(name, tasks, seed, &mut rng);
@@ -132,7 +133,7 @@ fn child(args: &[String]) {
 }
 
 /// `EPOCHS` children on one directory; returns the number of acknowledged saves.
-fn scenario(name: &str, tasks: u64, seed: u64, rng: &mut SplitMix64) -> u64 {
+fn scenario(name: &str, tasks: u64, seed: u64, rng: &mut StdRng) -> u64 {
     let dir = tempfile::tempdir().expect("temp dir");
     let exe = std::env::current_exe().expect("current exe");
     // Last acknowledged step per (epoch, task).
@@ -140,7 +141,7 @@ fn scenario(name: &str, tasks: u64, seed: u64, rng: &mut SplitMix64) -> u64 {
     let mut total = 0;
     for epoch in 0..EPOCHS {
         let context = format!("sigkill {name} epoch {epoch} (PAXOS_SIGKILL_SEED={seed})");
-        let kill_after = rng.in_range(1, MAX_ACKS_BEFORE_KILL);
+        let kill_after = rng.gen_range(1..=MAX_ACKS_BEFORE_KILL);
         let mut child = Command::new(&exe)
             .arg(CHILD)
             .arg(dir.path())

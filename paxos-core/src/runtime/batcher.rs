@@ -19,8 +19,8 @@
 //! stable leader. The one exception: a batch that lost its instance to another proposer
 //! (leaderless mode) is retried in a later instance, after batches proposed behind it.
 
+use super::error::{Fatal, NodeError};
 use super::handle::NodeHandle;
-use super::node::NodeError;
 use crate::ballot::InstanceId;
 use crate::message::Value;
 use bytes::{BufMut, Bytes, BytesMut};
@@ -55,9 +55,9 @@ impl<T: Value> Batch for Vec<T> {
 /// Byte strings packed into one buffer (`u32` big-endian length, then the bytes, repeated).
 ///
 /// Cloning it (into every message and write of an instance) is a reference-count bump, and a
-/// received batch is a slice of the frame it came in ([`crate::zero_copy`]), however many
+/// received batch is a slice of the frame it came in ([`crate::decode_zero_copy`]), however many
 /// items it holds. On the wire it is one byte string.
-#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
 pub struct PackedBytes(pub Bytes);
 
 impl<'de> serde::Deserialize<'de> for PackedBytes {
@@ -231,13 +231,13 @@ impl<T> Run<T> {
         }
     }
 
-    fn fail(self, e: &NodeError, msg: &str) {
+    fn fail(self, e: &NodeError) {
         match self.origin {
             Origin::One(reply) => {
-                let _ = reply.send(Err(clone_error(e, msg)));
+                let _ = reply.send(Err(e.clone()));
             }
             Origin::Stream { sink, .. } => {
-                let _ = sink.send(Err(clone_error(e, msg)));
+                let _ = sink.send(Err(e.clone()));
             }
         }
     }
@@ -275,7 +275,7 @@ impl<T: Clone + Send + 'static> Batcher<T> {
     /// Commit `value`: returns once the instance holding it is decided.
     ///
     /// # Errors
-    /// [`NodeError::NotLeader`] (leader mode, the node is a follower) or [`NodeError::Stopped`].
+    /// [`NodeError::NotLeader`] (leader mode, the node is a follower) or [`NodeError::Fatal`].
     pub async fn submit(&self, value: T) -> Result<Committed, NodeError> {
         let (reply, rx) = oneshot::channel();
         self.requests
@@ -284,8 +284,8 @@ impl<T: Clone + Send + 'static> Batcher<T> {
                 origin: Origin::One(reply),
             })
             .await
-            .map_err(|_| NodeError::Stopped)?;
-        rx.await.map_err(|_| NodeError::Stopped)?
+            .map_err(|_| NodeError::Fatal(Fatal::Stopped))?;
+        rx.await.map_err(|_| NodeError::Fatal(Fatal::Stopped))?
     }
 
     /// A pipeline onto this batcher: submit values through the [`Submitter`] without waiting
@@ -330,7 +330,7 @@ impl<T> Submitter<T> {
     /// Queue `value`; returns its ticket. Waits only while the batcher's queue is full.
     ///
     /// # Errors
-    /// [`NodeError::Stopped`] if the batcher stopped.
+    /// [`NodeError::Fatal`] if the batcher stopped.
     pub async fn submit(&mut self, value: T) -> Result<u64, NodeError> {
         self.submit_many(vec![value]).await.map(|t| t.start)
     }
@@ -338,7 +338,7 @@ impl<T> Submitter<T> {
     /// Queue `values`, in order; returns their tickets. One queue slot however many values.
     ///
     /// # Errors
-    /// [`NodeError::Stopped`] if the batcher stopped.
+    /// [`NodeError::Fatal`] if the batcher stopped.
     pub async fn submit_many(&mut self, values: Vec<T>) -> Result<Range<u64>, NodeError> {
         let first = self.next;
         let tickets = first..first + values.len() as u64;
@@ -352,7 +352,7 @@ impl<T> Submitter<T> {
         self.requests
             .send(Run { values, origin })
             .await
-            .map_err(|_| NodeError::Stopped)?;
+            .map_err(|_| NodeError::Fatal(Fatal::Stopped))?;
         self.next = tickets.end;
         Ok(tickets)
     }
@@ -371,7 +371,7 @@ pub struct Commits {
 
 impl Commits {
     /// The next decided range, or an error for a range that could not be committed
-    /// ([`NodeError::NotLeader`], [`NodeError::Stopped`]). `None` once the batcher stopped and
+    /// ([`NodeError::NotLeader`], [`NodeError::Fatal`]). `None` once the batcher stopped and
     /// the [`Submitter`] is gone.
     pub async fn next(&mut self) -> Option<Result<Commit, NodeError>> {
         self.rx.recv().await
@@ -429,9 +429,8 @@ async fn run<T: Clone + Send + 'static, B: Batch<Item = T>>(
                         }
                     }
                     Err(e) => {
-                        let msg = e.to_string();
                         for run in runs {
-                            run.fail(&e, &msg);
+                            run.fail(&e);
                         }
                     }
                 }
@@ -488,14 +487,6 @@ fn take_batch<T>(pending: &mut VecDeque<Run<T>>, config: &BatchConfig<T>) -> Vec
     batch
 }
 
-fn clone_error(e: &NodeError, msg: &str) -> NodeError {
-    match e {
-        NodeError::NotLeader { leader } => NodeError::NotLeader { leader: *leader },
-        NodeError::Stopped => NodeError::Stopped,
-        _ => NodeError::Failed(msg.to_string()),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -523,7 +514,7 @@ mod tests {
         let packed = PackedBytes::pack(&[Bytes::from_static(b"abc")]);
         let frame = Bytes::from(postcard::to_stdvec(&packed).expect("encodes"));
         let decoded: PackedBytes =
-            crate::zero_copy::decode_from(&frame, |b| postcard::from_bytes(b).expect("decodes"));
+            crate::decode_zero_copy(&frame, |b| postcard::from_bytes(b).expect("decodes"));
         assert_eq!(decoded, packed);
         assert!(frame.as_ptr_range().contains(&decoded.0.as_ptr()));
         let json = serde_json::to_string(&packed).expect("encodes");

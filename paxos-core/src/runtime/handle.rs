@@ -1,6 +1,7 @@
 //! The client side of a running node.
 
-use super::node::{Command, NodeError};
+use super::error::{Fate, NodeError};
+use super::node::Command;
 use crate::ballot::{Ballot, InstanceId, NodeId};
 use crate::message::Value;
 use std::collections::BTreeMap;
@@ -44,6 +45,8 @@ pub struct NodeStatus {
 pub struct NodeHandle<V> {
     pub(super) id: NodeId,
     pub(super) commands: mpsc::Sender<Command<V>>,
+    /// Why the node stopped, once it has.
+    pub(super) fate: Fate,
 }
 
 impl<V> Clone for NodeHandle<V> {
@@ -51,6 +54,7 @@ impl<V> Clone for NodeHandle<V> {
         NodeHandle {
             id: self.id,
             commands: self.commands.clone(),
+            fate: self.fate.clone(),
         }
     }
 }
@@ -66,8 +70,8 @@ impl<V: Value> NodeHandle<V> {
     /// another proposer's value if that one won.
     ///
     /// # Errors
-    /// [`NodeError::NotLeader`] in leader mode on a follower; [`NodeError::Stopped`] if the node
-    /// stopped.
+    /// [`NodeError::NotLeader`] in leader mode on a follower; [`NodeError::Fatal`] with the
+    /// cause if the node stopped.
     pub async fn propose(&self, value: V) -> Result<(InstanceId, V), NodeError> {
         self.request(None, value).await
     }
@@ -75,7 +79,8 @@ impl<V: Value> NodeHandle<V> {
     /// Propose `value` in `instance` and wait at most `timeout` (Elixir-log style).
     ///
     /// # Errors
-    /// [`NodeError::Stopped`] if the node stopped.
+    /// [`NodeError::Rejected`] for an instance beyond [`InstanceId::MAX`];
+    /// [`NodeError::Fatal`] with the cause if the node stopped.
     pub async fn propose_at(
         &self,
         instance: InstanceId,
@@ -93,21 +98,21 @@ impl<V: Value> NodeHandle<V> {
     /// Every decision this node knows.
     ///
     /// # Errors
-    /// [`NodeError::Stopped`] if the node stopped.
+    /// [`NodeError::Fatal`] with the cause if the node stopped.
     pub async fn decisions(&self) -> Result<BTreeMap<InstanceId, V>, NodeError> {
         let (reply, rx) = oneshot::channel();
         self.send(Command::Decisions { reply }).await?;
-        rx.await.map_err(|_| NodeError::Stopped)
+        rx.await.map_err(|_| self.fate.error())
     }
 
     /// The node's protocol state.
     ///
     /// # Errors
-    /// [`NodeError::Stopped`] if the node stopped.
+    /// [`NodeError::Fatal`] with the cause if the node stopped.
     pub async fn status(&self) -> Result<NodeStatus, NodeError> {
         let (reply, rx) = oneshot::channel();
         self.send(Command::Status { reply }).await?;
-        rx.await.map_err(|_| NodeError::Stopped)
+        rx.await.map_err(|_| self.fate.error())
     }
 
     /// Ask the node to stop after its current step. Returns once the request is queued.
@@ -127,13 +132,13 @@ impl<V: Value> NodeHandle<V> {
             reply,
         })
         .await?;
-        rx.await.map_err(|_| NodeError::Stopped)?
+        rx.await.map_err(|_| self.fate.error())?
     }
 
     async fn send(&self, command: Command<V>) -> Result<(), NodeError> {
         self.commands
             .send(command)
             .await
-            .map_err(|_| NodeError::Stopped)
+            .map_err(|_| self.fate.error())
     }
 }

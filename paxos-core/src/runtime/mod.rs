@@ -4,16 +4,18 @@
 //! one loop: wait for an input (client command, message, tick), fold every input that is already
 //! waiting into the same step, deliver self-addressed messages locally, make the step's writes
 //! durable in **one** `save` (group commit), and only then send messages and answer clients
-//! (with the two narrow exceptions documented in [`crate::effects`]: `Accept`s overlap the
+//! (with the two narrow exceptions documented on [`crate::Effects`]: `Accept`s overlap the
 //! save, and decision records may ride along with a later one). [`NodeHandle`] is the client
 //! API; [`Batcher`] batches and pipelines values onto it.
 
 mod batcher;
+mod error;
 mod handle;
 mod node;
 
 pub use batcher::{
     Batch, BatchConfig, Batcher, Commit, Commits, Committed, PackedBytes, Submitter,
 };
+pub use error::{Fatal, NodeError};
 pub use handle::{NodeHandle, NodeStatus, Outcome};
-pub use node::{Node, NodeError};
+pub use node::{Node, NodeTask};

@@ -1,18 +1,21 @@
 //! The node loop.
 
+use super::error::{Fatal, Fate, NodeError};
 use super::handle::{NodeHandle, NodeStatus};
 use crate::acceptor::AcceptorFaults;
 use crate::ballot::{InstanceId, NodeId};
 use crate::config::{Config, ConfigError};
 use crate::effects::{Effects, Write, may_leave_before_save};
-use crate::message::Envelope;
-use crate::message::Value;
+use crate::message::{Envelope, Message, Value};
 use crate::proposer::ProposerFaults;
 use crate::replica::{ProposeStatus, Replica};
-use crate::storage::{Storage, StorageError};
-use crate::transport::{Transport, TransportError};
+use crate::storage::Storage;
+use crate::transport::Transport;
 use futures::FutureExt;
 use std::collections::BTreeMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::MissedTickBehavior;
 
@@ -25,33 +28,6 @@ const COMMAND_QUEUE: usize = 4096;
 /// Decision records allowed to wait for a later save (they are also saved on a tick that
 /// follows a tick without any save).
 const MAX_UNSAVED_DECISIONS: usize = 4096;
-
-/// Why a node stopped, or why a request to it failed.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum NodeError {
-    /// The node is not running (shut down, crashed, or failed).
-    #[error("node stopped")]
-    Stopped,
-    /// Leader mode: this node is not the leader.
-    #[error("not the leader; the leader is {leader}")]
-    NotLeader {
-        /// The node trusted as leader.
-        leader: NodeId,
-    },
-    /// Storage failed: the node stopped without sending anything that depended on the write.
-    #[error("fatal storage error: {0}")]
-    Storage(#[from] StorageError),
-    /// The configuration is invalid.
-    #[error("invalid configuration: {0}")]
-    Config(#[from] ConfigError),
-    /// The transport closed.
-    #[error("transport failed: {0}")]
-    Transport(#[from] TransportError),
-    /// The node failed; the message says how (a copy of an error that cannot be cloned).
-    #[error("node failed: {0}")]
-    Failed(String),
-}
 
 pub(super) type ProposeReply<V> = oneshot::Sender<Result<(InstanceId, V), NodeError>>;
 
@@ -83,6 +59,37 @@ pub struct Node<V, S, T> {
     commands: mpsc::Receiver<Command<V>>,
     seed: u64,
     faults: (AcceptorFaults, ProposerFaults),
+    fate: Fate,
+}
+
+/// A spawned node ([`Node::spawn`]): resolves once the node has stopped and dropped its
+/// storage and transport (a RocksDB directory can then be opened again), with `Ok(())` after
+/// a requested shutdown or the [`Fatal`] cause of a failure.
+#[derive(Debug)]
+pub struct NodeTask {
+    task: tokio::task::JoinHandle<Result<(), Fatal>>,
+}
+
+impl NodeTask {
+    /// Stop the node where it is, as a crash would (its pending write is lost, nothing is
+    /// flushed). Await the task afterwards to know it is gone.
+    pub fn abort(&self) {
+        self.task.abort();
+    }
+}
+
+impl Future for NodeTask {
+    type Output = Result<(), Fatal>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        Pin::new(&mut self.task)
+            .poll(cx)
+            .map(|joined| match joined {
+                Ok(result) => result,
+                Err(e) if e.is_cancelled() => Err(Fatal::Stopped),
+                Err(_) => Err(Fatal::Panicked),
+            })
+    }
 }
 
 impl<V: Value, S: Storage<V>, T: Transport<V>> Node<V, S, T> {
@@ -96,12 +103,14 @@ impl<V: Value, S: Storage<V>, T: Transport<V>> Node<V, S, T> {
         storage: S,
         transport: T,
         seed: u64,
-    ) -> Result<(Self, NodeHandle<V>), NodeError> {
+    ) -> Result<(Self, NodeHandle<V>), ConfigError> {
         config.validate()?;
         let (tx, rx) = mpsc::channel(COMMAND_QUEUE);
+        let fate = Fate::default();
         let handle = NodeHandle {
             id: config.id,
             commands: tx,
+            fate: fate.clone(),
         };
         Ok((
             Node {
@@ -111,19 +120,22 @@ impl<V: Value, S: Storage<V>, T: Transport<V>> Node<V, S, T> {
                 commands: rx,
                 seed,
                 faults: Default::default(),
+                fate,
             },
             handle,
         ))
     }
 
-    /// Break this node's protocol on purpose, to prove that checkers catch it. Never use this
-    /// outside tests.
+    /// Break this node's protocol on purpose, to prove that checkers catch it (feature
+    /// `testing` only).
+    #[cfg(feature = "testing")]
     pub fn with_faults(mut self, acceptor: AcceptorFaults, proposer: ProposerFaults) -> Self {
         self.faults = (acceptor, proposer);
         self
     }
 
-    /// Build and `tokio::spawn` a node; returns its handle.
+    /// Build and `tokio::spawn` a node; returns its handle and its task, which resolves once
+    /// the node has stopped and released its storage.
     ///
     /// # Errors
     /// An invalid `config`.
@@ -132,34 +144,71 @@ impl<V: Value, S: Storage<V>, T: Transport<V>> Node<V, S, T> {
         storage: S,
         transport: T,
         seed: u64,
-    ) -> Result<NodeHandle<V>, NodeError> {
+    ) -> Result<(NodeHandle<V>, NodeTask), ConfigError> {
         let (node, handle) = Node::new(config, storage, transport, seed)?;
-        let id = handle.id();
-        tokio::spawn(async move {
-            if let Err(e) = node.run().await {
-                tracing::error!(node = %id, error = %e, "node stopped");
-            }
-        });
-        Ok(handle)
+        let task = tokio::spawn(node.run());
+        Ok((handle, NodeTask { task }))
     }
 
-    /// Load durable state and run until shut down or a fatal error.
+    /// Load durable state and run until shut down or a fatal error. When it returns, the
+    /// storage and the transport have been dropped, and every handle's requests fail with
+    /// [`NodeError::Fatal`] carrying the same cause.
     ///
     /// # Errors
-    /// [`NodeError::Storage`] (load or save failed), [`NodeError::Transport`] (transport closed).
-    pub async fn run(self) -> Result<(), NodeError> {
+    /// The [`Fatal`] cause: storage failed (load or save), the transport closed.
+    pub async fn run(self) -> Result<(), Fatal> {
         let Node {
             config,
             storage,
-            mut transport,
+            transport,
             mut commands,
             seed,
             faults,
+            fate,
         } = self;
         let id = config.id;
+        let mut waiters = BTreeMap::new();
+        let result = serve(
+            &config,
+            &storage,
+            transport,
+            &mut commands,
+            &mut waiters,
+            seed,
+            faults,
+        )
+        .await;
+        match &result {
+            Ok(()) => tracing::info!(node = %id, "node stopped"),
+            Err(e) => tracing::error!(node = %id, error = %e, "node failed"),
+        }
+        // The cause first: a handle whose request is dropped below reads it at once.
+        fate.set(result.clone().err().unwrap_or(Fatal::Stopped));
+        drop(waiters);
+        drop(commands);
+        drop(storage);
+        result
+    }
+}
+
+/// Proposals waiting for their instance's decision.
+type Waiters<V> = BTreeMap<InstanceId, Vec<ProposeReply<V>>>;
+
+/// The node loop, until shutdown (`Ok`) or a fatal error.
+async fn serve<V: Value, S: Storage<V>, T: Transport<V>>(
+    config: &Config,
+    storage: &S,
+    mut transport: T,
+    commands: &mut mpsc::Receiver<Command<V>>,
+    waiters: &mut Waiters<V>,
+    seed: u64,
+    faults: (AcceptorFaults, ProposerFaults),
+) -> Result<(), Fatal> {
+    {
+        let id = config.id;
         let state = storage.load().await?;
-        let mut replica = Replica::new(&config, state, seed)?.with_faults(faults.0, faults.1);
-        tracing::debug!(node = %id, "node started");
+        let mut replica = Replica::assemble(config, state, seed).break_on_purpose(faults);
+        tracing::info!(node = %id, "node started");
         let mut ticker = tokio::time::interval(config.tick_interval);
         ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
         let mut out = Effects::new();
@@ -170,7 +219,6 @@ impl<V: Value, S: Storage<V>, T: Transport<V>> Node<V, S, T> {
         // Whether a save happened since the last tick: decision records wait for one, and are
         // saved on their own only once a whole tick passed without any (the node is idle).
         let mut saved_this_tick = false;
-        let mut waiters: BTreeMap<InstanceId, Vec<ProposeReply<V>>> = BTreeMap::new();
         let mut clients_open = true;
 
         loop {
@@ -187,30 +235,30 @@ impl<V: Value, S: Storage<V>, T: Transport<V>> Node<V, S, T> {
                 cmd = commands.recv(), if clients_open => match cmd {
                     Some(cmd) => {
                         let backlog = || commands.len() + transport.backlog();
-                        on_command(&mut replica, cmd, &mut out, &mut waiters, backlog)
+                        on_command(&mut replica, cmd, &mut out, waiters, backlog)
                     }
                     None => { clients_open = false; false }
                 },
                 msg = transport.recv() => {
                     let (from, msg) = msg?;
-                    replica.on_message(from, msg, &mut out);
+                    deliver(&mut replica, from, msg, &mut out);
                     false
                 }
             };
             if stop {
-                return save(&storage, id, &mut unsaved).await;
+                return save(storage, id, &mut unsaved).await;
             }
             // 2. Fold every input that is already waiting into this step (group commit).
             let mut stop = false;
             for _ in 0..MAX_INPUTS_PER_STEP {
                 if clients_open && let Ok(cmd) = commands.try_recv() {
-                    stop |= on_command(&mut replica, cmd, &mut out, &mut waiters, || {
+                    stop |= on_command(&mut replica, cmd, &mut out, waiters, || {
                         commands.len() + transport.backlog()
                     });
                     continue;
                 }
                 match transport.recv().now_or_never() {
-                    Some(Ok((from, msg))) => replica.on_message(from, msg, &mut out),
+                    Some(Ok((from, msg))) => deliver(&mut replica, from, msg, &mut out),
                     Some(Err(e)) => return Err(e.into()),
                     None => break,
                 }
@@ -223,7 +271,7 @@ impl<V: Value, S: Storage<V>, T: Transport<V>> Node<V, S, T> {
             while !pending.is_empty() && local <= MAX_LOCAL_DELIVERIES {
                 for env in pending.drain(..) {
                     if env.to == id {
-                        replica.on_message(id, env.message, &mut out);
+                        deliver(&mut replica, id, env.message, &mut out);
                         local += 1;
                     } else {
                         remote.push(env);
@@ -248,7 +296,7 @@ impl<V: Value, S: Storage<V>, T: Transport<V>> Node<V, S, T> {
                     }
                 }
                 std::mem::swap(&mut remote, &mut held);
-                save(&storage, id, &mut unsaved).await?;
+                save(storage, id, &mut unsaved).await?;
                 saved_this_tick = true;
             }
             // 5. Send and answer.
@@ -265,7 +313,7 @@ impl<V: Value, S: Storage<V>, T: Transport<V>> Node<V, S, T> {
             out.clear();
             if !unsaved.is_empty() && (idle_tick || stop || unsaved.len() >= MAX_UNSAVED_DECISIONS)
             {
-                save(&storage, id, &mut unsaved).await?;
+                save(storage, id, &mut unsaved).await?;
             }
             if stop {
                 return Ok(());
@@ -279,13 +327,26 @@ async fn save<V: Value, S: Storage<V>>(
     storage: &S,
     id: NodeId,
     writes: &mut Vec<Write<V>>,
-) -> Result<(), NodeError> {
+) -> Result<(), Fatal> {
     if let Err(e) = storage.save(writes).await {
         tracing::error!(node = %id, error = %e, "storage write failed; stopping node");
         return Err(e.into());
     }
     writes.clear();
     Ok(())
+}
+
+/// Hand one message to the replica; one that no correct member sends is logged and dropped.
+fn deliver<V: Value>(
+    replica: &mut Replica<V>,
+    from: NodeId,
+    message: Message<V>,
+    out: &mut Effects<V>,
+) {
+    let kind = message.kind();
+    if let Err(e) = replica.on_message(from, message, out) {
+        tracing::warn!(node = %replica.id(), %from, kind, error = %e, "message rejected");
+    }
 }
 
 /// Hand `env` to the transport; a failed send is logged (Paxos retries on its own timers).
@@ -300,7 +361,7 @@ fn on_command<V: Value>(
     replica: &mut Replica<V>,
     cmd: Command<V>,
     out: &mut Effects<V>,
-    waiters: &mut BTreeMap<InstanceId, Vec<ProposeReply<V>>>,
+    waiters: &mut Waiters<V>,
     backlog: impl FnOnce() -> usize,
 ) -> bool {
     match cmd {
@@ -314,6 +375,9 @@ fn on_command<V: Value>(
             }
             ProposeStatus::NotLeader { leader } => {
                 let _ = reply.send(Err(NodeError::NotLeader { leader }));
+            }
+            ProposeStatus::Rejected(e) => {
+                let _ = reply.send(Err(NodeError::Rejected(e)));
             }
             ProposeStatus::Proposing(i) => {
                 let list = waiters.entry(i).or_default();

@@ -137,7 +137,7 @@ pub trait StorageFactory: Send + Sync {
 
 /// How one case ended.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Outcome {
+pub enum CaseOutcome {
     /// Every check held.
     Passed,
     /// The case did not apply to this backend (the reason says which factory method was `None`).
@@ -152,7 +152,7 @@ pub struct CaseReport {
     /// The behaviour checked, e.g. `promise_never_goes_down`.
     pub name: &'static str,
     /// How it ended.
-    pub outcome: Outcome,
+    pub outcome: CaseOutcome,
 }
 
 /// The outcome of every case, in [`run_all`] order. `Display` prints one line per case.
@@ -172,21 +172,21 @@ impl Report {
     pub fn failures(&self) -> impl Iterator<Item = &CaseReport> {
         self.cases
             .iter()
-            .filter(|c| matches!(c.outcome, Outcome::Failed(_)))
+            .filter(|c| matches!(c.outcome, CaseOutcome::Failed(_)))
     }
 
     /// The cases that were skipped.
     pub fn skipped(&self) -> impl Iterator<Item = &CaseReport> {
         self.cases
             .iter()
-            .filter(|c| matches!(c.outcome, Outcome::Skipped(_)))
+            .filter(|c| matches!(c.outcome, CaseOutcome::Skipped(_)))
     }
 
     fn record(&mut self, name: &'static str, result: Result<Ran, String>) {
         let outcome = match result {
-            Ok(Ran::Passed) => Outcome::Passed,
-            Ok(Ran::Skipped(why)) => Outcome::Skipped(why),
-            Err(msg) => Outcome::Failed(msg),
+            Ok(Ran::Passed) => CaseOutcome::Passed,
+            Ok(Ran::Skipped(why)) => CaseOutcome::Skipped(why),
+            Err(msg) => CaseOutcome::Failed(msg),
         };
         self.cases.push(CaseReport { name, outcome });
     }
@@ -196,9 +196,9 @@ impl fmt::Display for Report {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         for case in &self.cases {
             match &case.outcome {
-                Outcome::Passed => writeln!(f, "ok      {}", case.name)?,
-                Outcome::Skipped(why) => writeln!(f, "skipped {} ({why})", case.name)?,
-                Outcome::Failed(msg) => writeln!(f, "FAILED  {}: {msg}", case.name)?,
+                CaseOutcome::Passed => writeln!(f, "ok      {}", case.name)?,
+                CaseOutcome::Skipped(why) => writeln!(f, "skipped {} ({why})", case.name)?,
+                CaseOutcome::Failed(msg) => writeln!(f, "FAILED  {}: {msg}", case.name)?,
             }
         }
         Ok(())

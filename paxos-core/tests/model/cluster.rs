@@ -19,9 +19,8 @@
 //! it sent) and each `Accept` a proposer sent.
 
 use crate::wire::{Disk, Msg, Packet, Shared};
-use paxos_core::{
-    AcceptorFaults, Ballot, Config, Effects, InstanceId, NodeId, Phase, ProposerFaults, Replica,
-};
+use paxos_core::testing::{AcceptorFaults, ProposerFaults};
+use paxos_core::{Ballot, Config, Effects, InstanceId, NodeId, Phase, Replica};
 use stateright::{Model, Property};
 use std::collections::BTreeSet;
 use std::fmt;
@@ -202,7 +201,8 @@ impl PaxosModel {
     fn deliver(&self, state: &mut State, p: &Packet) {
         let message = (&p.msg).into();
         self.step(state, self.index(p.to), |r, out| {
-            r.on_message(p.from, message, out);
+            r.on_message(p.from, message, out)
+                .expect("members send only valid input");
         });
     }
 

@@ -15,7 +15,8 @@ mod run;
 mod wire;
 
 use cluster::{NetworkMode, PaxosModel, Proposal};
-use paxos_core::{AcceptorFaults, InstanceId, LearnerStrategy, NodeId, ProposerFaults};
+use paxos_core::testing::{AcceptorFaults, ProposerFaults};
+use paxos_core::{InstanceId, LearnerStrategy, NodeId};
 use properties::{AGREEMENT, EVERY_NAMED_INSTANCE_LEARNED, ONE_VALUE_PER_BALLOT};
 use run::{Search, check, deep};
 

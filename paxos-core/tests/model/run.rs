@@ -2,7 +2,8 @@
 
 use crate::cluster::{Action, PaxosModel, State};
 use crate::properties;
-use paxos_core::rng::SplitMix64;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
 use stateright::{Checker, Chooser, HasDiscoveries, Model, Path};
 use std::collections::{BTreeSet, HashMap};
 use std::time::Instant;
@@ -146,17 +147,17 @@ pub fn check(
 pub struct Progress(PaxosModel);
 
 impl Chooser<PaxosModel> for Progress {
-    type State = SplitMix64;
+    type State = StdRng;
 
-    fn new_state(&self, seed: u64) -> SplitMix64 {
-        SplitMix64::new(seed)
+    fn new_state(&self, seed: u64) -> StdRng {
+        StdRng::seed_from_u64(seed)
     }
 
-    fn choose_initial_state(&self, _: &mut SplitMix64, _: &[State]) -> usize {
+    fn choose_initial_state(&self, _: &mut StdRng, _: &[State]) -> usize {
         0
     }
 
-    fn choose_action(&self, rng: &mut SplitMix64, current: &State, actions: &[Action]) -> usize {
+    fn choose_action(&self, rng: &mut StdRng, current: &State, actions: &[Action]) -> usize {
         let useful: Vec<usize> = (0..actions.len())
             .filter(|&i| {
                 self.0
@@ -164,7 +165,7 @@ impl Chooser<PaxosModel> for Progress {
                     .is_some_and(|next| next != *current)
             })
             .collect();
-        let mut pick = |n: usize| (rng.next_u64() % n as u64) as usize;
+        let mut pick = |n: usize| rng.gen_range(0..n);
         match useful.len() {
             0 => pick(actions.len()),
             n => useful[pick(n)],

@@ -6,7 +6,7 @@
 //! names one run, and printing its schedule says what happened to it.
 
 use crate::cluster::{NodeOptions, SimNetwork};
-use paxos_core::{LeaderMode, LearnerStrategy, NodeId};
+use paxos_core::{LeaderMode, LearnerStrategy, NodeId, majority};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use std::collections::BTreeMap;
@@ -127,9 +127,8 @@ pub struct Schedule {
 
 /// How many nodes may be down at once: a majority (so a quorum is lost for a while), never all.
 pub fn max_down(nodes: u64) -> usize {
-    usize::try_from(nodes / 2 + 1)
-        .unwrap_or(1)
-        .min(usize::try_from(nodes.saturating_sub(1)).unwrap_or(0))
+    let nodes = usize::try_from(nodes).unwrap_or(usize::MAX);
+    majority(nodes).min(nodes.saturating_sub(1))
 }
 
 impl Schedule {

@@ -14,6 +14,7 @@ use super::nemesis::{self, current_leader};
 use super::schedule::Schedule;
 use crate::cluster::{Body, Cluster, Failure};
 use crate::invariants::Val;
+use crate::wait::{Look, eventually};
 use paxos_core::{InstanceId, LeaderMode, NodeId, Outcome};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -137,12 +138,8 @@ async fn liveness(s: &Shared<'_>) -> Result<(), Failure> {
         touched.len()
     ));
     let drives = touched.iter().map(|&i| drive(s, i, deadline));
-    for (instance, decided) in touched.iter().zip(futures::future::join_all(drives).await) {
-        if !decided {
-            return Err(Failure(format!(
-                "liveness: no proposal in {instance} was decided within {LIVENESS_BOUND:?} after the faults stopped"
-            )));
-        }
+    for decided in futures::future::join_all(drives).await {
+        decided.map_err(|e| Failure(format!("liveness: {} after the faults stopped", e.0)))?;
     }
     let all = c.spec().nodes();
     for &instance in &touched {
@@ -162,18 +159,19 @@ async fn liveness(s: &Shared<'_>) -> Result<(), Failure> {
     Ok(())
 }
 
-/// Re-propose in `instance` until some node reports a decision; false at the deadline.
-async fn drive(s: &Shared<'_>, instance: InstanceId, deadline: Instant) -> bool {
+/// Re-propose in `instance` until some node reports a decision, until `deadline`.
+async fn drive(s: &Shared<'_>, instance: InstanceId, deadline: Instant) -> Result<(), Failure> {
     let value = 9_000_000_000 + instance.0;
-    while Instant::now() < deadline {
+    let within = deadline.saturating_duration_since(Instant::now());
+    eventually(within, Duration::from_millis(5), || async {
         if let Some(node) = s.target(0.9).await
             && s.propose(node, instance, value, Duration::from_millis(200))
                 .await
                 .is_some()
         {
-            return true;
+            return Ok(Look::Done(()));
         }
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-    false
+        Ok(Look::Wait(format!("no proposal in {instance} was decided")))
+    })
+    .await
 }

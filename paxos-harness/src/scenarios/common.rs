@@ -3,6 +3,7 @@
 use crate::cluster::{Cluster, Failure};
 use crate::ensure;
 use crate::invariants::Val;
+use crate::wait::{Look, eventually};
 use paxos_core::{InstanceId, NodeId, Outcome};
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
@@ -43,39 +44,47 @@ pub async fn propose_until_decided(
     instance: InstanceId,
     value: Val,
 ) -> Result<Option<Val>, Failure> {
-    let deadline = tokio::time::Instant::now() + DECIDE_WITHIN;
-    let mut target = node;
-    while tokio::time::Instant::now() < deadline {
-        if !c.live().contains(&node) {
-            return Ok(None);
+    let target = std::cell::Cell::new(node);
+    let missing = || format!("{node} got no decision for {instance}");
+    eventually(DECIDE_WITHIN, Duration::from_millis(5), || async {
+        let live = c.live();
+        if !live.contains(&node) {
+            return Ok(Look::Done(None));
         }
-        if !c.live().contains(&target) {
-            target = node;
+        if !live.contains(&target.get()) {
+            target.set(node);
         }
-        match c.propose_at(target, instance, value, PROPOSE_TIMEOUT).await {
-            Ok(Outcome::Decided(v)) => return Ok(Some(v)),
+        match c
+            .propose_at(target.get(), instance, value, PROPOSE_TIMEOUT)
+            .await
+        {
+            Ok(Outcome::Decided(v)) => return Ok(Look::Done(Some(v))),
             Ok(Outcome::Aborted) => {
                 let leader = c.node(node).await?.status().await?.leader;
-                target = leader.filter(|l| c.live().contains(l)).unwrap_or(node);
-                c.sleep(Duration::from_millis(5)).await;
+                target.set(leader.filter(|l| c.live().contains(l)).unwrap_or(node));
             }
-            Ok(Outcome::TimedOut) => c.sleep(Duration::from_millis(20)).await,
-            Err(_) if !c.live().contains(&node) || target != node => {
-                target = node;
-                if !c.live().contains(&node) {
-                    return Ok(None);
-                }
-            }
+            Ok(Outcome::TimedOut) => c.sleep(Duration::from_millis(15)).await,
+            // The node (or the leader it named) crashed under us: start again from our own.
+            Err(_) if !c.live().contains(&node) || target.get() != node => target.set(node),
             Err(e) => return Err(e),
         }
-    }
-    Err(Failure(format!(
-        "{node} got no decision for {instance} within {DECIDE_WITHIN:?}"
-    )))
+        Ok(Look::Wait(missing()))
+    })
+    .await
+}
+
+/// A node as the Elixir log names it: `p1`.
+pub fn p(node: NodeId) -> String {
+    format!("p{}", node.0)
 }
 
 /// The Elixir pass rule: every survivor decides every instance, all decide the same value,
 /// and it is a proposed value. Returns the decided value per instance.
+///
+/// Prints what the Elixir log prints at the end of a run: whom each survivor trusts as leader
+/// (`p2 - p1 is leader`), each survivor's decision (`p2: decided {:val, 201}`), each one's
+/// empty mailbox (`p2: {:message_queue_len, 0}`), and the list of the survivors' decisions
+/// (`[val: 201, val: 201, val: 201]`), one list per instance.
 pub async fn all_survivors_agree(
     c: &Cluster,
     instances: &[InstanceId],
@@ -91,12 +100,21 @@ pub async fn all_survivors_agree(
         );
         out.insert(i, v);
     }
-    let line: Vec<String> = out.values().map(|v| format!("val: {v}")).collect();
-    c.say(format!(
-        "survivors {survivors:?} decided [{}]",
-        line.join(", ")
-    ));
+    for &node in &survivors {
+        if let Some(leader) = c.node(node).await?.status().await?.leader {
+            c.say(format!("{} - {} is leader", p(node), p(leader)));
+        }
+    }
+    for v in out.values() {
+        for &node in &survivors {
+            c.say(format!("{}: decided {{:val, {v}}}", p(node)));
+        }
+    }
     mailboxes_drain(c, &survivors).await?;
+    for v in out.values() {
+        let list = vec![format!("val: {v}"); survivors.len()];
+        c.say(format!("[{}]", list.join(", ")));
+    }
     Ok(out)
 }
 
@@ -107,35 +125,27 @@ pub const DRAIN_WITHIN: Duration = Duration::from_secs(1);
 /// `{:message_queue_len, 0}`): each one's backlog, mailbox plus client queue, reaches zero. A
 /// node that cannot keep up, or leaves messages unhandled, fails here.
 pub async fn mailboxes_drain(c: &Cluster, nodes: &[NodeId]) -> Result<(), Failure> {
-    let deadline = tokio::time::Instant::now() + DRAIN_WITHIN;
     for &node in nodes {
-        loop {
-            let backlog = c.node(node).await?.status().await?.backlog;
-            if backlog == 0 {
-                break;
-            }
-            ensure!(
-                tokio::time::Instant::now() < deadline,
-                "{node} still has {backlog} unhandled messages after {DRAIN_WITHIN:?}"
-            );
-            tokio::time::sleep(Duration::from_millis(1)).await;
-        }
+        eventually(DRAIN_WITHIN, Duration::from_millis(1), || async {
+            Ok(match c.node(node).await?.status().await?.backlog {
+                0 => Look::Done(()),
+                backlog => Look::Wait(format!("{node} still has {backlog} unhandled messages")),
+            })
+        })
+        .await?;
+        c.say(format!("{}: {{:message_queue_len, 0}}", p(node)));
     }
-    c.say(format!(
-        "mailboxes of {nodes:?} empty ({{:message_queue_len, 0}})"
-    ));
     Ok(())
 }
 
-/// Wait until the observer sees `instance` chosen (a majority accepted one value), polling
+/// Wait until the observer sees `instance` chosen (a majority accepted one value), looking
 /// every millisecond; used to crash a leader right after its phase 2 quorum.
 pub async fn until_chosen(c: &Cluster, instance: InstanceId) -> Result<Val, Failure> {
-    let deadline = tokio::time::Instant::now() + DECIDE_WITHIN;
-    while tokio::time::Instant::now() < deadline {
-        if let Some(v) = c.observer().chosen().get(&instance) {
-            return Ok(*v);
-        }
-        c.sleep(Duration::from_millis(1)).await;
-    }
-    Err(Failure(format!("{instance} was never chosen")))
+    eventually(DECIDE_WITHIN, Duration::from_millis(1), || async {
+        Ok(match c.observer().chosen().get(&instance) {
+            Some(v) => Look::Done(*v),
+            None => Look::Wait(format!("{instance} was never chosen")),
+        })
+    })
+    .await
 }

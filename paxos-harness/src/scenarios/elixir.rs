@@ -11,8 +11,8 @@ use super::common::{
     PROPOSE_TIMEOUT, all_survivors_agree, elixir_values, jitter, propose_until_decided, rng,
     until_chosen,
 };
-use super::{BodyFuture, Scenario, n};
-use crate::cluster::{Cluster, ClusterSpec, Failure};
+use super::{Scenario, n};
+use crate::cluster::{BodyFuture, Cluster, ClusterSpec, Failure};
 use crate::ensure;
 use crate::invariants::Val;
 use paxos_core::{InstanceId, LearnerStrategy, NodeId, Outcome};

@@ -3,6 +3,7 @@
 use super::Scenario;
 use crate::cluster::{Cluster, ClusterSpec, Failure};
 use crate::ensure;
+use crate::invariants::Val;
 use paxos_core::{InstanceId, NodeId};
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -53,9 +54,21 @@ fn learners(c: &Cluster) -> Vec<NodeId> {
     c.spec().learners()
 }
 
+/// `[proposer:1] 1.1 reach consensus Value: 100`, as the Go log prints a decision: the
+/// proposer's ballot, then the value.
+async fn reach_consensus(c: &Cluster, proposer: NodeId, value: Val) -> Result<(), Failure> {
+    let ballot = c.node(proposer).await?.status().await?.ballot;
+    c.say(format!(
+        "[proposer:{}] {ballot} reach consensus Value: {value}",
+        proposer.0
+    ));
+    Ok(())
+}
+
 async fn basic(c: Cluster) -> Result<(), Failure> {
     let (instance, value) = c.propose(NodeId(1), 100).await?;
     ensure!(value == 100, "proposer got {value}, expected 100");
+    reach_consensus(&c, NodeId(1), value).await?;
     let learned = c.await_decided(&learners(&c), instance, WAIT).await?;
     ensure!(learned == 100, "learners learned {learned}, expected 100");
     Ok(())
@@ -74,9 +87,7 @@ async fn single_proposer(c: Cluster) -> Result<(), Failure> {
             learned == want,
             "learners learned {learned} in {instance}, expected {want}"
         );
-        c.say(format!(
-            "[proposer:1] {instance} reach consensus Value: {value}"
-        ));
+        reach_consensus(&c, NodeId(1), value).await?;
     }
     Ok(())
 }
@@ -105,11 +116,7 @@ async fn many_proposers(c: Cluster, loss: f64) -> Result<(), Failure> {
             match r? {
                 paxos_core::Outcome::Decided(v) => {
                     got.insert(v);
-                    let ballot = c.node(p).await?.status().await?.ballot;
-                    c.say(format!(
-                        "[proposer:{}] {ballot} reach consensus Value: {v}",
-                        p.0
-                    ));
+                    reach_consensus(&c, p, v).await?;
                 }
                 other => return Err(Failure(format!("{p} got {other:?} in {instance}"))),
             }

@@ -10,18 +10,13 @@
 //! A scenario body drives a [`Cluster`] and returns `Err` when an expectation fails; the
 //! runner then checks the observer's safety invariants on top.
 
-use crate::cluster::{Cluster, ClusterSpec, Failure};
-use std::future::Future;
-use std::pin::Pin;
+use crate::cluster::{BodyFuture, Cluster, ClusterSpec};
 
 pub mod common;
 pub mod elixir;
 pub mod go;
 pub mod restart;
 pub mod theory;
-
-/// A scenario body's future.
-pub type BodyFuture = Pin<Box<dyn Future<Output = Result<(), Failure>>>>;
 
 /// One named scenario.
 #[derive(Clone, Copy)]

@@ -4,8 +4,8 @@
 //! reopened.
 
 use super::common::{DECIDE_WITHIN, propose_until_decided};
-use super::{BodyFuture, Scenario, n};
-use crate::cluster::{Cluster, ClusterSpec, Failure};
+use super::{Scenario, n};
+use crate::cluster::{BodyFuture, Cluster, ClusterSpec, Failure};
 use crate::ensure;
 use crate::invariants::Val;
 use paxos_core::InstanceId;

@@ -1,10 +1,11 @@
 //! The classic pitfalls of seeds 002-004, each built on purpose and asserted.
 
 use super::common::{DECIDE_WITHIN, all_survivors_agree, propose_until_decided, until_chosen};
-use super::{BodyFuture, Scenario, n};
-use crate::cluster::{Cluster, ClusterSpec, Failure};
+use super::{Scenario, n};
+use crate::cluster::{BodyFuture, Cluster, ClusterSpec, Failure};
 use crate::ensure;
 use crate::invariants::Val;
+use crate::wait::{Look, eventually};
 use paxos_core::{InstanceId, LearnerStrategy, NodeId, Outcome};
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -113,17 +114,19 @@ async fn propose_while<F: std::future::Future<Output = Result<(), Failure>>>(
 
 /// Wait until `acceptor` has durably accepted `value` in `I0`.
 async fn until_accepted_by(c: &Cluster, acceptor: NodeId, value: Val) -> Result<(), Failure> {
-    for _ in 0..DECIDE_WITHIN.as_millis() {
-        if c.observer()
-            .accepted_in(I0)
-            .iter()
-            .any(|(a, _, v)| *a == acceptor && *v == value)
-        {
-            return Ok(());
-        }
-        c.sleep(Duration::from_millis(1)).await;
-    }
-    Err(Failure(format!("{acceptor} never accepted {value}")))
+    eventually(DECIDE_WITHIN, Duration::from_millis(1), || async {
+        let accepted = c.observer().accepted_in(I0);
+        Ok(
+            match accepted
+                .iter()
+                .any(|(a, _, v)| *a == acceptor && *v == value)
+            {
+                true => Look::Done(()),
+                false => Look::Wait(format!("{acceptor} never accepted {value}")),
+            },
+        )
+    })
+    .await
 }
 
 /// Proposers n1, n2; acceptors n3-n5; learner n6.

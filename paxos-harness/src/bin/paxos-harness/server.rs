@@ -1,10 +1,11 @@
-//! The node's client listener: serves [`super::protocol`] on top of a [`NodeHandle`].
+//! The node's client listener: serves `paxos_harness::client::protocol` on top of a
+//! [`NodeHandle`].
 
-use super::client::{Client, ClientError, read_line};
-use super::protocol::{
+use paxos_core::{InstanceId, NodeError, NodeHandle, NodeId};
+use paxos_harness::client::protocol::{
     DEFAULT_DECISIONS_LIMIT, DEFAULT_PROPOSE_TIMEOUT_MS, Decision, Op, Request, Response, Status,
 };
-use paxos_core::{InstanceId, NodeError, NodeHandle, NodeId};
+use paxos_harness::client::{Client, ClientError, read_line};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;

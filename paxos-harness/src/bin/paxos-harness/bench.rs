@@ -2,26 +2,27 @@
 //! this machine's limits (loopback round trip, synced write and synced batch rates).
 //!
 //! Three (or `--nodes`) nodes run in one process on one tokio thread, as the OmniPaxos anchor
-//! does, talking over real loopback TCP. Node 1 is the elected leader. One client task keeps
-//! `--clients` values submitted and not yet decided through a [`Batcher::pipeline`] on it
-//! (as the anchor's client keeps its appends in flight), topping up whenever a range of them is
-//! decided. Latency is measured per value, from submission to its decision reaching the client,
-//! with an HDR histogram.
+//! does, talking over real loopback TCP (or in-process channels), built by the one cluster
+//! builder with the observer and fault injection left out. Node 1 is the elected leader. One
+//! client keeps `--clients` values submitted and not yet decided through a
+//! [`Batcher::pipeline`] on it (as the anchor's client keeps its appends in flight), topping
+//! up whenever a range of them is decided. Latency is measured per value, from submission to
+//! its decision reaching the client, with an HDR histogram.
 
-use crate::cluster::StorageKind;
+use crate::{duration, one_of, usage_error};
 use bytes::{Bytes, BytesMut};
 use hdrhistogram::Histogram;
-use paxos_core::testing::ChannelNetwork;
 use paxos_core::{
-    Batch, BatchConfig, Batcher, Config, LeaderMode, LearnerStrategy, Node, NodeHandle, NodeId,
-    PackedBytes, Storage, Write,
+    Batch, BatchConfig, Batcher, LearnerStrategy, NodeId, PackedBytes, Storage, Write,
 };
-use paxos_net::{NetConfig, TcpTransport};
-use paxos_storage::MemoryStorage;
+use paxos_harness::cluster::{
+    self, Cluster, ClusterSpec, Env, Failure, StorageKind, TransportKind,
+};
+use paxos_harness::wait::{Look, eventually};
 use serde::Serialize;
-use std::collections::BTreeMap;
 use std::collections::VecDeque;
 use std::ops::Range;
+use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
@@ -32,23 +33,26 @@ use tokio::time::Instant;
 #[derive(clap::Args, Debug, Clone)]
 pub struct BenchArgs {
     /// Storage backend.
-    #[arg(long, value_enum, default_value_t = StorageKind::Memory)]
+    #[arg(long, default_value = "memory",
+          value_parser = one_of::<StorageKind>(StorageKind::ALL.iter().map(|k| k.name())))]
     pub storage: StorageKind,
-    /// Network (only `tcp` measures real time; `turmoil` is refused).
-    #[arg(long, value_enum, default_value_t = BenchTransport::Tcp)]
-    pub transport: BenchTransport,
+    /// Network: `tcp` (loopback, the wire codec) or `channel` (in-process, no serialization);
+    /// `turmoil` is refused, since simulated time says nothing about speed.
+    #[arg(long, default_value = "tcp",
+          value_parser = one_of::<TransportKind>(TransportKind::ALL.iter().map(|k| k.name())))]
+    pub transport: TransportKind,
     /// Cluster size.
-    #[arg(long, default_value_t = 3)]
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..))]
     pub nodes: u64,
     /// Values in flight: submitted and not yet decided.
-    #[arg(long, default_value_t = 1)]
-    pub clients: usize,
-    /// Bytes per value.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..))]
+    pub clients: u64,
+    /// Bytes per value (at least 8: each starts with a counter).
     #[arg(long, default_value_t = 16)]
     pub value_size: usize,
-    /// Measured duration in seconds (after a 0.5 s warm-up).
-    #[arg(long, default_value_t = 3.0)]
-    pub duration: f64,
+    /// Measured duration, after a 0.5 s warm-up (`3s`, `500ms`).
+    #[arg(long, default_value = "3s", value_parser = duration)]
+    pub duration: Duration,
     /// Print one JSON object per run instead of text.
     #[arg(long)]
     pub json: bool,
@@ -63,28 +67,6 @@ pub struct BenchArgs {
     pub batch: usize,
 }
 
-/// `bench --transport`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
-pub enum BenchTransport {
-    /// Real loopback TCP with the wire codec.
-    Tcp,
-    /// In-process channels, no serialization (`paxos_core::testing::ChannelNetwork`): the
-    /// protocol's and runtime's own cost, as the anchor's `--net chan`.
-    Channel,
-    /// Refused: simulated time says nothing about speed.
-    Turmoil,
-}
-
-impl std::fmt::Display for BenchTransport {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            BenchTransport::Tcp => "tcp",
-            BenchTransport::Channel => "channel",
-            BenchTransport::Turmoil => "turmoil",
-        })
-    }
-}
-
 /// One run's result (the `--json` object).
 #[derive(Debug, Serialize)]
 pub struct BenchResult {
@@ -95,7 +77,7 @@ pub struct BenchResult {
     /// Nodes.
     pub nodes: u64,
     /// Values in flight.
-    pub clients: usize,
+    pub clients: u64,
     /// Bytes per value.
     pub value_size: usize,
     /// Measured seconds.
@@ -119,30 +101,62 @@ pub struct BenchResult {
     pub concurrent_synced_write_p50_us: Option<f64>,
 }
 
-/// Run `paxos-harness bench`.
-pub fn bench_main(args: BenchArgs) -> std::process::ExitCode {
-    let rt = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("bench: tokio runtime: {e}");
-            return std::process::ExitCode::FAILURE;
+/// Run `paxos-harness bench`: measure the machine's limits, then the cluster.
+pub fn main(args: BenchArgs) -> ExitCode {
+    if args.transport == TransportKind::Turmoil {
+        return usage_error(
+            "bench measures real time: use --transport tcp or channel (turmoil time is simulated)",
+        );
+    }
+    let limits = if args.no_limits {
+        None
+    } else {
+        match measure_limits(&args) {
+            Ok(l) => Some(l),
+            Err(e) => {
+                eprintln!("bench: measuring the machine: {e}");
+                return ExitCode::FAILURE;
+            }
         }
     };
-    match rt.block_on(tokio::task::LocalSet::new().run_until(run(args.clone()))) {
-        Ok(r) => {
+    let mut spec = ClusterSpec::<PackedBytes>::symmetric(args.nodes)
+        .elected()
+        .learner_strategy(LearnerStrategy::Leader)
+        .unobserved();
+    spec.time_limit = args.duration + Duration::from_secs(120);
+    let env = Env::new(1).on_storage(args.storage).over(args.transport);
+    let measured = args.clone();
+    let run = cluster::run(spec, &env, move |c| Box::pin(measure(c, measured)));
+    match run.result {
+        Ok((decided, elapsed, h)) => {
+            let r = BenchResult {
+                storage: args.storage.to_string(),
+                transport: args.transport.to_string(),
+                nodes: args.nodes,
+                clients: args.clients,
+                value_size: args.value_size,
+                duration_s: elapsed,
+                throughput: decided as f64 / elapsed,
+                p50_us: h.value_at_quantile(0.5),
+                p99_us: h.value_at_quantile(0.99),
+                p999_us: h.value_at_quantile(0.999),
+                loopback_rtt_us: limits.as_ref().map(|l| l.rtt_us),
+                synced_writes_per_s: limits.as_ref().and_then(|l| l.synced_writes),
+                synced_batches_per_s: limits.as_ref().and_then(|l| l.synced_batches),
+                concurrent_synced_write_p50_us: limits
+                    .as_ref()
+                    .and_then(|l| l.concurrent_write_p50_us),
+            };
             if args.json {
                 println!("{}", serde_json::to_string(&r).unwrap_or_default());
             } else {
                 print_result(&r);
             }
-            std::process::ExitCode::SUCCESS
+            ExitCode::SUCCESS
         }
         Err(e) => {
             eprintln!("bench: {e}");
-            std::process::ExitCode::FAILURE
+            ExitCode::FAILURE
         }
     }
 }
@@ -182,27 +196,30 @@ fn print_result(r: &BenchResult) {
     }
 }
 
-async fn run(args: BenchArgs) -> Result<BenchResult, String> {
-    if args.transport == BenchTransport::Turmoil {
-        return Err(
-            "bench measures real time: use --transport tcp or channel (turmoil time is simulated)"
-                .into(),
-        );
-    }
-    if args.nodes == 0 || args.clients == 0 {
-        return Err("--nodes and --clients must be at least 1".into());
-    }
-    let dirs: Vec<tempfile::TempDir> = (0..args.nodes)
-        .map(|_| tempfile::Builder::new().prefix("paxos-bench-").tempdir())
-        .collect::<Result<_, _>>()
-        .map_err(|e| format!("temp dir: {e}"))?;
-    let limits = if args.no_limits {
-        None
-    } else {
-        Some(measure_limits(&args, dirs[0].path()).await?)
-    };
-    let leader = start_cluster(&args, &dirs).await?;
-    let leader = Batcher::spawn(
+/// The body of the bench run: warm up, then keep `--clients` values in flight for
+/// `--duration` while printing progress. Returns the values decided while measuring, the
+/// measured seconds and their latencies.
+async fn measure(
+    c: Cluster<PackedBytes>,
+    args: BenchArgs,
+) -> Result<(u64, f64, Histogram<u64>), Failure> {
+    let leader = c.node(NodeId(1)).await?;
+    // Warm up: one decision proves the cluster is up and the leader holds its ballot.
+    eventually(Duration::from_secs(100), Duration::ZERO, || {
+        let leader = leader.clone();
+        async move {
+            let warm_up = PackedBytes::pack(&[Bytes::from_static(b"warm-up")]);
+            let attempt = tokio::time::timeout(Duration::from_millis(500), leader.propose(warm_up));
+            Ok(match attempt.await {
+                Ok(Ok(_)) => Look::Done(()),
+                other => Look::Wait(format!(
+                    "the cluster did not decide a first value ({other:?})"
+                )),
+            })
+        }
+    })
+    .await?;
+    let batcher = Batcher::spawn(
         leader,
         BatchConfig {
             window: args.window,
@@ -211,56 +228,43 @@ async fn run(args: BenchArgs) -> Result<BenchResult, String> {
             weigh: Bytes::len,
         },
     );
-
-    let measuring = Arc::new(AtomicBool::new(false));
-    let stop = Arc::new(AtomicBool::new(false));
-    let progress = Arc::new(AtomicU64::new(0));
-    let client = tokio::task::spawn_local(drive(
-        leader,
-        args.clients,
+    let measuring = AtomicBool::new(false);
+    let stop = AtomicBool::new(false);
+    let progress = AtomicU64::new(0);
+    let client = drive(
+        batcher,
+        usize::try_from(args.clients).unwrap_or(usize::MAX),
         args.value_size.max(8),
-        measuring.clone(),
-        stop.clone(),
-        progress.clone(),
-    ));
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    measuring.store(true, Ordering::Relaxed);
-    let start = Instant::now();
-    let total = Duration::from_secs_f64(args.duration.max(0.1));
-    let mut last = 0;
-    while start.elapsed() < total {
-        let step = Duration::from_secs(1).min(total.saturating_sub(start.elapsed()));
-        tokio::time::sleep(step).await;
-        let now = progress.load(Ordering::Relaxed);
-        if !args.json {
-            eprintln!(
-                "  ... {:.1}s: {now} decided ({:.0}/s)",
-                start.elapsed().as_secs_f64(),
-                (now - last) as f64 / step.as_secs_f64().max(1e-9)
-            );
+        &measuring,
+        &stop,
+        &progress,
+    );
+    let clock = async {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        measuring.store(true, Ordering::Relaxed);
+        let start = Instant::now();
+        let total = args.duration.max(Duration::from_millis(100));
+        let mut last = 0;
+        while start.elapsed() < total {
+            let step = Duration::from_secs(1).min(total.saturating_sub(start.elapsed()));
+            tokio::time::sleep(step).await;
+            let now = progress.load(Ordering::Relaxed);
+            if !args.json {
+                eprintln!(
+                    "  ... {:.1}s: {now} decided ({:.0}/s)",
+                    start.elapsed().as_secs_f64(),
+                    (now - last) as f64 / step.as_secs_f64().max(1e-9)
+                );
+            }
+            last = now;
         }
-        last = now;
-    }
-    measuring.store(false, Ordering::Relaxed);
-    let elapsed = start.elapsed().as_secs_f64();
-    stop.store(true, Ordering::Relaxed);
-    let (decided, h) = client.await.map_err(|e| format!("client task: {e}"))??;
-    Ok(BenchResult {
-        storage: args.storage.to_string(),
-        transport: args.transport.to_string(),
-        nodes: args.nodes,
-        clients: args.clients,
-        value_size: args.value_size,
-        duration_s: elapsed,
-        throughput: decided as f64 / elapsed,
-        p50_us: h.value_at_quantile(0.5),
-        p99_us: h.value_at_quantile(0.99),
-        p999_us: h.value_at_quantile(0.999),
-        loopback_rtt_us: limits.as_ref().map(|l| l.rtt_us),
-        synced_writes_per_s: limits.as_ref().and_then(|l| l.synced_writes),
-        synced_batches_per_s: limits.as_ref().and_then(|l| l.synced_batches),
-        concurrent_synced_write_p50_us: limits.as_ref().and_then(|l| l.concurrent_write_p50_us),
-    })
+        measuring.store(false, Ordering::Relaxed);
+        stop.store(true, Ordering::Relaxed);
+        start.elapsed().as_secs_f64()
+    };
+    let (decided, elapsed) = futures::join!(client, clock);
+    let (decided, h) = decided.map_err(Failure)?;
+    Ok((decided, elapsed, h))
 }
 
 /// The client: keeps `in_flight` values proposed and not yet decided, through one
@@ -271,9 +275,9 @@ async fn drive(
     batcher: Batcher<Bytes>,
     in_flight: usize,
     value_size: usize,
-    measuring: Arc<AtomicBool>,
-    stop: Arc<AtomicBool>,
-    progress: Arc<AtomicU64>,
+    measuring: &AtomicBool,
+    stop: &AtomicBool,
+    progress: &AtomicU64,
 ) -> Result<(u64, Histogram<u64>), String> {
     let mut hist = Histogram::<u64>::new(3).map_err(|e| e.to_string())?;
     let (mut submitter, mut commits) = batcher.pipeline();
@@ -338,109 +342,20 @@ fn make_values(next: &mut u64, n: usize, size: usize) -> Vec<Bytes> {
         .collect()
 }
 
-/// One node of the bench cluster (elected leader, decisions via the leader), spawned on the
-/// local set; returns its handle.
-fn spawn_node<T: paxos_core::Transport<PackedBytes>>(
-    args: &BenchArgs,
-    ids: &[NodeId],
-    id: NodeId,
-    dir: &tempfile::TempDir,
-    transport: T,
-) -> Result<NodeHandle<PackedBytes>, String> {
-    let storage = open_storage(args.storage, dir.path())?;
-    let config = Config::symmetric(id, ids.iter().copied())
-        .with_leader_mode(LeaderMode::Elected)
-        .with_learner_strategy(LearnerStrategy::Leader);
-    let (node, handle) = Node::new(config, storage, transport, id.0).map_err(|e| e.to_string())?;
-    tokio::task::spawn_local(async move {
-        if let Err(e) = node.run().await {
-            eprintln!("bench: node {id} stopped: {e}");
-        }
-    });
-    Ok(handle)
-}
-
-/// Start the cluster; returns the leader's handle once it decided a first value.
-async fn start_cluster(
-    args: &BenchArgs,
-    dirs: &[tempfile::TempDir],
-) -> Result<NodeHandle<PackedBytes>, String> {
-    let ids: Vec<NodeId> = (1..=args.nodes).map(NodeId).collect();
-    let mut leader = None;
-    match args.transport {
-        BenchTransport::Tcp => {
-            let mut listeners = BTreeMap::new();
-            for &id in &ids {
-                let l = tokio::net::TcpListener::bind("127.0.0.1:0")
-                    .await
-                    .map_err(|e| e.to_string())?;
-                listeners.insert(id, l);
-            }
-            let addrs: BTreeMap<NodeId, String> = listeners
-                .iter()
-                .map(|(id, l)| {
-                    l.local_addr()
-                        .map(|a| (*id, a.to_string()))
-                        .map_err(|e| e.to_string())
-                })
-                .collect::<Result<_, _>>()?;
-            for (k, (id, listener)) in listeners.into_iter().enumerate() {
-                let peers = addrs
-                    .iter()
-                    .filter(|(p, _)| **p != id)
-                    .map(|(p, a)| (*p, a.clone()))
-                    .collect();
-                let transport = TcpTransport::<PackedBytes>::with_listener(
-                    listener,
-                    NetConfig::new(id, peers).with_seed(id.0),
-                )
-                .map_err(|e| e.to_string())?;
-                let handle = spawn_node(args, &ids, id, &dirs[k], transport)?;
-                leader = leader.or(Some(handle));
-            }
-        }
-        BenchTransport::Channel => {
-            let net = ChannelNetwork::<PackedBytes>::new();
-            // Every inbox exists before any node sends.
-            let endpoints: Vec<_> = ids.iter().map(|&id| net.endpoint(id)).collect();
-            for (k, endpoint) in endpoints.into_iter().enumerate() {
-                let handle = spawn_node(args, &ids, ids[k], &dirs[k], endpoint)?;
-                leader = leader.or(Some(handle));
-            }
-        }
-        BenchTransport::Turmoil => return Err("turmoil is not a real network".into()),
+/// RocksDB storage in `dir`, for the machine-limit probes.
+fn rocksdb_in(dir: &std::path::Path) -> Result<Arc<dyn Storage<Bytes>>, String> {
+    #[cfg(feature = "rocksdb")]
+    {
+        paxos_storage::RocksDbStorage::open(dir)
+            .map(|s| Arc::new(s) as Arc<dyn Storage<Bytes>>)
+            .map_err(|e| e.to_string())
     }
-    let leader = leader.ok_or("no leader")?;
-    // Warm up: one decision proves the cluster is up and the leader holds its ballot.
-    for _ in 0..200 {
-        if tokio::time::timeout(
-            Duration::from_millis(500),
-            leader.propose(PackedBytes::pack(&[Bytes::from_static(b"warm-up")])),
-        )
-        .await
-        .is_ok_and(|r| r.is_ok())
-        {
-            return Ok(leader);
-        }
-    }
-    Err("the cluster did not decide a first value".into())
-}
-
-fn open_storage<V: paxos_core::Value>(
-    kind: StorageKind,
-    dir: &std::path::Path,
-) -> Result<Arc<dyn Storage<V>>, String> {
-    match kind {
-        StorageKind::Memory => {
-            let _ = dir;
-            Ok(Arc::new(MemoryStorage::new()))
-        }
-        #[cfg(feature = "rocksdb")]
-        StorageKind::Rocksdb => paxos_storage::RocksDbStorage::open(dir)
-            .map(|s| Arc::new(s) as Arc<dyn Storage<V>>)
-            .map_err(|e| e.to_string()),
-        #[cfg(not(feature = "rocksdb"))]
-        StorageKind::Rocksdb => Err("built without the `rocksdb` feature".into()),
+    #[cfg(not(feature = "rocksdb"))]
+    {
+        Err(format!(
+            "{}: RocksDB needs the `rocksdb` feature",
+            dir.display()
+        ))
     }
 }
 
@@ -457,8 +372,8 @@ async fn concurrent_synced_write_p50(writers: u64, dir: &std::path::Path) -> Res
     let mut tasks = Vec::new();
     for w in 0..writers {
         let path = dir.join(format!("limits-concurrent-{w}"));
-        let storage = open_storage::<Bytes>(StorageKind::Rocksdb, &path)?;
-        tasks.push(tokio::task::spawn_local(async move {
+        let storage = rocksdb_in(&path)?;
+        tasks.push(tokio::spawn(async move {
             let mut latencies = Vec::with_capacity(300);
             for i in 0..300u64 {
                 let t = Instant::now();
@@ -481,14 +396,27 @@ async fn concurrent_synced_write_p50(writers: u64, dir: &std::path::Path) -> Res
     Ok(all.get(all.len() / 2).copied().unwrap_or(0.0))
 }
 
-/// This machine's limits, measured in the same run: loopback TCP round trip (median of 2000
-/// 16-byte ping-pongs) and, for RocksDB, synced single-write and 64-write-batch rates.
-async fn measure_limits(args: &BenchArgs, dir: &std::path::Path) -> Result<Limits, String> {
+/// This machine's limits, measured in the same run before the cluster starts: loopback TCP
+/// round trip (median of 2000 16-byte ping-pongs) and, for RocksDB, synced single-write and
+/// 64-write-batch rates.
+fn measure_limits(args: &BenchArgs) -> Result<Limits, String> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("tokio runtime: {e}"))?;
+    let dir = tempfile::Builder::new()
+        .prefix("paxos-bench-")
+        .tempdir()
+        .map_err(|e| format!("temp dir: {e}"))?;
+    rt.block_on(probe_machine(args, dir.path()))
+}
+
+async fn probe_machine(args: &BenchArgs, dir: &std::path::Path) -> Result<Limits, String> {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .map_err(|e| e.to_string())?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
-    let echo = tokio::task::spawn_local(async move {
+    let echo = tokio::spawn(async move {
         if let Ok((mut s, _)) = listener.accept().await {
             let _ = s.set_nodelay(true);
             let mut buf = [0u8; 16];
@@ -518,7 +446,7 @@ async fn measure_limits(args: &BenchArgs, dir: &std::path::Path) -> Result<Limit
     let (mut synced_writes, mut synced_batches, mut concurrent_write_p50_us) = (None, None, None);
     if args.storage == StorageKind::Rocksdb {
         let path = dir.join("limits");
-        let storage = open_storage::<Bytes>(StorageKind::Rocksdb, &path)?;
+        let storage = rocksdb_in(&path)?;
         let rate = |n: u32, secs: f64| f64::from(n) / secs;
         let t = Instant::now();
         for i in 0..500u64 {

@@ -4,7 +4,7 @@ use std::fmt::Write as _;
 
 /// One test case's result.
 #[derive(Clone, Debug)]
-pub struct CaseReport {
+pub struct JunitCase {
     /// Suite name.
     pub suite: String,
     /// Case name (scenario and seed).
@@ -19,7 +19,7 @@ pub struct CaseReport {
 #[derive(Clone, Debug, Default)]
 pub struct JunitReport {
     /// Every case, in run order.
-    pub cases: Vec<CaseReport>,
+    pub cases: Vec<JunitCase>,
 }
 
 fn escape(s: &str) -> String {
@@ -36,7 +36,7 @@ impl JunitReport {
         suites.dedup();
         let mut out = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites>\n");
         for suite in suites {
-            let cases: Vec<&CaseReport> = self.cases.iter().filter(|c| c.suite == suite).collect();
+            let cases: Vec<&JunitCase> = self.cases.iter().filter(|c| c.suite == suite).collect();
             let failures = cases.iter().filter(|c| c.failure.is_some()).count();
             let _ = writeln!(
                 out,

@@ -1,6 +1,9 @@
-//! [`Client`]: an async client of a node's client port ([`super::protocol`]).
+//! [`Client`]: an async client of the client port of `paxos-harness node`, which speaks the
+//! newline-delimited JSON of [`protocol`].
 
-use super::protocol::{Decision, MAX_LINE, Op, Request, Response, Status};
+pub mod protocol;
+
+use protocol::{Decision, MAX_LINE, Op, Request, Response, Status};
 use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
@@ -28,8 +31,12 @@ pub enum ClientError {
     },
 }
 
-/// Read one line of at most [`MAX_LINE`] bytes; `None` at end of stream.
-pub(crate) async fn read_line<R: tokio::io::AsyncBufRead + Unpin>(
+/// Read one line of at most [`MAX_LINE`] bytes into `line`; `None` at end of stream. Both
+/// ends of the protocol read through it, so neither can be made to buffer an endless line.
+///
+/// # Errors
+/// I/O errors, and [`std::io::ErrorKind::InvalidData`] for a line over the limit.
+pub async fn read_line<R: tokio::io::AsyncBufRead + Unpin>(
     reader: &mut R,
     line: &mut String,
 ) -> std::io::Result<Option<()>> {

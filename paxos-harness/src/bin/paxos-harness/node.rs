@@ -1,7 +1,4 @@
-//! `paxos-harness node` and `paxos-harness propose`: a standalone node on RocksDB + TCP, and a
-//! client that proposes to it.
-//!
-//! ## The node
+//! `paxos-harness node`: a standalone node on RocksDB + TCP.
 //!
 //! `paxos-harness node --id 1 --listen 127.0.0.1:7001 --peers 2=127.0.0.1:7002,3=127.0.0.1:7003
 //! --data-dir ./n1` runs one Paxos node until SIGINT (Ctrl-C) or SIGTERM:
@@ -14,11 +11,11 @@
 //! - **Leader mode**: `--elected` (the default) elects the lowest live id as leader, which runs
 //!   phase 1 once and then only phase 2 (Multi-Paxos); followers forward proposals to it.
 //!   `--leaderless` lets every node propose directly (duelling proposers back off randomly).
-//! - **Timing**: one tick is `--tick-ms` (default 5 ms); a phase is retried after 50 ticks, a
+//! - **Timing**: one tick is `--tick` (default 5ms); a phase is retried after 50 ticks, a
 //!   leader heartbeats every 20 ticks and is suspected after 100 silent ticks, missed decisions
 //!   are fetched from peers every 50 ticks.
 //! - **Client port**: `--client` (default: the `--listen` host with port + 1000) speaks the
-//!   newline-delimited JSON of [`protocol`]. A follower forwards a proposal to the leader's client
+//!   newline-delimited JSON of `paxos_harness::client::protocol`. A follower forwards a proposal to the leader's client
 //!   port, found in `--peer-clients ID=HOST:PORT,...` or, by default, at the leader's `--peers`
 //!   address with port + 1000.
 //! - **Logs**: `tracing` to stderr, `info` when `RUST_LOG` is unset.
@@ -31,12 +28,10 @@
 //! out on the node (or whose client retried after losing the connection) may still be chosen, so a
 //! retried value can appear twice. Put a request id into the value if you need to deduplicate.
 
-pub mod client;
-pub mod protocol;
-mod server;
-
-use paxos_core::{Config, LeaderMode, Node, NodeId};
-use paxos_net::{NetConfig, NetError, TcpTransport};
+use crate::{duration, server};
+use paxos_core::{Config, Fatal, LeaderMode, Node, NodeId};
+use paxos_harness::ports::bind_with_retry;
+use paxos_net::{NetConfig, TcpTransport};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -44,9 +39,6 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
 
-/// How long `node` retries binding a port that is still held (e.g. right after a restart).
-const BIND_ATTEMPTS: u32 = 100;
-const BIND_RETRY: Duration = Duration::from_millis(50);
 /// How long a shutting-down node may take to finish its current step.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
@@ -84,35 +76,21 @@ pub struct NodeArgs {
     /// An elected leader proposes; followers forward to it (the default).
     #[arg(long)]
     pub elected: bool,
-    /// Length of one protocol tick in milliseconds.
-    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=1000))]
-    pub tick_ms: u64,
+    /// Length of one protocol tick (`5ms`; at most 1s).
+    #[arg(long, default_value = "5ms", value_parser = tick)]
+    pub tick: Duration,
     /// Seed of the backoff jitter [default: from the clock and the process id].
     #[arg(long)]
     pub seed: Option<u64>,
 }
 
-/// Flags of `paxos-harness propose`.
-#[derive(clap::Args, Debug, Clone)]
-pub struct ProposeArgs {
-    /// Client address of a node (its --client), e.g. 127.0.0.1:8001.
-    #[arg(long)]
-    pub node: String,
-    /// The value to get chosen; prints `instance N: VALUE`.
-    #[arg(required_unless_present_any = ["decisions", "status"])]
-    pub value: Option<String>,
-    /// Print the node's decided log instead, one `instance N: VALUE` line per decision.
-    #[arg(long, conflicts_with_all = ["value", "status"])]
-    pub decisions: bool,
-    /// With --decisions: start at this instance.
-    #[arg(long, default_value_t = 0, requires = "decisions")]
-    pub from: u64,
-    /// Print the node's status (id, leader, first undecided instance, decisions known).
-    #[arg(long, conflicts_with = "value")]
-    pub status: bool,
-    /// Give up after this many milliseconds.
-    #[arg(long, default_value_t = protocol::DEFAULT_PROPOSE_TIMEOUT_MS)]
-    pub timeout_ms: u64,
+/// `--tick`: a duration from 1 ms to 1 s.
+fn tick(s: &str) -> Result<Duration, String> {
+    let d = duration(s)?;
+    if d < Duration::from_millis(1) || d > Duration::from_secs(1) {
+        return Err(format!("{s} is outside 1ms..=1s"));
+    }
+    Ok(d)
 }
 
 fn parse_peer(s: &str) -> Result<(u64, String), String> {
@@ -198,7 +176,7 @@ fn plan(args: NodeArgs) -> Result<Plan, String> {
     };
     let mut config =
         Config::symmetric(id, peers.keys().copied().chain([id])).with_leader_mode(mode);
-    config.tick_interval = Duration::from_millis(args.tick_ms);
+    config.tick_interval = args.tick;
     config.phase_timeout_ticks = 50;
     config.backoff_ticks = (5, 40);
     config.heartbeat_ticks = 20;
@@ -241,7 +219,7 @@ fn plan(args: NodeArgs) -> Result<Plan, String> {
 ///
 /// The node runs on a single-threaded tokio runtime. With `RUST_LOG` unset, its logs go to
 /// stderr at `info` level (the binary's global default is `error`).
-pub fn node_main(args: NodeArgs) -> ExitCode {
+pub fn main(args: NodeArgs) -> ExitCode {
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -297,7 +275,7 @@ async fn run_node(args: NodeArgs) -> Result<(), String> {
 /// How the node's main loop ended.
 enum End {
     Signal(&'static str),
-    NodeStopped(Result<Result<(), paxos_core::NodeError>, tokio::task::JoinError>),
+    NodeStopped(Result<Result<(), Fatal>, tokio::task::JoinError>),
 }
 
 #[cfg_attr(not(feature = "rocksdb"), allow(dead_code))]
@@ -362,37 +340,15 @@ async fn serve<S: paxos_core::Storage<String>>(plan: Plan, storage: S) -> Result
 }
 
 async fn bind_transport(listen: &str, net: NetConfig) -> Result<TcpTransport<String>, String> {
-    let mut attempt = 0;
-    loop {
-        match TcpTransport::<String>::bind(listen, net.clone()).await {
-            Ok(t) => return Ok(t),
-            Err(e @ NetError::Bind { .. }) if attempt < BIND_ATTEMPTS => {
-                if attempt == 0 {
-                    tracing::warn!(error = %e, "cannot bind yet; retrying");
-                }
-                attempt += 1;
-                tokio::time::sleep(BIND_RETRY).await;
-            }
-            Err(e) => return Err(e.to_string()),
-        }
-    }
+    bind_with_retry(listen, || TcpTransport::<String>::bind(listen, net.clone()))
+        .await
+        .map_err(|e| e.to_string())
 }
 
 async fn bind_client(addr: &str) -> Result<TcpListener, String> {
-    let mut attempt = 0;
-    loop {
-        match TcpListener::bind(addr).await {
-            Ok(l) => return Ok(l),
-            Err(e) if attempt < BIND_ATTEMPTS => {
-                if attempt == 0 {
-                    tracing::warn!(%addr, error = %e, "cannot bind the client port yet; retrying");
-                }
-                attempt += 1;
-                tokio::time::sleep(BIND_RETRY).await;
-            }
-            Err(e) => return Err(format!("bind client address {addr}: {e}")),
-        }
-    }
+    bind_with_retry(addr, || TcpListener::bind(addr))
+        .await
+        .map_err(|e| format!("bind client address {addr}: {e}"))
 }
 
 /// Resolves on SIGINT (Ctrl-C) or SIGTERM; names the signal.
@@ -423,63 +379,6 @@ async fn shutdown_signal() -> &'static str {
         ctrl_c.await;
         "Ctrl-C"
     }
-}
-
-/// Run `paxos-harness propose`: propose one value (or print the decided log, or the status) and
-/// print the outcome. Exit code 1 on any error.
-pub fn propose_main(args: ProposeArgs) -> ExitCode {
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("paxos-harness propose: cannot start the tokio runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let limit = Duration::from_millis(args.timeout_ms);
-    // The node gives up at the timeout; allow its answer a moment to arrive.
-    let work =
-        async { tokio::time::timeout(limit + Duration::from_secs(2), propose_run(&args)).await };
-    match runtime.block_on(work) {
-        Ok(Ok(())) => ExitCode::SUCCESS,
-        Ok(Err(e)) => {
-            eprintln!("paxos-harness propose: {e}");
-            ExitCode::FAILURE
-        }
-        Err(_) => {
-            eprintln!(
-                "paxos-harness propose: no answer from {} in time",
-                args.node
-            );
-            ExitCode::FAILURE
-        }
-    }
-}
-
-async fn propose_run(args: &ProposeArgs) -> Result<(), client::ClientError> {
-    let mut client = client::Client::connect(&args.node).await?;
-    if args.decisions {
-        for d in client.decisions(args.from).await? {
-            println!("instance {}: {}", d.instance, d.value);
-        }
-    } else if args.status {
-        let s = client.status().await?;
-        let leader = s
-            .leader
-            .map_or_else(|| "none".to_owned(), |l| l.to_string());
-        println!(
-            "node {}: leader {leader}, first undecided instance {}, {} decisions",
-            s.id, s.first_undecided, s.decided
-        );
-    } else if let Some(value) = &args.value {
-        let instance = client
-            .propose(value, Some(Duration::from_millis(args.timeout_ms)))
-            .await?;
-        println!("instance {instance}: {value}");
-    }
-    Ok(())
 }
 
 #[cfg(test)]
@@ -515,7 +414,7 @@ mod tests {
             secret_file: None,
             leaderless: false,
             elected: false,
-            tick_ms: 5,
+            tick: Duration::from_millis(5),
             seed: Some(1),
         };
         let plan = plan(args).expect("valid");

@@ -1,0 +1,210 @@
+//! Input from peers and clients that no correct node sends: rejected, typed, before any rule runs.
+//!
+//! The protocol's arithmetic adds one to rounds and instances (a ballot above a `Nack`, the
+//! instance after the highest decided). Input at the top of the `u64` range would make that
+//! arithmetic overflow, so it is refused at the door: a round above [`Ballot::MAX_ROUND`] or an
+//! instance above [`InstanceId::MAX`] is an [`InputError`], which the runtime logs and drops.
+//! Both bounds are far beyond anything a live cluster reaches (2^48 rounds is a new leader every
+//! millisecond for 8,900 years; 2^62 instances is a million decisions a second for 146,000
+//! years), so refusing them loses nothing, while the room above them means `+ 1` on an accepted
+//! value can never wrap.
+
+use crate::ballot::{Ballot, InstanceId, NodeId};
+use crate::message::Message;
+
+/// Why a message or a request was refused before the protocol looked at it.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum InputError {
+    /// A ballot's round is above [`Ballot::MAX_ROUND`].
+    #[error(
+        "round {round} is above the highest round allowed ({})",
+        Ballot::MAX_ROUND
+    )]
+    RoundOutOfRange {
+        /// The round received.
+        round: u64,
+    },
+    /// An instance is above [`InstanceId::MAX`].
+    #[error("instance {} is above the highest instance allowed ({})", .instance.0, InstanceId::MAX.0)]
+    InstanceOutOfRange {
+        /// The instance received.
+        instance: InstanceId,
+    },
+    /// The sender is not a member of the cluster.
+    #[error("{0} is not a member of the cluster")]
+    NotAMember(NodeId),
+}
+
+/// Refuse `ballot` if its round is out of range.
+pub(crate) fn check_ballot(ballot: Ballot) -> Result<(), InputError> {
+    if ballot.round > Ballot::MAX_ROUND {
+        return Err(InputError::RoundOutOfRange {
+            round: ballot.round,
+        });
+    }
+    Ok(())
+}
+
+/// Refuse `instance` if it is out of range.
+pub(crate) fn check_instance(instance: InstanceId) -> Result<(), InputError> {
+    if instance > InstanceId::MAX {
+        return Err(InputError::InstanceOutOfRange { instance });
+    }
+    Ok(())
+}
+
+/// Refuse `message` if any ballot or instance in it is out of range.
+pub(crate) fn check_message<V>(message: &Message<V>) -> Result<(), InputError> {
+    match message {
+        Message::Prepare { ballot, first } => {
+            check_ballot(*ballot)?;
+            check_instance(*first)
+        }
+        Message::Promise { ballot, accepted } => {
+            check_ballot(*ballot)?;
+            accepted.iter().try_for_each(|e| {
+                check_ballot(e.ballot)?;
+                check_instance(e.instance)
+            })
+        }
+        Message::Accept {
+            ballot, instance, ..
+        }
+        | Message::Accepted {
+            ballot, instance, ..
+        } => {
+            check_ballot(*ballot)?;
+            check_instance(*instance)
+        }
+        Message::Nack { ballot, promised } => {
+            check_ballot(*ballot)?;
+            check_ballot(*promised)
+        }
+        Message::Decided { instance, .. } => check_instance(*instance),
+        Message::Chosen { ballot, instances } => {
+            check_ballot(*ballot)?;
+            instances.iter().try_for_each(|i| check_instance(*i))
+        }
+        Message::CatchUp { first } => check_instance(*first),
+        Message::Heartbeat => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::message::AcceptedEntry;
+
+    const TOP: Ballot = Ballot {
+        round: u64::MAX,
+        node: NodeId(1),
+    };
+    const OK: Ballot = Ballot {
+        round: Ballot::MAX_ROUND,
+        node: NodeId(1),
+    };
+
+    /// Every field that carries a round or an instance is checked, and the bounds themselves
+    /// are still valid.
+    #[test]
+    fn out_of_range_rounds_and_instances_are_refused_wherever_they_appear() {
+        let top = InstanceId(u64::MAX);
+        let round = Err(InputError::RoundOutOfRange { round: u64::MAX });
+        let instance = Err(InputError::InstanceOutOfRange { instance: top });
+        let cases: Vec<(Message<u64>, Result<(), InputError>)> = vec![
+            (
+                Message::Nack {
+                    ballot: OK,
+                    promised: TOP,
+                },
+                round.clone(),
+            ),
+            (
+                Message::Nack {
+                    ballot: TOP,
+                    promised: OK,
+                },
+                round.clone(),
+            ),
+            (
+                Message::Prepare {
+                    ballot: OK,
+                    first: top,
+                },
+                instance.clone(),
+            ),
+            (
+                Message::Promise {
+                    ballot: OK,
+                    accepted: vec![AcceptedEntry {
+                        instance: top,
+                        ballot: OK,
+                        value: 1,
+                    }],
+                },
+                instance.clone(),
+            ),
+            (
+                Message::Promise {
+                    ballot: OK,
+                    accepted: vec![AcceptedEntry {
+                        instance: InstanceId::MAX,
+                        ballot: TOP,
+                        value: 1,
+                    }],
+                },
+                round.clone(),
+            ),
+            (
+                Message::Accept {
+                    ballot: TOP,
+                    instance: InstanceId(0),
+                    value: 1,
+                },
+                round.clone(),
+            ),
+            (
+                Message::Accepted {
+                    ballot: OK,
+                    instance: top,
+                    value: None,
+                },
+                instance.clone(),
+            ),
+            (
+                Message::Decided {
+                    instance: top,
+                    value: 1,
+                },
+                instance.clone(),
+            ),
+            (
+                Message::Chosen {
+                    ballot: OK,
+                    instances: vec![InstanceId(1), top],
+                },
+                instance.clone(),
+            ),
+            (Message::CatchUp { first: top }, instance.clone()),
+            (
+                Message::Decided {
+                    instance: InstanceId::MAX,
+                    value: 1,
+                },
+                Ok(()),
+            ),
+            (
+                Message::Prepare {
+                    ballot: OK,
+                    first: InstanceId::MAX,
+                },
+                Ok(()),
+            ),
+            (Message::Heartbeat, Ok(())),
+        ];
+        for (message, expected) in cases {
+            assert_eq!(check_message(&message), expected, "{message:?}");
+        }
+    }
+}
