@@ -30,7 +30,9 @@ if [ -z "${ROCKSDB_LIB_DIR:-}" ]; then
   rocks_cache="$HOME/.cache/paxos-rs/librocksdb-sys-${rocks_version}"
   if [ ! -f "$rocks_cache/librocksdb.a" ]; then
     echo "paxos-rs: compiling RocksDB ${rocks_version} once for this machine (~20 min on 2 cores; kept in $rocks_cache)"
-    cargo build -q -p librocksdb-sys
+    # Through paxos-storage: the default feature set of the workspace has no RocksDB in it, so
+    # `-p librocksdb-sys` alone would match nothing.
+    cargo build -q -p paxos-storage --features rocksdb
     lib=$(ls -t "${CARGO_TARGET_DIR:-target}"/debug/build/librocksdb-sys-*/out/librocksdb.a | head -n 1)
     mkdir -p "$rocks_cache.tmp"
     cp "$lib" "$rocks_cache.tmp/librocksdb.a"
