@@ -29,8 +29,8 @@
 //! outside the timed region; every chunk's result is checked, also untimed.
 
 use paxos_core::{
-    Acceptor, Ballot, Config, DurableState, Effects, Envelope, InstanceId, Learner, NodeId,
-    ProposeStatus, Replica,
+    Acceptor, Ballot, Config, DurableState, Effects, Entry, Envelope, InstanceId, Learner, NodeId,
+    ProposalId, ProposeStatus, Replica,
 };
 use std::collections::{BTreeMap, VecDeque};
 use std::hint::black_box;
@@ -43,6 +43,17 @@ const CHUNK: u64 = 10_000;
 
 /// Multi-Paxos rounds per freshly built cluster.
 const ROUNDS_PER_CLUSTER: u64 = 1_000;
+
+/// The entry of request `v` of one client, holding `v`.
+fn entry(v: u64) -> Entry<u64> {
+    Entry::Value {
+        id: ProposalId {
+            client: paxos_core::ClientId::default(),
+            seq: v,
+        },
+        value: v,
+    }
+}
 
 fn nodes() -> impl Iterator<Item = NodeId> + Clone {
     (1..=3).map(NodeId)
@@ -104,12 +115,14 @@ fn acceptor(c: &mut Criterion) {
                         black_box(proposer),
                         black_box(ballot),
                         InstanceId(i),
-                        black_box(i),
+                        black_box(entry(i)),
                         out,
                     );
                     black_box(&*out);
                 },
-                |(a, _), n| assert_eq!(a.accepted(InstanceId(n - 1)), Some(&(ballot, n - 1))),
+                |(a, _), n| {
+                    assert_eq!(a.accepted(InstanceId(n - 1)), Some(&(ballot, entry(n - 1))))
+                },
             )
         });
     });
@@ -154,8 +167,8 @@ fn learner(c: &mut Criterion) {
                 |(l, out), i| {
                     out.clear();
                     let instance = InstanceId(i);
-                    black_box(l.on_accepted(black_box(NodeId(1)), ballot, instance, i, out));
-                    black_box(l.on_accepted(black_box(NodeId(2)), ballot, instance, i, out));
+                    black_box(l.on_accepted(black_box(NodeId(1)), ballot, instance, entry(i), out));
+                    black_box(l.on_accepted(black_box(NodeId(2)), ballot, instance, entry(i), out));
                     black_box(&*out);
                 },
                 |(l, _), n| assert_eq!(l.first_undecided(), InstanceId(n)),

@@ -3,6 +3,7 @@
 use crate::ballot::{Ballot, InstanceId, NodeId};
 use crate::config::Config;
 use crate::effects::{Effects, Write};
+use crate::log::Entry;
 use crate::message::{AcceptedEntry, Message, Value};
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -24,15 +25,23 @@ pub struct AcceptorFaults {
 ///
 /// Both the promise and the accepted pair go into [`Effects::writes`]; the runtime makes them
 /// durable before the reply leaves (seed 002: "acceptors persist before replying").
+///
+/// A promise reports what the acceptor accepted from the prepare's `first` instance on, in
+/// pages of at most [`Config::promise_page_entries`] entries and about
+/// [`Config::promise_page_bytes`] bytes (at least one entry), so no `Promise` outgrows a frame
+/// however long the history: the proposer asks for the next page with a `Prepare` at the same
+/// ballot from the page's `more`.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Acceptor<V> {
     id: NodeId,
     promised: Ballot,
-    accepted: BTreeMap<InstanceId, (Ballot, V)>,
+    accepted: BTreeMap<InstanceId, (Ballot, Entry<V>)>,
     /// Where `Accepted` goes besides the proposer (the learner strategy).
     notify: BTreeSet<NodeId>,
-    /// Leave the value out of `Accepted` (the proposer, its only addressee, holds it).
-    elide_value: bool,
+    /// Leave the entry out of `Accepted` (the proposer, its only addressee, holds it).
+    elide_entry: bool,
+    page_entries: usize,
+    page_bytes: usize,
     faults: AcceptorFaults,
 }
 
@@ -41,14 +50,16 @@ impl<V: Value> Acceptor<V> {
     pub fn new(
         config: &Config,
         promised: Ballot,
-        accepted: BTreeMap<InstanceId, (Ballot, V)>,
+        accepted: BTreeMap<InstanceId, (Ballot, Entry<V>)>,
     ) -> Self {
         Acceptor {
             id: config.id,
             promised,
             accepted,
             notify: config.accepted_recipients().clone(),
-            elide_value: config.learner_strategy == crate::config::LearnerStrategy::Leader,
+            elide_entry: config.learner_strategy == crate::config::LearnerStrategy::Leader,
+            page_entries: config.promise_page_entries.max(1),
+            page_bytes: config.promise_page_bytes,
             faults: AcceptorFaults::default(),
         }
     }
@@ -65,12 +76,13 @@ impl<V: Value> Acceptor<V> {
     }
 
     /// The accepted pair of `instance`, if any.
-    pub fn accepted(&self, instance: InstanceId) -> Option<&(Ballot, V)> {
+    pub fn accepted(&self, instance: InstanceId) -> Option<&(Ballot, Entry<V>)> {
         self.accepted.get(&instance)
     }
 
-    /// Phase 1b. Promise `ballot` if it is not below the current promise, reporting every value
-    /// accepted in instances `>= first`; otherwise `Nack` with the promise.
+    /// Phase 1b. Promise `ballot` if it is not below the current promise, reporting one page of
+    /// what was accepted in instances `>= first`; otherwise `Nack` with the promise. A prepare
+    /// at the ballot already promised only asks for a page (nothing new to write).
     pub fn on_prepare(
         &mut self,
         from: NodeId,
@@ -94,26 +106,43 @@ impl<V: Value> Acceptor<V> {
                 out.write(Write::Promise(ballot));
             }
         }
-        let accepted = self
-            .accepted
-            .range(first..)
-            .map(|(&instance, (b, v))| AcceptedEntry {
+        let mut accepted = Vec::new();
+        let mut bytes: usize = 0;
+        let mut more = None;
+        for (&instance, (b, entry)) in self.accepted.range(first..) {
+            let size = postcard::experimental::serialized_size(entry).unwrap_or(usize::MAX);
+            let full =
+                accepted.len() >= self.page_entries || bytes.saturating_add(size) > self.page_bytes;
+            if full && !accepted.is_empty() {
+                more = Some(instance);
+                break;
+            }
+            bytes = bytes.saturating_add(size);
+            accepted.push(AcceptedEntry {
                 instance,
                 ballot: *b,
-                value: v.clone(),
-            })
-            .collect();
-        out.send(from, Message::Promise { ballot, accepted });
+                entry: entry.clone(),
+            });
+        }
+        out.send(
+            from,
+            Message::Promise {
+                ballot,
+                first,
+                accepted,
+                more,
+            },
+        );
     }
 
-    /// Phase 2b. Accept `value` in `instance` unless a higher ballot was promised; tell the
+    /// Phase 2b. Accept `entry` in `instance` unless a higher ballot was promised; tell the
     /// proposer and the learners.
     pub fn on_accept(
         &mut self,
         from: NodeId,
         ballot: Ballot,
         instance: InstanceId,
-        value: V,
+        entry: Entry<V>,
         out: &mut Effects<V>,
     ) {
         if ballot < self.promised && !self.faults.accept_below_promise {
@@ -135,19 +164,19 @@ impl<V: Value> Acceptor<V> {
         }
         let already = matches!(self.accepted.get(&instance), Some((b, _)) if *b == ballot);
         if !already {
-            self.accepted.insert(instance, (ballot, value.clone()));
+            self.accepted.insert(instance, (ballot, entry.clone()));
             if !self.faults.skip_persist {
                 out.write(Write::Accept {
                     instance,
                     ballot,
-                    value: value.clone(),
+                    entry: entry.clone(),
                 });
             }
         }
         let reply = Message::Accepted {
             ballot,
             instance,
-            value: (!self.elide_value).then_some(value),
+            entry: (!self.elide_entry).then_some(entry),
         };
         for &learner in self.notify.iter().filter(|&&l| l != from) {
             out.send(learner, reply.clone());
@@ -178,6 +207,14 @@ mod tests {
         Acceptor::new(&config(), Ballot::ZERO, BTreeMap::new())
     }
 
+    /// A client entry holding `v` (the id does not matter to the acceptor).
+    fn e(v: u64) -> Entry<u64> {
+        Entry::Value {
+            id: crate::log::ProposalId::default(),
+            value: v,
+        }
+    }
+
     /// Phase 1b: the promise is written, and the reply waits for that write (same Effects).
     #[test]
     fn acceptor_persists_promise_with_its_reply() {
@@ -191,7 +228,9 @@ mod tests {
                 to: NodeId(2),
                 message: Message::Promise {
                     ballot: b(1, 2),
-                    accepted: vec![]
+                    first: InstanceId(0),
+                    accepted: vec![],
+                    more: None,
                 }
             }]
         );
@@ -221,7 +260,7 @@ mod tests {
         let mut a = acceptor();
         a.on_prepare(NodeId(3), b(2, 3), InstanceId(0), &mut Effects::new());
         let mut out = Effects::new();
-        a.on_accept(NodeId(2), b(1, 2), InstanceId(0), 7, &mut out);
+        a.on_accept(NodeId(2), b(1, 2), InstanceId(0), e(7), &mut out);
         assert!(out.writes.is_empty());
         assert!(a.accepted(InstanceId(0)).is_none());
         assert_eq!(
@@ -238,7 +277,7 @@ mod tests {
     fn acceptor_persists_accepted_pair_and_notifies_learners() {
         let mut a = acceptor();
         let mut out = Effects::new();
-        a.on_accept(NodeId(2), b(1, 2), InstanceId(4), 9, &mut out);
+        a.on_accept(NodeId(2), b(1, 2), InstanceId(4), e(9), &mut out);
         assert_eq!(
             out.writes,
             vec![
@@ -246,7 +285,7 @@ mod tests {
                 Write::Accept {
                     instance: InstanceId(4),
                     ballot: b(1, 2),
-                    value: 9
+                    entry: e(9)
                 }
             ]
         );
@@ -258,18 +297,20 @@ mod tests {
     #[test]
     fn acceptor_reports_accepted_values_in_promise() {
         let mut a = acceptor();
-        a.on_accept(NodeId(1), b(1, 1), InstanceId(0), 5, &mut Effects::new());
+        a.on_accept(NodeId(1), b(1, 1), InstanceId(0), e(5), &mut Effects::new());
         let mut out = Effects::new();
         a.on_prepare(NodeId(2), b(2, 2), InstanceId(0), &mut out);
         assert_eq!(
             out.messages[0].message,
             Message::Promise {
                 ballot: b(2, 2),
+                first: InstanceId(0),
                 accepted: vec![AcceptedEntry {
                     instance: InstanceId(0),
                     ballot: b(1, 1),
-                    value: 5
-                }]
+                    entry: e(5)
+                }],
+                more: None,
             }
         );
     }
@@ -278,10 +319,65 @@ mod tests {
     #[test]
     fn acceptor_is_idempotent_under_duplicates() {
         let mut a = acceptor();
-        a.on_accept(NodeId(2), b(1, 2), InstanceId(0), 3, &mut Effects::new());
+        a.on_accept(NodeId(2), b(1, 2), InstanceId(0), e(3), &mut Effects::new());
         let mut out = Effects::new();
-        a.on_accept(NodeId(2), b(1, 2), InstanceId(0), 3, &mut out);
+        a.on_accept(NodeId(2), b(1, 2), InstanceId(0), e(3), &mut out);
         a.on_prepare(NodeId(2), b(1, 2), InstanceId(1), &mut out);
         assert!(out.writes.is_empty());
+    }
+
+    /// A promise over a long history comes in pages from `first` on, each within the budget,
+    /// and a prepare at the promised ballot from a page's `more` gets the next page (with no
+    /// new write): together the pages are exactly the history from `first`.
+    #[test]
+    fn a_long_history_is_promised_in_bounded_pages() {
+        let mut c = config();
+        c.promise_page_entries = 3;
+        let mut a = Acceptor::new(&c, Ballot::ZERO, BTreeMap::new());
+        for i in 0..8 {
+            a.on_accept(NodeId(2), b(1, 2), InstanceId(i), e(i), &mut Effects::new());
+        }
+        let mut pages = Vec::new();
+        let mut first = Some(InstanceId(1));
+        while let Some(from) = first {
+            let mut out = Effects::new();
+            a.on_prepare(NodeId(3), b(2, 3), from, &mut out);
+            let Message::Promise { accepted, more, .. } = out.messages.remove(0).message else {
+                panic!("a promise");
+            };
+            assert!(accepted.len() <= 3, "page of {}", accepted.len());
+            assert_eq!(
+                out.writes.len(),
+                usize::from(pages.is_empty()),
+                "only the first page writes"
+            );
+            pages.extend(accepted.into_iter().map(|x| x.instance.0));
+            first = more;
+        }
+        assert_eq!(pages, (1..8).collect::<Vec<_>>());
+    }
+
+    /// The byte budget bounds a page too, but a page always carries at least one entry, so
+    /// even an entry larger than the budget is reported.
+    #[test]
+    fn a_page_carries_at_least_one_entry_whatever_its_size() {
+        let mut c = config();
+        c.promise_page_bytes = 1;
+        let mut a = Acceptor::new(&c, Ballot::ZERO, BTreeMap::new());
+        for i in 0..2 {
+            a.on_accept(
+                NodeId(2),
+                b(1, 2),
+                InstanceId(i),
+                e(1000 + i),
+                &mut Effects::new(),
+            );
+        }
+        let mut out = Effects::new();
+        a.on_prepare(NodeId(3), b(2, 3), InstanceId(0), &mut out);
+        assert!(matches!(
+            &out.messages[0].message,
+            Message::Promise { accepted, more: Some(InstanceId(1)), .. } if accepted.len() == 1
+        ));
     }
 }

@@ -64,6 +64,15 @@ pub struct Config {
     pub catch_up_ticks: u64,
     /// At most this many decisions are sent in answer to one `CatchUp`.
     pub catch_up_batch: usize,
+    /// At most this many accepted entries in one `Promise` (its pages; at least one).
+    pub promise_page_entries: usize,
+    /// About this many bytes of entries in one `Promise` (their postcard size; a page holds at
+    /// least one entry whatever its size). Keep it well under the transport's frame limit.
+    pub promise_page_bytes: usize,
+    /// A client may pin a proposal (`propose_at`) at most this many instances above the
+    /// decided prefix: the leader fills every hole below what it proposes, so an instance far
+    /// ahead would make it propose that many no-ops.
+    pub max_instances_ahead: u64,
 }
 
 /// A [`Config`] that cannot work.
@@ -102,6 +111,9 @@ impl Config {
             leader_timeout_ticks: 40,
             catch_up_ticks: 50,
             catch_up_batch: 256,
+            promise_page_entries: 1024,
+            promise_page_bytes: 1 << 20,
+            max_instances_ahead: 1 << 20,
         }
     }
 

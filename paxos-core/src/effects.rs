@@ -1,30 +1,32 @@
 //! What one step of a state machine asks the runtime to do.
 
 use crate::ballot::{Ballot, InstanceId, NodeId};
+use crate::log::{Entry, ProposalId};
 use crate::message::{Envelope, Message};
+use crate::session::Applied;
 
 /// One durable change. A [`crate::Storage`] applies a slice of them atomically, in order.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Write<V> {
     /// The acceptor promised `ballot` (for all instances).
     Promise(Ballot),
-    /// The acceptor accepted `value` in `instance` at `ballot`.
+    /// The acceptor accepted `entry` in `instance` at `ballot`.
     Accept {
         /// The instance.
         instance: InstanceId,
         /// The ballot accepted.
         ballot: Ballot,
-        /// The value accepted.
-        value: V,
+        /// The entry accepted.
+        entry: Entry<V>,
     },
     /// The proposer used or saw `round`; it must never use a round `<=` this after a restart.
     ProposerRound(u64),
-    /// The learner learned that `value` is chosen in `instance`.
+    /// The learner learned that `entry` is chosen in `instance`.
     Decided {
         /// The instance.
         instance: InstanceId,
-        /// The chosen value.
-        value: V,
+        /// The chosen entry.
+        entry: Entry<V>,
     },
 }
 
@@ -37,10 +39,10 @@ impl<V: std::fmt::Debug> std::fmt::Display for Write<V> {
             Write::Accept {
                 instance,
                 ballot,
-                value,
-            } => write!(f, "accept {instance} {ballot} ={value:?}"),
+                entry,
+            } => write!(f, "accept {instance} {ballot} ={entry}"),
             Write::ProposerRound(r) => write!(f, "round {r}"),
-            Write::Decided { instance, value } => write!(f, "decided {instance} ={value:?}"),
+            Write::Decided { instance, entry } => write!(f, "decided {instance} ={entry}"),
         }
     }
 }
@@ -84,8 +86,17 @@ pub struct Effects<V> {
     pub writes: Vec<Write<V>>,
     /// Messages to send once `writes` are durable.
     pub messages: Vec<Envelope<V>>,
-    /// Decisions to report to clients once `writes` are durable.
-    pub decided: Vec<(InstanceId, V)>,
+    /// Decisions learned, in the order learned, to report (once `writes` are durable) to
+    /// whoever waits for an instance.
+    pub decided: Vec<(InstanceId, Entry<V>)>,
+    /// The decided prefix grew: entries applied in instance order, each with what applying
+    /// it did (a request's first application, or a duplicate of an earlier one). What waits
+    /// for a request (`append`) or reads the log in order is answered from here.
+    pub applied: Vec<(InstanceId, Entry<V>, Applied)>,
+    /// Requests this node's clients pinned to an instance (`propose_at`) that it gave up on
+    /// because it lost leadership: answer them `Aborted`. The flag says whether Accepts for
+    /// it were out (a later leader may still choose it).
+    pub abandoned: Vec<(ProposalId, bool)>,
 }
 
 impl<V> Default for Effects<V> {
@@ -94,6 +105,8 @@ impl<V> Default for Effects<V> {
             writes: Vec::new(),
             messages: Vec::new(),
             decided: Vec::new(),
+            applied: Vec::new(),
+            abandoned: Vec::new(),
         }
     }
 }
@@ -106,7 +119,11 @@ impl<V> Effects<V> {
 
     /// True when the step asked for nothing.
     pub fn is_empty(&self) -> bool {
-        self.writes.is_empty() && self.messages.is_empty() && self.decided.is_empty()
+        self.writes.is_empty()
+            && self.messages.is_empty()
+            && self.decided.is_empty()
+            && self.applied.is_empty()
+            && self.abandoned.is_empty()
     }
 
     /// Queue `message` for `to`.
@@ -119,11 +136,13 @@ impl<V> Effects<V> {
         self.writes.push(write);
     }
 
-    /// Empty all three lists, keeping their allocations.
+    /// Empty every list, keeping their allocations.
     pub fn clear(&mut self) {
         self.writes.clear();
         self.messages.clear();
         self.decided.clear();
+        self.applied.clear();
+        self.abandoned.clear();
     }
 }
 
@@ -140,23 +159,25 @@ mod tests {
         let accept = Message::Accept {
             ballot: b,
             instance: i,
-            value: 7,
+            entry: Entry::<u64>::Noop,
         };
         let accepted = Message::Accepted {
             ballot: b,
             instance: i,
-            value: Some(7),
+            entry: Some(Entry::<u64>::Noop),
         };
         let own_accept = [Write::Accept {
             instance: i,
             ballot: b,
-            value: 7,
+            entry: Entry::<u64>::Noop,
         }];
         assert!(may_leave_before_save(&accept, &own_accept));
         assert!(!may_leave_before_save(&accepted, &own_accept));
         let promise: Message<u64> = Message::Promise {
             ballot: b,
+            first: i,
             accepted: vec![],
+            more: None,
         };
         assert!(!may_leave_before_save(&promise, &[Write::Promise(b)]));
         let with_round = [Write::ProposerRound(1), own_accept[0].clone()];
@@ -164,7 +185,7 @@ mod tests {
         assert!(
             Write::Decided {
                 instance: i,
-                value: 7
+                entry: Entry::<u64>::Noop
             }
             .is_decision()
         );
@@ -179,13 +200,16 @@ mod tests {
             Write::Accept {
                 instance: InstanceId(3),
                 ballot: b,
-                value: 201u64,
+                entry: Entry::Value {
+                    id: ProposalId::default(),
+                    value: 201u64,
+                },
             }
             .to_string(),
             Write::<u64>::ProposerRound(4).to_string(),
-            Write::Decided {
+            Write::<u64>::Decided {
                 instance: InstanceId(3),
-                value: 201u64,
+                entry: Entry::Noop,
             }
             .to_string(),
         ];
@@ -195,7 +219,7 @@ mod tests {
                 "promise 4.2",
                 "accept i3 4.2 =201",
                 "round 4",
-                "decided i3 =201"
+                "decided i3 =noop"
             ]
         );
     }

@@ -3,6 +3,7 @@
 use crate::ballot::{Ballot, InstanceId, NodeId};
 use crate::config::{Config, LearnerStrategy};
 use crate::effects::{Effects, Write};
+use crate::log::Entry;
 use crate::message::{Message, Value};
 use crate::quorum::Votes;
 use std::collections::{BTreeMap, BTreeSet};
@@ -30,10 +31,10 @@ pub struct Learner<V> {
     acceptors_among_learners: BTreeSet<NodeId>,
     /// Chosen here at our own ballot and not yet announced, oldest first.
     unannounced: Vec<(Ballot, InstanceId)>,
-    decided: BTreeMap<InstanceId, V>,
+    decided: BTreeMap<InstanceId, Entry<V>>,
     first_undecided: InstanceId,
     /// `Accepted` votes of undecided instances.
-    votes: BTreeMap<InstanceId, BTreeMap<Ballot, (V, Votes)>>,
+    votes: BTreeMap<InstanceId, BTreeMap<Ballot, (Entry<V>, Votes)>>,
     catch_up_every: u64,
     catch_up_batch: usize,
     /// The frontier at the last catch-up tick: only a node whose frontier stalled asks.
@@ -43,7 +44,7 @@ pub struct Learner<V> {
 
 impl<V: Value> Learner<V> {
     /// A learner restarted with the decisions it had made durable.
-    pub fn new(config: &Config, decided: BTreeMap<InstanceId, V>) -> Self {
+    pub fn new(config: &Config, decided: BTreeMap<InstanceId, Entry<V>>) -> Self {
         let forward_to = match &config.learner_strategy {
             LearnerStrategy::Distinguished(set) if set.contains(&config.id) => config
                 .learners
@@ -90,13 +91,13 @@ impl<V: Value> Learner<V> {
         learner
     }
 
-    /// The value chosen in `instance`, if this node knows it.
-    pub fn decided(&self, instance: InstanceId) -> Option<&V> {
+    /// The entry chosen in `instance`, if this node knows it.
+    pub fn decided(&self, instance: InstanceId) -> Option<&Entry<V>> {
         self.decided.get(&instance)
     }
 
     /// Every decision this node knows.
-    pub fn decisions(&self) -> &BTreeMap<InstanceId, V> {
+    pub fn decisions(&self) -> &BTreeMap<InstanceId, Entry<V>> {
         &self.decided
     }
 
@@ -113,14 +114,14 @@ impl<V: Value> Learner<V> {
             .map_or(InstanceId(0), |i| i.next())
     }
 
-    /// An acceptor accepted `value` in `instance` at `ballot`. Returns true if this made the
+    /// An acceptor accepted `entry` in `instance` at `ballot`. Returns true if this made the
     /// instance decided.
     pub fn on_accepted(
         &mut self,
         from: NodeId,
         ballot: Ballot,
         instance: InstanceId,
-        value: V,
+        entry: Entry<V>,
         out: &mut Effects<V>,
     ) -> bool {
         if self.decided.contains_key(&instance) || !self.acceptors.contains(&from) {
@@ -131,7 +132,7 @@ impl<V: Value> Learner<V> {
             .entry(instance)
             .or_default()
             .entry(ballot)
-            .or_insert_with(|| (value, Votes::new()));
+            .or_insert_with(|| (entry, Votes::new()));
         votes.add(from);
         if !votes.is_quorum(self.acceptors.len()) {
             return false;
@@ -150,34 +151,39 @@ impl<V: Value> Learner<V> {
         }
     }
 
-    /// Someone who knows tells us `value` is chosen in `instance`. Returns true if it was new.
-    pub fn on_decided(&mut self, instance: InstanceId, value: V, out: &mut Effects<V>) -> bool {
+    /// Someone who knows tells us `entry` is chosen in `instance`. Returns true if it was new.
+    pub fn on_decided(
+        &mut self,
+        instance: InstanceId,
+        entry: Entry<V>,
+        out: &mut Effects<V>,
+    ) -> bool {
         match self.decided.get(&instance) {
             Some(existing) => {
-                if *existing != value {
+                if *existing != entry {
                     // Two different decisions for one instance: a safety violation somewhere.
-                    tracing::error!(%instance, ?existing, ?value, "conflicting decision received");
+                    tracing::error!(%instance, ?existing, ?entry, "conflicting decision received");
                 }
                 false
             }
             None => {
-                self.learn(instance, value, out);
+                self.learn(instance, entry, out);
                 true
             }
         }
     }
 
-    /// This node's proposer saw `value` chosen in `instance` at its own `ballot` (a quorum of
+    /// This node's proposer saw `entry` chosen in `instance` at its own `ballot` (a quorum of
     /// `Accepted`). Learns it and, under the leader strategy, queues it for
     /// [`Learner::announce`].
     pub fn on_chosen_here(
         &mut self,
         ballot: Ballot,
         instance: InstanceId,
-        value: V,
+        entry: Entry<V>,
         out: &mut Effects<V>,
     ) {
-        if self.on_decided(instance, value, out) && !self.announce_to.is_empty() {
+        if self.on_decided(instance, entry, out) && !self.announce_to.is_empty() {
             self.unannounced.push((ballot, instance));
         }
     }
@@ -210,9 +216,9 @@ impl<V: Value> Learner<V> {
                     continue;
                 }
                 for &instance in instances {
-                    if let Some(value) = self.decided.get(&instance) {
-                        let value = value.clone();
-                        out.send(to, Message::Decided { instance, value });
+                    if let Some(entry) = self.decided.get(&instance) {
+                        let entry = entry.clone();
+                        out.send(to, Message::Decided { instance, entry });
                     }
                 }
             }
@@ -221,12 +227,12 @@ impl<V: Value> Learner<V> {
 
     /// A peer asks for decisions from `first` on: send what we know, bounded.
     pub fn on_catch_up(&self, from: NodeId, first: InstanceId, out: &mut Effects<V>) {
-        for (&instance, value) in self.decided.range(first..).take(self.catch_up_batch) {
+        for (&instance, entry) in self.decided.range(first..).take(self.catch_up_batch) {
             out.send(
                 from,
                 Message::Decided {
                     instance,
-                    value: value.clone(),
+                    entry: entry.clone(),
                 },
             );
         }
@@ -264,23 +270,23 @@ impl<V: Value> Learner<V> {
         }
     }
 
-    fn learn(&mut self, instance: InstanceId, value: V, out: &mut Effects<V>) {
+    fn learn(&mut self, instance: InstanceId, entry: Entry<V>, out: &mut Effects<V>) {
         self.votes.remove(&instance);
         for &l in &self.forward_to {
             out.send(
                 l,
                 Message::Decided {
                     instance,
-                    value: value.clone(),
+                    entry: entry.clone(),
                 },
             );
         }
         out.write(Write::Decided {
             instance,
-            value: value.clone(),
+            entry: entry.clone(),
         });
-        out.decided.push((instance, value.clone()));
-        self.decided.insert(instance, value);
+        out.decided.push((instance, entry.clone()));
+        self.decided.insert(instance, entry);
         self.advance_frontier();
     }
 
@@ -305,6 +311,14 @@ mod tests {
         Ballot::new(round, NodeId(node))
     }
 
+    /// A client entry holding `v`.
+    fn e(v: u64) -> Entry<u64> {
+        Entry::Value {
+            id: crate::log::ProposalId::default(),
+            value: v,
+        }
+    }
+
     fn config(strategy: LearnerStrategy) -> Config {
         Config::symmetric(NodeId(1), (1..=5).map(NodeId)).with_learner_strategy(strategy)
     }
@@ -315,17 +329,17 @@ mod tests {
     fn learner_learns_at_a_majority_of_one_ballot() {
         let mut l = Learner::new(&config(LearnerStrategy::AllToAll), BTreeMap::new());
         let mut out = Effects::new();
-        assert!(!l.on_accepted(NodeId(1), b(1, 1), InstanceId(0), 9, &mut out));
-        assert!(!l.on_accepted(NodeId(2), b(1, 1), InstanceId(0), 9, &mut out));
-        assert!(l.on_accepted(NodeId(3), b(1, 1), InstanceId(0), 9, &mut out));
+        assert!(!l.on_accepted(NodeId(1), b(1, 1), InstanceId(0), e(9), &mut out));
+        assert!(!l.on_accepted(NodeId(2), b(1, 1), InstanceId(0), e(9), &mut out));
+        assert!(l.on_accepted(NodeId(3), b(1, 1), InstanceId(0), e(9), &mut out));
         assert_eq!(
             out.writes,
             vec![Write::Decided {
                 instance: InstanceId(0),
-                value: 9
+                entry: e(9)
             }]
         );
-        assert_eq!(out.decided, vec![(InstanceId(0), 9)]);
+        assert_eq!(out.decided, vec![(InstanceId(0), e(9))]);
         assert_eq!(l.first_undecided(), InstanceId(1));
     }
 
@@ -334,9 +348,9 @@ mod tests {
     fn learner_does_not_mix_ballots() {
         let mut l = Learner::new(&config(LearnerStrategy::AllToAll), BTreeMap::new());
         let mut out = Effects::new();
-        l.on_accepted(NodeId(1), b(1, 1), InstanceId(0), 9, &mut out);
-        l.on_accepted(NodeId(2), b(1, 1), InstanceId(0), 9, &mut out);
-        l.on_accepted(NodeId(3), b(2, 2), InstanceId(0), 9, &mut out);
+        l.on_accepted(NodeId(1), b(1, 1), InstanceId(0), e(9), &mut out);
+        l.on_accepted(NodeId(2), b(1, 1), InstanceId(0), e(9), &mut out);
+        l.on_accepted(NodeId(3), b(2, 2), InstanceId(0), e(9), &mut out);
         assert_eq!(l.decided(InstanceId(0)), None);
     }
 
@@ -346,7 +360,7 @@ mod tests {
         let strategy = LearnerStrategy::Distinguished([NodeId(1)].into());
         let mut l = Learner::new(&config(strategy), BTreeMap::new());
         let mut out = Effects::new();
-        l.on_decided(InstanceId(0), 5, &mut out);
+        l.on_decided(InstanceId(0), e(5), &mut out);
         let to: Vec<NodeId> = out.messages.iter().map(|e| e.to).collect();
         assert_eq!(to, vec![NodeId(2), NodeId(3), NodeId(4), NodeId(5)]);
     }
@@ -354,7 +368,12 @@ mod tests {
     /// A node that missed decisions gets them from a peer that has them.
     #[test]
     fn learner_answers_catch_up_from_the_asked_instance() {
-        let decided = [(InstanceId(0), 1), (InstanceId(1), 2), (InstanceId(2), 3)].into();
+        let decided = [
+            (InstanceId(0), e(1)),
+            (InstanceId(1), e(2)),
+            (InstanceId(2), e(3)),
+        ]
+        .into();
         let l = Learner::new(&config(LearnerStrategy::AllToAll), decided);
         let mut out = Effects::new();
         l.on_catch_up(NodeId(2), InstanceId(1), &mut out);
@@ -364,11 +383,11 @@ mod tests {
             vec![
                 Message::Decided {
                     instance: InstanceId(1),
-                    value: 2
+                    entry: e(2)
                 },
                 Message::Decided {
                     instance: InstanceId(2),
-                    value: 3
+                    entry: e(3)
                 }
             ]
         );
@@ -379,9 +398,9 @@ mod tests {
     fn learner_keeps_its_first_decision() {
         let mut l = Learner::new(&config(LearnerStrategy::AllToAll), BTreeMap::new());
         let mut out = Effects::new();
-        l.on_decided(InstanceId(0), 5, &mut out);
-        assert!(!l.on_decided(InstanceId(0), 6, &mut out));
-        assert_eq!(l.decided(InstanceId(0)), Some(&5));
+        l.on_decided(InstanceId(0), e(5), &mut out);
+        assert!(!l.on_decided(InstanceId(0), e(6), &mut out));
+        assert_eq!(l.decided(InstanceId(0)), Some(&e(5)));
     }
 
     /// Leader strategy: what the proposer saw chosen is announced once, as one `Chosen` per
@@ -393,8 +412,8 @@ mod tests {
             .with_learner_strategy(LearnerStrategy::Leader);
         let mut l = Learner::new(&config, BTreeMap::new());
         let mut out = Effects::new();
-        l.on_chosen_here(b(1, 1), InstanceId(0), 10, &mut out);
-        l.on_chosen_here(b(1, 1), InstanceId(1), 11, &mut out);
+        l.on_chosen_here(b(1, 1), InstanceId(0), e(10), &mut out);
+        l.on_chosen_here(b(1, 1), InstanceId(1), e(11), &mut out);
         assert!(out.messages.is_empty(), "announcements wait for announce()");
         assert!(l.has_unannounced());
         l.announce(&mut out);
@@ -413,14 +432,14 @@ mod tests {
                     NodeId(4),
                     Message::Decided {
                         instance: InstanceId(0),
-                        value: 10
+                        entry: e(10)
                     }
                 ),
                 (
                     NodeId(4),
                     Message::Decided {
                         instance: InstanceId(1),
-                        value: 11
+                        entry: e(11)
                     }
                 ),
             ]

@@ -29,7 +29,13 @@
 //! let ids = [NodeId(1), NodeId(2), NodeId(3)];
 //! let mut nodes: Vec<Replica<u64>> = ids
 //!     .iter()
-//!     .map(|&id| Replica::new(&Config::symmetric(id, ids), DurableState::default(), 7).unwrap())
+//!     .map(|&id| {
+//!         let mut node = Replica::new(&Config::symmetric(id, ids), DurableState::default(), 7)
+//!             .expect("a valid config");
+//!         // Each boot reserves a round first (a real runtime saves this write before serving).
+//!         node.start(&mut Effects::new());
+//!         node
+//!     })
 //!     .collect();
 //!
 //! // Node 1 proposes 100; deliver every message until the network is quiet.
@@ -45,7 +51,8 @@
 //!     wire.extend(out.messages.into_iter().map(|e| (node.id(), e)));
 //! }
 //! for node in &nodes {
-//!     assert_eq!(node.learner().decided(InstanceId(0)), Some(&100));
+//!     let decided = node.learner().decided(InstanceId(0)).expect("decided");
+//!     assert_eq!(decided.value(), Some(&100));
 //! }
 //! ```
 //!
@@ -65,12 +72,14 @@ mod config;
 mod effects;
 mod election;
 mod learner;
+mod log;
 mod message;
 mod proposer;
 mod quorum;
 mod replica;
 mod rng;
 mod runtime;
+mod session;
 mod storage;
 #[cfg(feature = "testing")]
 pub mod testing;
@@ -84,14 +93,17 @@ pub use config::{Config, ConfigError, LeaderMode, LearnerStrategy};
 pub use effects::{Effects, Write};
 pub use election::Election;
 pub use learner::Learner;
+pub use log::{ClientId, Decision, Entry, ProposalId};
 pub use message::{AcceptedEntry, Envelope, Message, Value};
 pub use proposer::{Phase, Proposer};
 pub use quorum::majority;
-pub use replica::{ProposeStatus, Replica};
+pub use replica::{AppendStatus, ProposeStatus, Replica};
 pub use runtime::{
-    Batch, BatchConfig, Batcher, Commit, Commits, Committed, Fatal, Node, NodeError, NodeHandle,
-    NodeStatus, NodeTask, Outcome, PackedBytes, Submitter,
+    Batch, BatchConfig, BatchError, Batcher, Commit, Commits, Committed, Decisions, Fatal,
+    MAX_UNSAVED_DECISIONS, Node, NodeError, NodeHandle, NodeStatus, NodeTask, Outcome, PackedBytes,
+    Session, Step, Submitter,
 };
+pub use session::{Applied, Sessions};
 pub use storage::{DurableState, Storage, StorageError, StorageOp};
 pub use transport::{Transport, TransportError};
 pub use validate::InputError;

@@ -6,6 +6,7 @@
 //! `CatchUp` lets a node that missed decisions ask for them.
 
 use crate::ballot::{Ballot, InstanceId, NodeId};
+use crate::log::{Entry, ProposalId};
 use serde::{Deserialize, Serialize};
 
 /// Anything a node can put on the wire as a value: cheap to clone, comparable, serializable.
@@ -35,53 +36,61 @@ impl<T> Value for T where
 {
 }
 
-/// A value an acceptor has accepted in one instance, reported in a [`Message::Promise`].
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+/// An entry an acceptor has accepted in one instance, reported in a [`Message::Promise`].
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct AcceptedEntry<V> {
     /// The instance.
     pub instance: InstanceId,
-    /// The ballot the value was accepted at.
+    /// The ballot the entry was accepted at.
     pub ballot: Ballot,
-    /// The accepted value.
-    pub value: V,
+    /// The accepted entry.
+    pub entry: Entry<V>,
 }
 
 /// A protocol message. `V` is the application's value type.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum Message<V> {
-    /// Phase 1a: "promise me `ballot` for every instance from `first` on".
+    /// Phase 1a: "promise me `ballot` for every instance from `first` on". At a ballot the
+    /// acceptor already promised, it asks for the page of accepted entries from `first`.
     Prepare {
         /// The proposer's ballot.
         ballot: Ballot,
-        /// Lowest instance the proposer does not know to be decided.
+        /// Lowest instance the proposer does not know to be decided (or the next page).
         first: InstanceId,
     },
-    /// Phase 1b: the acceptor promised `ballot` and reports what it accepted from `first` on.
+    /// Phase 1b: the acceptor promised `ballot` and reports one page of what it accepted from
+    /// `first` on.
     Promise {
         /// The ballot promised.
         ballot: Ballot,
-        /// Every value this acceptor accepted in instances `>= first` of the prepare.
+        /// The `first` of the prepare this answers: where the page starts.
+        first: InstanceId,
+        /// The entries this acceptor accepted in instances `>= first`, in instance order, up
+        /// to the page budget.
         accepted: Vec<AcceptedEntry<V>>,
+        /// `None` if the page holds everything from `first` on; otherwise the instance where
+        /// the next page starts (ask with `Prepare` at the same ballot).
+        more: Option<InstanceId>,
     },
-    /// Phase 2a: "accept `value` in `instance` at `ballot`".
+    /// Phase 2a: "accept `entry` in `instance` at `ballot`".
     Accept {
         /// The proposer's ballot.
         ballot: Ballot,
         /// The instance.
         instance: InstanceId,
-        /// The value proposed.
-        value: V,
+        /// The entry proposed.
+        entry: Entry<V>,
     },
-    /// Phase 2b: the acceptor accepted `value` in `instance` at `ballot`.
+    /// Phase 2b: the acceptor accepted `entry` in `instance` at `ballot`.
     /// Sent to the proposer and to the learners of the cluster's learner strategy.
     Accepted {
         /// The ballot accepted.
         ballot: Ballot,
         /// The instance.
         instance: InstanceId,
-        /// The value accepted, which learners need to learn without the proposer; `None` under
+        /// The entry accepted, which learners need to learn without the proposer; `None` under
         /// [`crate::LearnerStrategy::Leader`], where only the proposer, who holds it, is told.
-        value: Option<V>,
+        entry: Option<Entry<V>>,
     },
     /// The acceptor refused `ballot` because it promised the higher `promised`.
     Nack {
@@ -90,12 +99,12 @@ pub enum Message<V> {
         /// The ballot the acceptor has promised; the proposer must go above it.
         promised: Ballot,
     },
-    /// `value` is chosen in `instance`. Sent only by a node that knows it is chosen.
+    /// `entry` is chosen in `instance`. Sent only by a node that knows it is chosen.
     Decided {
         /// The instance.
         instance: InstanceId,
-        /// The chosen value.
-        value: V,
+        /// The chosen entry.
+        entry: Entry<V>,
     },
     /// "Each of `instances` is chosen with the value I proposed in it at `ballot`", from the
     /// proposer of `ballot`, which counted a quorum of `Accepted` for each. A learner that
@@ -115,6 +124,17 @@ pub enum Message<V> {
         /// Lowest instance the sender has not decided.
         first: InstanceId,
     },
+    /// From a node that is not the leader to the one it trusts as leader: "put this client
+    /// request in the log" (in instance `at`, if the client named one). The sender learns the
+    /// outcome from the decisions, and sends it again to whoever leads if it does not come.
+    Forward {
+        /// The request.
+        id: ProposalId,
+        /// Its value.
+        value: V,
+        /// The instance the client asked for (`propose_at`), or `None` for the next free one.
+        at: Option<InstanceId>,
+    },
 }
 
 impl<V> Message<V> {
@@ -130,6 +150,7 @@ impl<V> Message<V> {
             Message::Chosen { .. } => "chosen",
             Message::Heartbeat => "heartbeat",
             Message::CatchUp { .. } => "catch-up",
+            Message::Forward { .. } => "forward",
         }
     }
 }
@@ -140,26 +161,39 @@ impl<V: std::fmt::Debug> std::fmt::Display for Message<V> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Message::Prepare { ballot, first } => write!(f, "prepare {ballot} from {first}"),
-            Message::Promise { ballot, accepted } => {
-                write!(f, "promise {ballot} ({} accepted)", accepted.len())
+            Message::Promise {
+                ballot,
+                first,
+                accepted,
+                more,
+            } => {
+                write!(
+                    f,
+                    "promise {ballot} from {first} ({} accepted",
+                    accepted.len()
+                )?;
+                match more {
+                    Some(next) => write!(f, ", more from {next})"),
+                    None => f.write_str(")"),
+                }
             }
             Message::Accept {
                 ballot,
                 instance,
-                value,
-            } => write!(f, "accept {instance} {ballot} ={value:?}"),
+                entry,
+            } => write!(f, "accept {instance} {ballot} ={entry}"),
             Message::Accepted {
                 ballot,
                 instance,
-                value: Some(value),
-            } => write!(f, "accepted {instance} {ballot} ={value:?}"),
+                entry: Some(entry),
+            } => write!(f, "accepted {instance} {ballot} ={entry}"),
             Message::Accepted {
                 ballot,
                 instance,
-                value: None,
+                entry: None,
             } => write!(f, "accepted {instance} {ballot}"),
             Message::Nack { ballot, promised } => write!(f, "nack {ballot} < {promised}"),
-            Message::Decided { instance, value } => write!(f, "decided {instance} ={value:?}"),
+            Message::Decided { instance, entry } => write!(f, "decided {instance} ={entry}"),
             Message::Chosen { ballot, instances } => {
                 write!(f, "chosen {ballot}")?;
                 for i in instances {
@@ -169,12 +203,16 @@ impl<V: std::fmt::Debug> std::fmt::Display for Message<V> {
             }
             Message::Heartbeat => f.write_str("heartbeat"),
             Message::CatchUp { first } => write!(f, "catch-up from {first}"),
+            Message::Forward { id, value, at } => match at {
+                Some(at) => write!(f, "forward {id} ={value:?} to {at}"),
+                None => write!(f, "forward {id} ={value:?}"),
+            },
         }
     }
 }
 
 /// A message with its addressee, as produced by a state machine.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Envelope<V> {
     /// Who should receive it.
     pub to: NodeId,
@@ -199,7 +237,10 @@ mod tests {
             Message::Accept {
                 ballot: b,
                 instance: InstanceId(3),
-                value: 201u64,
+                entry: Entry::Value {
+                    id: ProposalId::default(),
+                    value: 201u64,
+                },
             }
             .to_string(),
             Message::<u64>::Nack {

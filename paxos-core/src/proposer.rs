@@ -1,20 +1,25 @@
-//! The proposer: phase 1 and phase 2, adopting the highest accepted value, climbing over `Nack`s.
+//! The proposer: phase 1 and phase 2, adopting the highest accepted value, filling holes,
+//! climbing over `Nack`s.
 
 use crate::ballot::{Ballot, InstanceId, NodeId};
 use crate::config::Config;
 use crate::effects::{Effects, Write};
+use crate::log::{Entry, ProposalId};
 use crate::message::{AcceptedEntry, Message, Value};
 use crate::quorum::Votes;
 use crate::rng::SplitMix64;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 /// Test-only fault switches that break the proposer on purpose.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ProposerFaults {
-    /// Ignore values reported in promises and propose the client's value (breaks rule 3).
+    /// Ignore entries reported in promises and propose its own (breaks rule 3).
     pub ignore_promised_values: bool,
     /// Do not persist the round before sending a ballot (breaks rule 1).
     pub skip_round_persist: bool,
+    /// Leave holes: no no-op for an instance nothing was accepted in (breaks rule 4's
+    /// liveness: a state machine applying in order stops at the hole).
+    pub skip_noop_fill: bool,
 }
 
 /// Where the proposer is.
@@ -26,10 +31,12 @@ pub enum Phase<V> {
     Preparing {
         /// Lowest instance covered.
         first: InstanceId,
-        /// Acceptors that promised.
+        /// Acceptors whose promise is complete (every page received).
         promises: Votes,
-        /// Highest accepted `(ballot, value)` reported per instance.
-        adopted: BTreeMap<InstanceId, (Ballot, V)>,
+        /// Acceptors that promised and still owe pages: where the next page starts.
+        pages: BTreeMap<NodeId, InstanceId>,
+        /// Highest accepted `(ballot, entry)` reported per instance.
+        adopted: BTreeMap<InstanceId, (Ballot, Entry<V>)>,
         /// Tick at which phase 1 is retried with a higher ballot.
         deadline: u64,
     },
@@ -48,24 +55,34 @@ pub enum Phase<V> {
 /// A phase-2 instance in flight at the current ballot.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 struct InFlight<V> {
-    value: V,
+    entry: Entry<V>,
     acks: Votes,
     deadline: u64,
+    /// A request this proposer holds (queued or pinned here), not one it only adopted: if the
+    /// ballot is lost, it goes back to the queue.
+    ours: bool,
 }
 
 /// One node's proposer.
 ///
 /// One proposer serves every instance of its node (Multi-Paxos): once phase 1 succeeds at ballot
-/// `b` for all instances from `first` on, it runs only phase 2 for new values until a `Nack`
+/// `b` for all instances from `first` on, it runs only phase 2 for new entries until a `Nack`
 /// shows a higher ballot. The rules, in order:
 /// 1. Before a ballot is sent, its round is written ([`Write::ProposerRound`]); the runtime makes
 ///    that durable first, so a restarted proposer starts above every round it ever used.
 /// 2. A ballot's round is one above the highest round this proposer used *or saw* (in a `Nack`).
-/// 3. When a quorum has promised, every instance some promise reported as accepted gets the value
-///    of the **highest** accepted ballot (P2c; seed 003 Q1). Only free instances get client values.
-/// 4. A `Nack` means someone is above us: forget the ballot and retry after a random backoff
-///    (seed 003 Q3: without it, duelling proposers can livelock).
-/// 5. A phase without a quorum within the timeout is re-sent (phase 2) or retried higher (phase 1).
+/// 3. When a quorum has promised (every page of each promise received), every instance some
+///    promise reported as accepted gets the entry of the **highest** accepted ballot (P2c;
+///    seed 003 Q1).
+/// 4. No holes: every other undecided instance between `first` and the highest instance any
+///    promise reported or this node knows decided gets a [`Entry::Noop`]; while leading, the
+///    same holds below every instance it proposes into, and below every decision it learns.
+///    New requests go to fresh instances above all of that, so a request acknowledged before
+///    another was made sits below it in the log.
+/// 5. A `Nack` means someone is above us: give up the ballot and retry after a random backoff
+///    (seed 003 Q3: without it, duelling proposers can livelock). Our requests in flight go
+///    back to the queue.
+/// 6. A phase without a quorum within the timeout is re-sent (phase 2) or retried higher (phase 1).
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Proposer<V> {
     id: NodeId,
@@ -78,19 +95,44 @@ pub struct Proposer<V> {
     max_round: u64,
     ballot: Ballot,
     phase: Phase<V>,
-    /// Values clients asked for, by instance, until the instance is decided.
-    wanted: BTreeMap<InstanceId, V>,
+    /// Entries clients pinned to an instance (`propose_at`), until it is decided.
+    pinned: BTreeMap<InstanceId, Entry<V>>,
+    /// Requests waiting for an instance, oldest first.
+    queue: VecDeque<(ProposalId, V)>,
     /// Phase 2 at `ballot`.
     in_flight: BTreeMap<InstanceId, InFlight<V>>,
+    /// Every request queued, pinned or in flight here, and its instance once it has one.
+    requests: BTreeMap<ProposalId, Option<InstanceId>>,
     /// Every instance below this is known decided.
     first_undecided: InstanceId,
+    /// Instances known decided above `first_undecided`.
+    decided_above: BTreeSet<InstanceId>,
+    /// Above every instance this proposer knows used: where the next queued request goes.
+    fresh: InstanceId,
+    /// Leaderless mode: an idle proposer that sees a hole below a decision for long enough
+    /// starts phase 1 to fill it (in leader mode the leader always holds a ballot).
+    fills_idle_holes: bool,
+    /// Ticks the frontier has had a hole above it (a decision it cannot reach).
+    hole_ticks: u64,
     faults: ProposerFaults,
 }
 
 impl<V: Value> Proposer<V> {
     /// A proposer that has used or seen rounds up to `max_round` (from storage), drawing backoff
-    /// jitter from `seed`.
-    pub fn new(config: &Config, max_round: u64, seed: u64) -> Self {
+    /// jitter from `seed`, on a node that knows every instance below `first_undecided` decided
+    /// and `decided_above` decided above it (from its learner's durable decisions): it starts
+    /// preparing there, not at instance 0.
+    pub fn new(
+        config: &Config,
+        max_round: u64,
+        seed: u64,
+        first_undecided: InstanceId,
+        decided_above: BTreeSet<InstanceId>,
+    ) -> Self {
+        let fresh = decided_above
+            .last()
+            .map_or(first_undecided, |i| i.next())
+            .max(first_undecided);
         Proposer {
             id: config.id,
             acceptors: config.acceptors.clone(),
@@ -101,11 +143,26 @@ impl<V: Value> Proposer<V> {
             max_round,
             ballot: Ballot::ZERO,
             phase: Phase::Idle,
-            wanted: BTreeMap::new(),
+            pinned: BTreeMap::new(),
+            queue: VecDeque::new(),
             in_flight: BTreeMap::new(),
-            first_undecided: InstanceId(0),
+            requests: BTreeMap::new(),
+            first_undecided,
+            decided_above,
+            fresh,
+            fills_idle_holes: config.leader_mode == crate::config::LeaderMode::Leaderless,
+            hole_ticks: 0,
             faults: ProposerFaults::default(),
         }
+    }
+
+    /// Just above every instance known decided: the lowest instance no phase 1 can have left
+    /// out (one that no acceptor of the quorum accepted anything in is free).
+    fn above_decided(&self) -> InstanceId {
+        self.decided_above
+            .last()
+            .map_or(self.first_undecided, |i| i.next())
+            .max(self.first_undecided)
     }
 
     /// Break the proposer on purpose (tests of the checkers only).
@@ -129,37 +186,88 @@ impl<V: Value> Proposer<V> {
         &self.phase
     }
 
-    /// True while the proposer has client values or phase-2 instances outstanding.
-    pub fn is_busy(&self) -> bool {
-        !self.wanted.is_empty() || !self.in_flight.is_empty()
+    /// Every instance below this is known decided here.
+    pub fn first_undecided(&self) -> InstanceId {
+        self.first_undecided
     }
 
-    /// The lowest instance this proposer is not using, at or above `floor`.
+    /// True while the proposer holds requests or phase-2 instances.
+    pub fn is_busy(&self) -> bool {
+        self.has_work() || !self.in_flight.is_empty()
+    }
+
+    /// True if requests wait for phase 1 (pinned or queued).
+    fn has_work(&self) -> bool {
+        !self.pinned.is_empty() || !self.queue.is_empty()
+    }
+
+    /// Reserve the next round without proposing (a node's boot number, see
+    /// [`crate::ClientId`]): written like a ballot's round, so it is never used again.
+    /// `None` if no round is left.
+    pub fn reserve_round(&mut self, out: &mut Effects<V>) -> Option<u64> {
+        let round = self.max_round.checked_add(1)?;
+        self.max_round = round;
+        if !self.faults.skip_round_persist {
+            out.write(Write::ProposerRound(round));
+        }
+        Some(round)
+    }
+
+    /// The lowest instance at or above `floor` this proposer is not using and knows undecided.
     pub fn next_free_instance(&self, floor: InstanceId) -> InstanceId {
-        let mut next = floor.max(self.first_undecided);
-        for i in self.wanted.keys().chain(self.in_flight.keys()) {
-            if *i >= next {
-                next = i.next();
-            }
+        let mut next = floor.max(self.fresh);
+        while self.is_taken(next) {
+            next = next.next();
         }
         next
     }
 
-    /// A client wants `value` in `instance`. The instance ends up decided with *some* value;
-    /// the caller learns which from the learner.
-    pub fn propose(&mut self, instance: InstanceId, value: V, out: &mut Effects<V>) {
-        if instance < self.first_undecided || self.wanted.contains_key(&instance) {
+    fn is_decided(&self, instance: InstanceId) -> bool {
+        instance < self.first_undecided || self.decided_above.contains(&instance)
+    }
+
+    fn is_taken(&self, instance: InstanceId) -> bool {
+        self.is_decided(instance)
+            || self.in_flight.contains_key(&instance)
+            || self.pinned.contains_key(&instance)
+    }
+
+    /// A client pinned `entry` to `instance` (Elixir's `propose_at`): the instance ends up
+    /// decided with *some* entry; the caller learns which from the learner.
+    pub fn propose_at(&mut self, instance: InstanceId, entry: Entry<V>, out: &mut Effects<V>) {
+        if self.is_decided(instance) || self.pinned.contains_key(&instance) {
             return;
         }
-        self.wanted.insert(instance, value.clone());
+        if let Some(id) = entry.id() {
+            if self.requests.contains_key(&id) {
+                return;
+            }
+            self.requests.insert(id, Some(instance));
+        }
+        self.pinned.insert(instance, entry);
         match self.phase {
             Phase::Idle => self.start_phase1(out),
             Phase::Leading { first }
                 if instance >= first && !self.in_flight.contains_key(&instance) =>
             {
-                self.send_accept(instance, value, out);
+                self.propose_up_to(instance, out);
             }
             _ => {} // picked up when phase 1 completes or the backoff ends
+        }
+    }
+
+    /// A client request for the next free instance (`append`). A request already held here
+    /// is not taken twice.
+    pub fn append(&mut self, id: ProposalId, value: V, out: &mut Effects<V>) {
+        if self.requests.contains_key(&id) {
+            return;
+        }
+        self.requests.insert(id, None);
+        self.queue.push_back((id, value));
+        match self.phase {
+            Phase::Idle => self.start_phase1(out),
+            Phase::Leading { .. } => self.drain_queue(out),
+            _ => {}
         }
     }
 
@@ -179,11 +287,15 @@ impl<V: Value> Proposer<V> {
         if !self.faults.skip_round_persist {
             out.write(Write::ProposerRound(self.max_round));
         }
-        self.in_flight.clear();
+        self.requeue_in_flight();
+        // What was in flight at the lost ballot is not known used: the new phase 1 finds
+        // whatever a quorum accepted, and every other instance is free again (no holes).
+        self.fresh = self.above_decided();
         let first = self.first_undecided;
         self.phase = Phase::Preparing {
             first,
             promises: Votes::new(),
+            pages: BTreeMap::new(),
             adopted: BTreeMap::new(),
             deadline: self.now + self.phase_timeout,
         };
@@ -198,70 +310,184 @@ impl<V: Value> Proposer<V> {
         }
     }
 
-    /// Give up the ballot (another node leads now). Client values stay wanted.
-    pub fn step_down(&mut self) {
+    /// Give up the ballot and every request (another node leads now; the replica re-routes
+    /// its own clients' requests). Returns the requests that were in flight: their entries may
+    /// still be chosen.
+    pub fn step_down(&mut self) -> BTreeSet<ProposalId> {
+        let in_flight = self
+            .in_flight
+            .values()
+            .filter_map(|f| f.entry.id())
+            .collect();
         self.in_flight.clear();
+        self.pinned.clear();
+        self.queue.clear();
+        self.requests.clear();
         self.phase = Phase::Idle;
+        in_flight
     }
 
-    /// Forget every client value (they are answered elsewhere, e.g. `Aborted`).
-    pub fn forget_wanted(&mut self) {
-        self.wanted.clear();
-    }
-
-    /// Phase 1b arrived.
+    /// Phase 1b arrived: one page of `from`'s promise of `ballot`, from instance `first`.
     pub fn on_promise(
         &mut self,
         from: NodeId,
         ballot: Ballot,
+        first: InstanceId,
         accepted: Vec<AcceptedEntry<V>>,
+        more: Option<InstanceId>,
         out: &mut Effects<V>,
     ) {
         if ballot != self.ballot || !self.acceptors.contains(&from) {
             return;
         }
         let Phase::Preparing {
-            first,
+            first: start,
             promises,
+            pages,
             adopted,
             ..
         } = &mut self.phase
         else {
             return;
         };
-        let first = *first;
-        if !promises.add(from) {
+        let start = *start;
+        // Only the page asked for next counts (a duplicate or stale page changes nothing).
+        let expected = pages.get(&from).copied().unwrap_or(start);
+        if promises.contains(from) || first != expected {
             return;
         }
-        // Rule 3: per instance, keep the value of the highest accepted ballot.
-        for e in accepted.into_iter().filter(|e| e.instance >= first) {
+        // Rule 3: per instance, keep the entry of the highest accepted ballot.
+        for e in accepted.into_iter().filter(|e| e.instance >= start) {
             match adopted.get(&e.instance) {
                 Some((b, _)) if *b >= e.ballot => {}
                 _ => {
-                    adopted.insert(e.instance, (e.ballot, e.value));
+                    adopted.insert(e.instance, (e.ballot, e.entry));
                 }
             }
         }
+        if let Some(next) = more.filter(|next| *next > first) {
+            pages.insert(from, next);
+            out.send(
+                from,
+                Message::Prepare {
+                    ballot,
+                    first: next,
+                },
+            );
+            return;
+        }
+        pages.remove(&from);
+        promises.add(from);
         if !promises.is_quorum(self.acceptors.len()) {
             return;
         }
         let adopted = std::mem::take(adopted);
+        self.lead(start, adopted, out);
+    }
+
+    /// Phase 1 succeeded: rules 3 and 4 over `[first, top]`, then the pinned and queued
+    /// requests above.
+    fn lead(
+        &mut self,
+        first: InstanceId,
+        adopted: BTreeMap<InstanceId, (Ballot, Entry<V>)>,
+        out: &mut Effects<V>,
+    ) {
         self.phase = Phase::Leading { first };
-        if !self.faults.ignore_promised_values {
-            for (instance, (_, value)) in adopted {
-                if instance >= self.first_undecided {
-                    self.send_accept(instance, value, out);
+        let top = adopted
+            .keys()
+            .next_back()
+            .copied()
+            .max(self.decided_above.last().copied());
+        if let Some(top) = top.filter(|top| *top >= first) {
+            let mut instance = first;
+            while instance <= top {
+                if !self.is_decided(instance) {
+                    let reported = adopted.get(&instance).map(|(_, e)| e.clone());
+                    let entry = match reported {
+                        Some(e) if !self.faults.ignore_promised_values => Some(e),
+                        _ => self.pinned.get(&instance).cloned().or_else(|| {
+                            (!self.faults.skip_noop_fill || reported.is_some())
+                                .then_some(Entry::Noop)
+                        }),
+                    };
+                    if let Some(entry) = entry {
+                        self.send_accept(instance, entry, out);
+                    }
+                }
+                instance = instance.next();
+            }
+            self.fresh = self.fresh.max(top.next());
+        }
+        self.fresh = self.fresh.max(first);
+        let pinned: Vec<InstanceId> = self
+            .pinned
+            .keys()
+            .filter(|i| **i >= first && !self.in_flight.contains_key(i))
+            .copied()
+            .collect();
+        for instance in pinned {
+            self.propose_up_to(instance, out);
+        }
+        self.drain_queue(out);
+    }
+
+    /// While leading: propose the entry pinned at `instance`, and a no-op in every free
+    /// instance from `fresh` up to it, so no hole is left below it (rule 4).
+    fn propose_up_to(&mut self, instance: InstanceId, out: &mut Effects<V>) {
+        self.fill_holes(instance, out);
+        if let Some(entry) = self.pinned.get(&instance).cloned() {
+            self.send_accept(instance, entry, out);
+        }
+        self.fresh = self.fresh.max(instance.next());
+    }
+
+    /// While leading: a no-op (or the pinned entry) in every free instance in `[fresh, below)`.
+    /// Below `fresh` every instance is decided or in flight already.
+    fn fill_holes(&mut self, below: InstanceId, out: &mut Effects<V>) {
+        let mut hole = self.fresh;
+        while hole < below {
+            if !self.is_decided(hole) && !self.in_flight.contains_key(&hole) {
+                let entry = self.pinned.get(&hole).cloned();
+                match entry {
+                    Some(entry) => self.send_accept(hole, entry, out),
+                    None if !self.faults.skip_noop_fill => self.send_accept(hole, Entry::Noop, out),
+                    None => {}
                 }
             }
+            hole = hole.next();
         }
-        let wanted: Vec<(InstanceId, V)> = self
-            .wanted
-            .range(first..)
-            .filter(|(i, _)| !self.in_flight.contains_key(i))
-            .map(|(i, v)| (*i, v.clone()))
-            .collect();
-        for (instance, value) in wanted {
-            self.send_accept(instance, value, out);
+        self.fresh = self.fresh.max(below);
+    }
+
+    /// While leading: every queued request into a fresh instance, in order.
+    fn drain_queue(&mut self, out: &mut Effects<V>) {
+        while let Some((id, value)) = self.queue.pop_front() {
+            // Already in flight elsewhere (adopted from a promise, or pinned): not twice.
+            if matches!(self.requests.get(&id), Some(Some(_))) {
+                continue;
+            }
+            let instance = self.next_free_instance(self.fresh);
+            self.fresh = instance.next();
+            self.send_accept(instance, Entry::Value { id, value }, out);
+        }
+    }
+
+    /// Our requests in flight at a lost ballot go back to the queue, in instance order; the
+    /// next phase 1 may find them accepted (and adopt them) or give them fresh instances.
+    fn requeue_in_flight(&mut self) {
+        let flights = std::mem::take(&mut self.in_flight);
+        for (instance, flight) in flights.into_iter().rev() {
+            if !flight.ours {
+                continue;
+            }
+            match flight.entry {
+                Entry::Value { id, value } if !self.pinned.contains_key(&instance) => {
+                    self.requests.insert(id, None);
+                    self.queue.push_front((id, value));
+                }
+                _ => {}
+            }
         }
     }
 
@@ -272,46 +498,95 @@ impl<V: Value> Proposer<V> {
         if ballot != self.ballot || promised <= ballot || !holding {
             return;
         }
-        self.in_flight.clear();
+        self.requeue_in_flight();
         let wait = self.rng.in_range(self.backoff.0, self.backoff.1);
         self.phase = Phase::Backoff {
             until: self.now + wait,
         };
     }
 
-    /// Phase 2b arrived. Returns the value once a quorum accepted it (the instance is chosen).
-    pub fn on_accepted(&mut self, from: NodeId, ballot: Ballot, instance: InstanceId) -> Option<V> {
+    /// Phase 2b arrived. Returns the entry once a quorum accepted it (the instance is chosen).
+    pub fn on_accepted(
+        &mut self,
+        from: NodeId,
+        ballot: Ballot,
+        instance: InstanceId,
+    ) -> Option<Entry<V>> {
         if ballot != self.ballot || !self.acceptors.contains(&from) {
             return None;
         }
         let flight = self.in_flight.get_mut(&instance)?;
         flight.acks.add(from);
         if flight.acks.is_quorum(self.acceptors.len()) {
-            return self.in_flight.remove(&instance).map(|f| f.value);
+            return self.in_flight.remove(&instance).map(|f| f.entry);
         }
         None
     }
 
-    /// `instance` is decided (learned by this node); `first_undecided` is the learner's frontier.
-    pub fn on_decided(&mut self, instance: InstanceId, first_undecided: InstanceId) {
-        self.wanted.remove(&instance);
-        self.in_flight.remove(&instance);
+    /// `instance` is decided with `entry` (learned by this node); `first_undecided` is the
+    /// learner's frontier. A request of ours that was in flight there and lost goes back to
+    /// the queue; while leading, a decision above `fresh` means holes below it to fill.
+    pub fn on_decided(
+        &mut self,
+        instance: InstanceId,
+        entry: &Entry<V>,
+        first_undecided: InstanceId,
+        out: &mut Effects<V>,
+    ) {
+        self.pinned.remove(&instance);
+        if let Some(flight) = self.in_flight.remove(&instance)
+            && flight.ours
+            && flight.entry.id() != entry.id()
+            && let Entry::Value { id, value } = flight.entry
+        {
+            self.requests.insert(id, None);
+            self.queue.push_front((id, value));
+        }
+        if let Some(id) = entry.id()
+            && self.requests.remove(&id).is_some()
+        {
+            self.queue.retain(|(queued, _)| *queued != id);
+        }
+        if instance >= self.first_undecided {
+            self.decided_above.insert(instance);
+        }
         if first_undecided > self.first_undecided {
             self.first_undecided = first_undecided;
-            self.wanted = self.wanted.split_off(&first_undecided);
+            self.decided_above = self.decided_above.split_off(&first_undecided);
+            self.pinned = self.pinned.split_off(&first_undecided);
             self.in_flight = self.in_flight.split_off(&first_undecided);
+        }
+        if matches!(self.phase, Phase::Leading { .. }) {
+            self.fill_holes(instance, out);
+            self.fresh = self.fresh.max(instance.next());
+            self.drain_queue(out);
+        } else {
+            self.fresh = self.fresh.max(instance.next());
         }
     }
 
-    /// One tick of time: retry what timed out, end a backoff.
+    /// One tick of time: retry what timed out, end a backoff, and (leaderless) start filling a
+    /// hole that outlived two phase timeouts.
     pub fn tick(&mut self, out: &mut Effects<V>) {
         self.now += 1;
+        self.hole_ticks = match self.decided_above.is_empty() {
+            true => 0,
+            false => self.hole_ticks + 1,
+        };
+        if self.fills_idle_holes
+            && self.phase == Phase::Idle
+            && self.hole_ticks >= 2 * self.phase_timeout
+        {
+            self.hole_ticks = 0;
+            self.start_phase1(out);
+            return;
+        }
         match self.phase {
             Phase::Backoff { until } if self.now >= until => {
-                if self.wanted.is_empty() {
-                    self.phase = Phase::Idle;
-                } else {
+                if self.has_work() {
                     self.start_phase1(out);
+                } else {
+                    self.phase = Phase::Idle;
                 }
             }
             Phase::Preparing { deadline, .. } if self.now >= deadline => self.start_phase1(out),
@@ -328,7 +603,7 @@ impl<V: Value> Proposer<V> {
                             Message::Accept {
                                 ballot: self.ballot,
                                 instance,
-                                value: flight.value.clone(),
+                                entry: flight.entry.clone(),
                             },
                         );
                     }
@@ -338,23 +613,34 @@ impl<V: Value> Proposer<V> {
         }
     }
 
-    fn send_accept(&mut self, instance: InstanceId, value: V, out: &mut Effects<V>) {
+    fn send_accept(&mut self, instance: InstanceId, entry: Entry<V>, out: &mut Effects<V>) {
         for &a in &self.acceptors {
             out.send(
                 a,
                 Message::Accept {
                     ballot: self.ballot,
                     instance,
-                    value: value.clone(),
+                    entry: entry.clone(),
                 },
             );
         }
+        let ours = match entry.id() {
+            Some(id) => match self.requests.get_mut(&id) {
+                Some(at) => {
+                    *at = Some(instance);
+                    true
+                }
+                None => false,
+            },
+            None => false,
+        };
         self.in_flight.insert(
             instance,
             InFlight {
-                value,
+                entry,
                 acks: Votes::new(),
                 deadline: self.now + self.phase_timeout,
+                ours,
             },
         );
     }
@@ -363,6 +649,7 @@ impl<V: Value> Proposer<V> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::log::ClientId;
     use crate::message::Envelope;
     use pretty_assertions::assert_eq;
 
@@ -377,6 +664,27 @@ mod tests {
         Ballot::new(round, NodeId(node))
     }
 
+    /// Request `seq` of one client.
+    fn id(seq: u64) -> ProposalId {
+        ProposalId {
+            client: ClientId::default(),
+            seq,
+        }
+    }
+
+    /// The entry of request `v` holding `v`.
+    fn e(v: u64) -> Entry<u64> {
+        Entry::Value {
+            id: id(v),
+            value: v,
+        }
+    }
+
+    /// A fresh proposer that has used rounds up to `max_round`.
+    fn proposer(max_round: u64) -> Proposer<u64> {
+        Proposer::new(&config(), max_round, 1, InstanceId(0), BTreeSet::new())
+    }
+
     fn prepares(ballot: Ballot, first: u64) -> Vec<Envelope<u64>> {
         (1..=3)
             .map(|n| Envelope {
@@ -389,34 +697,69 @@ mod tests {
             .collect()
     }
 
-    fn accepts(ballot: Ballot, instance: u64, value: u64) -> Vec<Envelope<u64>> {
+    fn accepts(ballot: Ballot, instance: u64, entry: Entry<u64>) -> Vec<Envelope<u64>> {
         (1..=3)
             .map(|n| Envelope {
                 to: NodeId(n),
                 message: Message::Accept {
                     ballot,
                     instance: InstanceId(instance),
-                    value,
+                    entry: entry.clone(),
                 },
             })
             .collect()
     }
 
-    fn entry(instance: u64, ballot: Ballot, value: u64) -> AcceptedEntry<u64> {
+    fn reported(instance: u64, ballot: Ballot, entry: Entry<u64>) -> AcceptedEntry<u64> {
         AcceptedEntry {
             instance: InstanceId(instance),
             ballot,
-            value,
+            entry,
         }
+    }
+
+    /// `(instance, entry)` of every Accept in `out`, once per instance, in order.
+    fn accepted(out: &Effects<u64>) -> Vec<(u64, Entry<u64>)> {
+        let mut seen: BTreeMap<u64, Entry<u64>> = BTreeMap::new();
+        for env in &out.messages {
+            if let Message::Accept {
+                instance, entry, ..
+            } = &env.message
+            {
+                seen.insert(instance.0, entry.clone());
+            }
+        }
+        seen.into_iter().collect()
+    }
+
+    /// One complete promise (a single page) from `from`.
+    fn promise(
+        p: &mut Proposer<u64>,
+        from: u64,
+        entries: Vec<AcceptedEntry<u64>>,
+        out: &mut Effects<u64>,
+    ) {
+        let first = match p.phase() {
+            Phase::Preparing { first, .. } => *first,
+            _ => InstanceId(0),
+        };
+        p.on_promise(NodeId(from), p.ballot(), first, entries, None, out);
+    }
+
+    /// Phase 1 done on a quorum that reported nothing.
+    fn leading(p: &mut Proposer<u64>) {
+        promise(p, 1, vec![], &mut Effects::new());
+        promise(p, 2, vec![], &mut Effects::new());
+        assert!(matches!(p.phase(), Phase::Leading { .. }));
     }
 
     /// Rule 1: the round is written in the same step as the Prepare, so the runtime makes it
     /// durable before the Prepare leaves.
     #[test]
     fn proposer_persists_round_before_prepare() {
-        let mut p = Proposer::new(&config(), 0, 1);
+        let mut p = proposer(0);
         let mut out = Effects::new();
-        p.propose(InstanceId(0), 100, &mut out);
+        p.propose_at(InstanceId(0), e(100), &mut out);
         assert_eq!(out.writes, vec![Write::ProposerRound(1)]);
         assert_eq!(out.messages, prepares(b(1, 1), 0));
     }
@@ -424,68 +767,247 @@ mod tests {
     /// Rule 1 after a restart (seed 003 Q4): the first ballot is above the persisted round.
     #[test]
     fn restarted_proposer_never_reuses_a_ballot() {
-        let mut p = Proposer::new(&config(), 5, 1);
+        let mut p = proposer(5);
         let mut out = Effects::new();
-        p.propose(InstanceId(0), 100, &mut out);
+        p.propose_at(InstanceId(0), e(100), &mut out);
         assert_eq!(p.ballot(), b(6, 1));
         assert_eq!(out.writes, vec![Write::ProposerRound(6)]);
+    }
+
+    /// A reserved round (a node's boot number) is written and never used as a ballot.
+    #[test]
+    fn a_reserved_round_is_written_and_skipped() {
+        let mut p = proposer(5);
+        let mut out = Effects::new();
+        assert_eq!(p.reserve_round(&mut out), Some(6));
+        assert_eq!(out.writes, vec![Write::ProposerRound(6)]);
+        p.start_phase1(&mut Effects::new());
+        assert_eq!(p.ballot(), b(7, 1));
+        assert_eq!(proposer(u64::MAX).reserve_round(&mut Effects::new()), None);
+    }
+
+    /// A restarted proposer prepares from the frontier its learner recovered, not from 0: its
+    /// acceptors then report only what it does not know.
+    #[test]
+    fn restarted_proposer_prepares_from_its_recovered_frontier() {
+        let mut p = Proposer::<u64>::new(&config(), 3, 1, InstanceId(40), [InstanceId(42)].into());
+        let mut out = Effects::new();
+        p.start_phase1(&mut out);
+        assert_eq!(out.messages, prepares(b(4, 1), 40));
+        assert_eq!(p.next_free_instance(InstanceId(0)), InstanceId(43));
     }
 
     /// A stored round at the very top leaves no fresh ballot: rather than wrap to round 0 (a
     /// ballot below everything, reused) or repeat `u64::MAX`, the proposer does not propose.
     #[test]
     fn proposer_with_no_round_left_stays_idle() {
-        let mut p = Proposer::new(&config(), u64::MAX, 1);
+        let mut p = proposer(u64::MAX);
         let mut out = Effects::new();
-        p.propose(InstanceId(0), 100, &mut out);
+        p.propose_at(InstanceId(0), e(100), &mut out);
         assert_eq!(out, Effects::new());
         assert_eq!(p.phase(), &Phase::Idle);
         assert_eq!(p.max_round(), u64::MAX);
     }
 
-    /// With no accepted value reported, the client's value is proposed.
+    /// With nothing accepted reported, the client's entry is proposed.
     #[test]
     fn proposer_proposes_its_own_value_when_nothing_was_accepted() {
-        let mut p = Proposer::new(&config(), 0, 1);
-        p.propose(InstanceId(0), 100, &mut Effects::new());
+        let mut p = proposer(0);
+        p.propose_at(InstanceId(0), e(100), &mut Effects::new());
         let mut out = Effects::new();
-        p.on_promise(NodeId(1), b(1, 1), vec![], &mut out);
+        promise(&mut p, 1, vec![], &mut out);
         assert!(out.messages.is_empty(), "one promise is not a quorum");
-        p.on_promise(NodeId(2), b(1, 1), vec![], &mut out);
-        assert_eq!(out.messages, accepts(b(1, 1), 0, 100));
+        promise(&mut p, 2, vec![], &mut out);
+        assert_eq!(out.messages, accepts(b(1, 1), 0, e(100)));
     }
 
     /// Rule 3 (P2c), seed 003 Q1: a value accepted by a minority before its proposer crashed
     /// must be adopted by the next proposer, instead of its own.
     #[test]
     fn proposer_adopts_value_accepted_by_a_minority() {
-        let mut p = Proposer::new(&config(), 1, 1);
-        p.propose(InstanceId(0), 200, &mut Effects::new());
+        let mut p = proposer(1);
+        p.propose_at(InstanceId(0), e(200), &mut Effects::new());
         let ballot = p.ballot();
         let mut out = Effects::new();
-        p.on_promise(NodeId(3), ballot, vec![entry(0, b(1, 3), 77)], &mut out);
-        p.on_promise(NodeId(2), ballot, vec![], &mut out);
-        assert_eq!(out.messages, accepts(ballot, 0, 77));
+        promise(&mut p, 3, vec![reported(0, b(1, 3), e(77))], &mut out);
+        promise(&mut p, 2, vec![], &mut out);
+        assert_eq!(out.messages, accepts(ballot, 0, e(77)));
     }
 
     /// Rule 3: of several accepted values, the one with the highest ballot wins.
     #[test]
     fn proposer_adopts_value_of_the_highest_accepted_ballot() {
-        let mut p = Proposer::new(&config(), 5, 1);
-        p.propose(InstanceId(0), 200, &mut Effects::new());
+        let mut p = proposer(5);
+        p.propose_at(InstanceId(0), e(200), &mut Effects::new());
         let ballot = p.ballot();
         let mut out = Effects::new();
-        p.on_promise(NodeId(2), ballot, vec![entry(0, b(4, 2), 42)], &mut out);
-        p.on_promise(NodeId(3), ballot, vec![entry(0, b(2, 3), 23)], &mut out);
-        assert_eq!(out.messages, accepts(ballot, 0, 42));
+        promise(&mut p, 2, vec![reported(0, b(4, 2), e(42))], &mut out);
+        promise(&mut p, 3, vec![reported(0, b(2, 3), e(23))], &mut out);
+        assert_eq!(out.messages, accepts(ballot, 0, e(42)));
     }
 
-    /// Rules 2 and 4: a Nack carries the higher ballot; after the backoff the proposer jumps
+    /// Rule 4: after phase 1 every undecided instance up to the highest one reported gets the
+    /// adopted entry or a no-op, and new requests go above all of it, in order.
+    #[test]
+    fn a_new_leader_fills_every_hole_and_appends_above() {
+        let mut p = proposer(1);
+        p.append(id(7), 7, &mut Effects::new());
+        p.append(id(8), 8, &mut Effects::new());
+        let mut out = Effects::new();
+        promise(&mut p, 2, vec![reported(2, b(1, 2), e(22))], &mut out);
+        promise(&mut p, 3, vec![reported(4, b(1, 3), e(44))], &mut out);
+        assert_eq!(
+            accepted(&out),
+            vec![
+                (0, Entry::Noop),
+                (1, Entry::Noop),
+                (2, e(22)),
+                (3, Entry::Noop),
+                (4, e(44)),
+                (5, e(7)),
+                (6, e(8))
+            ]
+        );
+    }
+
+    /// Rule 4, broken on purpose: with `skip_noop_fill` the holes stay (what the switch is for).
+    #[test]
+    fn without_noop_fill_the_holes_stay() {
+        let mut p = proposer(1).with_faults(ProposerFaults {
+            skip_noop_fill: true,
+            ..ProposerFaults::default()
+        });
+        p.start_phase1(&mut Effects::new());
+        let mut out = Effects::new();
+        promise(&mut p, 2, vec![reported(2, b(1, 2), e(22))], &mut out);
+        promise(&mut p, 3, vec![], &mut out);
+        assert_eq!(accepted(&out), vec![(2, e(22))]);
+    }
+
+    /// Rule 4 while leading: an entry pinned far ahead brings no-ops below it; a decision
+    /// learned above the frontier does too.
+    #[test]
+    fn a_leader_leaves_no_hole_below_what_it_proposes_or_learns() {
+        let mut p = proposer(0);
+        p.start_phase1(&mut Effects::new());
+        leading(&mut p);
+        let mut out = Effects::new();
+        p.propose_at(InstanceId(3), e(3), &mut out);
+        assert_eq!(
+            accepted(&out),
+            vec![
+                (0, Entry::Noop),
+                (1, Entry::Noop),
+                (2, Entry::Noop),
+                (3, e(3))
+            ]
+        );
+        let mut out = Effects::new();
+        p.on_decided(InstanceId(6), &e(60), InstanceId(0), &mut out);
+        assert_eq!(accepted(&out), vec![(4, Entry::Noop), (5, Entry::Noop)]);
+        assert_eq!(p.next_free_instance(InstanceId(0)), InstanceId(7));
+    }
+
+    /// A long promise comes in pages: each page asks for the next one at the same ballot, and
+    /// only a complete promise counts towards the quorum.
+    #[test]
+    fn only_complete_paged_promises_count() {
+        let mut p = proposer(0);
+        p.start_phase1(&mut Effects::new());
+        let ballot = p.ballot();
+        let mut out = Effects::new();
+        let page = vec![reported(0, b(1, 2), e(5))];
+        p.on_promise(
+            NodeId(2),
+            ballot,
+            InstanceId(0),
+            page,
+            Some(InstanceId(1)),
+            &mut out,
+        );
+        assert_eq!(
+            out.messages,
+            vec![Envelope {
+                to: NodeId(2),
+                message: Message::Prepare {
+                    ballot,
+                    first: InstanceId(1)
+                }
+            }]
+        );
+        promise(&mut p, 3, vec![], &mut Effects::new());
+        assert!(
+            matches!(p.phase(), Phase::Preparing { .. }),
+            "n2's promise is not complete"
+        );
+        // A stale page (not the one asked for) changes nothing.
+        p.on_promise(
+            NodeId(2),
+            ballot,
+            InstanceId(0),
+            vec![],
+            None,
+            &mut Effects::new(),
+        );
+        assert!(matches!(p.phase(), Phase::Preparing { .. }));
+        let mut out = Effects::new();
+        let last = vec![reported(1, b(1, 2), e(6))];
+        p.on_promise(NodeId(2), ballot, InstanceId(1), last, None, &mut out);
+        assert_eq!(accepted(&out), vec![(0, e(5)), (1, e(6))]);
+    }
+
+    /// A request is taken once, however often it arrives (a follower forwards it again).
+    #[test]
+    fn a_request_is_taken_once() {
+        let mut p = proposer(0);
+        p.start_phase1(&mut Effects::new());
+        leading(&mut p);
+        let mut out = Effects::new();
+        p.append(id(1), 1, &mut out);
+        p.append(id(1), 1, &mut out);
+        assert_eq!(accepted(&out), vec![(0, e(1))]);
+    }
+
+    /// Rule 5: a lost ballot sends our requests back to the queue; the next phase 1 finds
+    /// what a quorum accepted, and every other instance is free again: no hole where the lost
+    /// requests were.
+    #[test]
+    fn a_lost_ballot_requeues_our_requests_without_leaving_holes() {
+        let mut p = proposer(0);
+        p.start_phase1(&mut Effects::new());
+        leading(&mut p);
+        p.append(id(1), 1, &mut Effects::new());
+        p.append(id(2), 2, &mut Effects::new());
+        p.on_nack(b(1, 1), b(3, 2));
+        let mut out = Effects::new();
+        for _ in 0..3 {
+            p.tick(&mut out);
+        }
+        assert_eq!(p.ballot(), b(4, 1));
+        let mut out = Effects::new();
+        promise(&mut p, 2, vec![], &mut out);
+        promise(&mut p, 3, vec![], &mut out);
+        assert_eq!(accepted(&out), vec![(0, e(1)), (1, e(2))]);
+    }
+
+    /// A request of ours that lost its instance to another entry goes to a fresh one.
+    #[test]
+    fn a_request_that_lost_its_instance_is_proposed_again() {
+        let mut p = proposer(0);
+        p.start_phase1(&mut Effects::new());
+        leading(&mut p);
+        p.append(id(1), 1, &mut Effects::new());
+        let mut out = Effects::new();
+        p.on_decided(InstanceId(0), &e(99), InstanceId(1), &mut out);
+        assert_eq!(accepted(&out), vec![(1, e(1))]);
+    }
+
+    /// Rules 2 and 5: a Nack carries the higher ballot; after the backoff the proposer jumps
     /// straight above it (the Go log's 4.2 climbing).
     #[test]
     fn proposer_jumps_above_the_ballot_in_a_nack() {
-        let mut p = Proposer::new(&config(), 0, 1);
-        p.propose(InstanceId(0), 100, &mut Effects::new());
+        let mut p = proposer(0);
+        p.propose_at(InstanceId(0), e(100), &mut Effects::new());
         p.on_nack(b(1, 1), b(4, 2));
         assert!(matches!(p.phase(), Phase::Backoff { .. }));
         let mut out = Effects::new();
@@ -496,11 +1018,11 @@ mod tests {
         assert_eq!(out.messages, prepares(b(5, 1), 0));
     }
 
-    /// Rule 5: phase 1 without a quorum is retried with a higher ballot.
+    /// Rule 6: phase 1 without a quorum is retried with a higher ballot.
     #[test]
     fn proposer_retries_phase1_higher_after_timeout() {
-        let mut p = Proposer::new(&config(), 0, 1);
-        p.propose(InstanceId(0), 100, &mut Effects::new());
+        let mut p = proposer(0);
+        p.propose_at(InstanceId(0), e(100), &mut Effects::new());
         let mut out = Effects::new();
         for _ in 0..10 {
             p.tick(&mut out);
@@ -509,13 +1031,12 @@ mod tests {
         assert_eq!(out.messages, prepares(b(2, 1), 0));
     }
 
-    /// Rule 5: phase 2 without a quorum re-sends the Accept to acceptors that did not answer.
+    /// Rule 6: phase 2 without a quorum re-sends the Accept to acceptors that did not answer.
     #[test]
     fn proposer_resends_accept_to_silent_acceptors() {
-        let mut p = Proposer::new(&config(), 0, 1);
-        p.propose(InstanceId(0), 100, &mut Effects::new());
-        p.on_promise(NodeId(1), b(1, 1), vec![], &mut Effects::new());
-        p.on_promise(NodeId(2), b(1, 1), vec![], &mut Effects::new());
+        let mut p = proposer(0);
+        p.propose_at(InstanceId(0), e(100), &mut Effects::new());
+        leading(&mut p);
         assert_eq!(p.on_accepted(NodeId(1), b(1, 1), InstanceId(0)), None);
         let mut out = Effects::new();
         for _ in 0..10 {
@@ -528,40 +1049,57 @@ mod tests {
     /// A majority of Accepted at the proposer's ballot means chosen; a minority does not.
     #[test]
     fn proposer_sees_value_chosen_at_a_majority() {
-        let mut p = Proposer::new(&config(), 0, 1);
-        p.propose(InstanceId(0), 100, &mut Effects::new());
-        p.on_promise(NodeId(1), b(1, 1), vec![], &mut Effects::new());
-        p.on_promise(NodeId(2), b(1, 1), vec![], &mut Effects::new());
+        let mut p = proposer(0);
+        p.propose_at(InstanceId(0), e(100), &mut Effects::new());
+        leading(&mut p);
         assert_eq!(p.on_accepted(NodeId(3), b(1, 1), InstanceId(0)), None);
         assert_eq!(
             p.on_accepted(NodeId(3), b(1, 1), InstanceId(0)),
             None,
             "duplicates count once"
         );
-        assert_eq!(p.on_accepted(NodeId(2), b(1, 1), InstanceId(0)), Some(100));
+        assert_eq!(
+            p.on_accepted(NodeId(2), b(1, 1), InstanceId(0)),
+            Some(e(100))
+        );
     }
 
     /// Multi-Paxos: once phase 1 succeeded, the next instance goes straight to phase 2.
     #[test]
     fn leader_skips_phase1_for_later_instances() {
-        let mut p = Proposer::new(&config(), 0, 1);
-        p.propose(InstanceId(0), 100, &mut Effects::new());
-        p.on_promise(NodeId(1), b(1, 1), vec![], &mut Effects::new());
-        p.on_promise(NodeId(2), b(1, 1), vec![], &mut Effects::new());
+        let mut p = proposer(0);
+        p.propose_at(InstanceId(0), e(100), &mut Effects::new());
+        leading(&mut p);
         let mut out = Effects::new();
-        p.propose(InstanceId(1), 101, &mut out);
+        p.propose_at(InstanceId(1), e(101), &mut out);
         assert!(out.writes.is_empty());
-        assert_eq!(out.messages, accepts(b(1, 1), 1, 101));
+        assert_eq!(out.messages, accepts(b(1, 1), 1, e(101)));
     }
 
     /// Promises for an old ballot are ignored.
     #[test]
     fn proposer_ignores_promises_for_other_ballots() {
-        let mut p = Proposer::new(&config(), 3, 1);
-        p.propose(InstanceId(0), 100, &mut Effects::new());
+        let mut p = proposer(3);
+        p.propose_at(InstanceId(0), e(100), &mut Effects::new());
         let mut out = Effects::new();
-        p.on_promise(NodeId(1), b(1, 1), vec![], &mut out);
-        p.on_promise(NodeId(2), b(1, 1), vec![], &mut out);
+        for from in 1..=2 {
+            p.on_promise(NodeId(from), b(1, 1), InstanceId(0), vec![], None, &mut out);
+        }
         assert!(out.messages.is_empty());
+    }
+
+    /// Leaderless: a hole below a decision that outlives two phase timeouts starts phase 1
+    /// on an idle proposer (nobody else may have a reason to fill it).
+    #[test]
+    fn an_idle_leaderless_proposer_fills_a_lasting_hole() {
+        let mut p = proposer(0);
+        p.on_decided(InstanceId(2), &e(2), InstanceId(0), &mut Effects::new());
+        let mut out = Effects::new();
+        for _ in 0..19 {
+            p.tick(&mut out);
+        }
+        assert!(out.messages.is_empty(), "not before two phase timeouts");
+        p.tick(&mut out);
+        assert_eq!(out.messages, prepares(b(1, 1), 0));
     }
 }

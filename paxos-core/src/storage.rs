@@ -7,22 +7,23 @@
 
 use crate::ballot::{Ballot, InstanceId};
 use crate::effects::Write;
+use crate::log::Entry;
 use crate::message::Value;
 use async_trait::async_trait;
 use std::collections::BTreeMap;
 use std::fmt;
 
 /// Everything a node persists, as returned by [`Storage::load`].
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct DurableState<V> {
     /// The acceptor's promised ballot (one promise covers every instance).
     pub promised: Ballot,
-    /// The acceptor's accepted `(ballot, value)` per instance.
-    pub accepted: BTreeMap<InstanceId, (Ballot, V)>,
+    /// The acceptor's accepted `(ballot, entry)` per instance.
+    pub accepted: BTreeMap<InstanceId, (Ballot, Entry<V>)>,
     /// The highest round this node's proposer used or saw.
     pub proposer_round: u64,
-    /// Values this node learned as chosen.
-    pub decided: BTreeMap<InstanceId, V>,
+    /// Entries this node learned as chosen.
+    pub decided: BTreeMap<InstanceId, Entry<V>>,
 }
 
 impl<V> Default for DurableState<V> {
@@ -47,21 +48,21 @@ impl<V: Clone> DurableState<V> {
             Write::Accept {
                 instance,
                 ballot,
-                value,
+                entry,
             } => {
                 let replace = self
                     .accepted
                     .get(instance)
                     .is_none_or(|(old, _)| ballot >= old);
                 if replace {
-                    self.accepted.insert(*instance, (*ballot, value.clone()));
+                    self.accepted.insert(*instance, (*ballot, entry.clone()));
                 }
             }
             Write::ProposerRound(r) => self.proposer_round = self.proposer_round.max(*r),
-            Write::Decided { instance, value } => {
+            Write::Decided { instance, entry } => {
                 self.decided
                     .entry(*instance)
-                    .or_insert_with(|| value.clone());
+                    .or_insert_with(|| entry.clone());
             }
         }
     }

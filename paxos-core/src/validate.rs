@@ -34,6 +34,15 @@ pub enum InputError {
     /// The sender is not a member of the cluster.
     #[error("{0} is not a member of the cluster")]
     NotAMember(NodeId),
+    /// A client pinned a proposal more than `limit` instances above the decided prefix (the
+    /// leader would have to fill every instance below it with a no-op).
+    #[error("instance {} is more than {limit} instances above the decided prefix", .instance.0)]
+    TooFarAhead {
+        /// The instance asked for.
+        instance: InstanceId,
+        /// [`crate::Config::max_instances_ahead`].
+        limit: u64,
+    },
 }
 
 /// Refuse `ballot` if its round is out of range.
@@ -61,8 +70,15 @@ pub(crate) fn check_message<V>(message: &Message<V>) -> Result<(), InputError> {
             check_ballot(*ballot)?;
             check_instance(*first)
         }
-        Message::Promise { ballot, accepted } => {
+        Message::Promise {
+            ballot,
+            first,
+            accepted,
+            more,
+        } => {
             check_ballot(*ballot)?;
+            check_instance(*first)?;
+            more.map_or(Ok(()), check_instance)?;
             accepted.iter().try_for_each(|e| {
                 check_ballot(e.ballot)?;
                 check_instance(e.instance)
@@ -87,6 +103,7 @@ pub(crate) fn check_message<V>(message: &Message<V>) -> Result<(), InputError> {
             instances.iter().try_for_each(|i| check_instance(*i))
         }
         Message::CatchUp { first } => check_instance(*first),
+        Message::Forward { at, .. } => at.map_or(Ok(()), check_instance),
         Message::Heartbeat => Ok(()),
     }
 }
@@ -94,6 +111,7 @@ pub(crate) fn check_message<V>(message: &Message<V>) -> Result<(), InputError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::log::{Entry, ProposalId};
     use crate::message::AcceptedEntry;
 
     const TOP: Ballot = Ballot {
@@ -137,22 +155,26 @@ mod tests {
             (
                 Message::Promise {
                     ballot: OK,
+                    first: InstanceId(0),
                     accepted: vec![AcceptedEntry {
                         instance: top,
                         ballot: OK,
-                        value: 1,
+                        entry: Entry::Noop,
                     }],
+                    more: None,
                 },
                 instance.clone(),
             ),
             (
                 Message::Promise {
                     ballot: OK,
+                    first: InstanceId(0),
                     accepted: vec![AcceptedEntry {
                         instance: InstanceId::MAX,
                         ballot: TOP,
-                        value: 1,
+                        entry: Entry::Noop,
                     }],
+                    more: None,
                 },
                 round.clone(),
             ),
@@ -160,7 +182,7 @@ mod tests {
                 Message::Accept {
                     ballot: TOP,
                     instance: InstanceId(0),
-                    value: 1,
+                    entry: Entry::Noop,
                 },
                 round.clone(),
             ),
@@ -168,14 +190,22 @@ mod tests {
                 Message::Accepted {
                     ballot: OK,
                     instance: top,
-                    value: None,
+                    entry: None,
                 },
                 instance.clone(),
             ),
             (
                 Message::Decided {
                     instance: top,
+                    entry: Entry::Noop,
+                },
+                instance.clone(),
+            ),
+            (
+                Message::Forward {
+                    id: ProposalId::default(),
                     value: 1,
+                    at: Some(top),
                 },
                 instance.clone(),
             ),
@@ -190,7 +220,7 @@ mod tests {
             (
                 Message::Decided {
                     instance: InstanceId::MAX,
-                    value: 1,
+                    entry: Entry::Noop,
                 },
                 Ok(()),
             ),

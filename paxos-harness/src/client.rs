@@ -3,6 +3,7 @@
 
 pub mod protocol;
 
+use paxos_core::{ClientId, ProposalId};
 use protocol::{Decision, MAX_LINE, Op, Request, Response, Status};
 use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
@@ -26,8 +27,8 @@ pub enum ClientError {
     Node {
         /// The node's message.
         error: String,
-        /// The leader it named, if any.
-        leader: Option<u64>,
+        /// The value may still be chosen (retry the same request id to find out).
+        maybe_chosen: bool,
     },
 }
 
@@ -94,18 +95,55 @@ impl Client {
             .map_err(|e| ClientError::Protocol(format!("bad response {:?}: {e}", self.line)))
     }
 
-    /// Get `value` chosen; returns the instance it was chosen in. `timeout` is the node-side
-    /// deadline (default 30 s); the caller should bound the call itself against a dead node.
+    /// A new client id from the node: requests `{client, seq}` with it are exactly once.
     ///
     /// # Errors
-    /// [`ClientError::Node`] if the node gave up (timed out, node stopped...); the value may
-    /// still be chosen later. Any other [`ClientError`] on connection trouble.
+    /// Any [`ClientError`].
+    pub async fn session(&mut self) -> Result<ClientId, ClientError> {
+        match self.request(&Request::new(Op::Session {})).await? {
+            Response::Session { client } => Ok(client),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// Put `value` in the log as a new request of the node's own client; returns its
+    /// instance. `timeout` is the node-side deadline (default 30 s); the caller should bound
+    /// the call itself against a dead node.
+    ///
+    /// # Errors
+    /// [`ClientError::Node`] if the node gave up (timed out, node stopped...); with
+    /// `maybe_chosen` the value may still be chosen later. Any other [`ClientError`] on
+    /// connection trouble.
     pub async fn propose(
         &mut self,
         value: &str,
         timeout: Option<Duration>,
     ) -> Result<u64, ClientError> {
+        self.propose_request(None, value, timeout).await
+    }
+
+    /// Put `value` in the log as request `id` (from [`Client::session`]); sending the same id
+    /// again (here or to another node) never puts it in twice, and answers with its instance.
+    ///
+    /// # Errors
+    /// As [`Client::propose`].
+    pub async fn append(
+        &mut self,
+        id: ProposalId,
+        value: &str,
+        timeout: Option<Duration>,
+    ) -> Result<u64, ClientError> {
+        self.propose_request(Some(id), value, timeout).await
+    }
+
+    async fn propose_request(
+        &mut self,
+        id: Option<ProposalId>,
+        value: &str,
+        timeout: Option<Duration>,
+    ) -> Result<u64, ClientError> {
         let request = Request {
+            id,
             timeout_ms: timeout.map(|t| u64::try_from(t.as_millis()).unwrap_or(u64::MAX)),
             ..Request::new(Op::Propose(value.to_owned()))
         };
@@ -118,8 +156,8 @@ impl Client {
         }
     }
 
-    /// One page of decisions at or above `from` (at most `limit`, default 1000), and the
-    /// node's first undecided instance.
+    /// One page of applied slots at or above `from` (at most `limit`, default 1000), where
+    /// the next page starts, and the node's applied frontier.
     ///
     /// # Errors
     /// Any [`ClientError`].
@@ -127,41 +165,34 @@ impl Client {
         &mut self,
         from: u64,
         limit: Option<usize>,
-    ) -> Result<(Vec<Decision>, u64), ClientError> {
+    ) -> Result<(Vec<Decision>, u64, u64), ClientError> {
         match self
             .request(&Request::new(Op::Decisions { from, limit }))
             .await?
         {
             Response::Decisions {
                 decisions,
-                first_undecided,
-            } => Ok((decisions, first_undecided)),
+                next,
+                applied,
+            } => Ok((decisions, next, applied)),
             other => Err(unexpected(other)),
         }
     }
 
-    /// Every decision the node knows at or above `from`, in instance order (pages through).
+    /// Every slot the node applied at or above `from`, in instance order (pages through).
     ///
     /// # Errors
     /// Any [`ClientError`].
     pub async fn decisions(&mut self, from: u64) -> Result<Vec<Decision>, ClientError> {
         let mut all: Vec<Decision> = Vec::new();
-        let mut next = from;
+        let mut at = from;
         loop {
-            let (page, _) = self.decisions_page(next, None).await?;
-            let Some(last) = page.last() else {
-                return Ok(all);
-            };
-            if last.instance < next {
-                return Err(ClientError::Protocol(
-                    "decisions page went backwards".into(),
-                ));
-            }
-            next = last.instance.saturating_add(1);
+            let (page, next, applied) = self.decisions_page(at, None).await?;
             all.extend(page);
-            if next == u64::MAX {
+            if next <= at || next >= applied {
                 return Ok(all);
             }
+            at = next;
         }
     }
 
@@ -179,7 +210,13 @@ impl Client {
 
 fn unexpected(response: Response) -> ClientError {
     match response {
-        Response::Error { error, leader } => ClientError::Node { error, leader },
+        Response::Error {
+            error,
+            maybe_chosen,
+        } => ClientError::Node {
+            error,
+            maybe_chosen,
+        },
         other => ClientError::Protocol(format!("unexpected response {other:?}")),
     }
 }

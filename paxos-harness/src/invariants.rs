@@ -15,7 +15,7 @@
 //! comes after the `Accept` writes that made the value chosen — unless a node replied before
 //! persisting, which is exactly what the checker must catch.
 
-use paxos_core::{Ballot, InstanceId, NodeId, Value, majority};
+use paxos_core::{Ballot, Entry, InstanceId, NodeId, Value, majority};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
@@ -35,16 +35,16 @@ pub enum Violation<V = Val> {
         /// The instance.
         instance: InstanceId,
         /// The first value.
-        first: V,
+        first: Entry<V>,
         /// The conflicting value.
-        second: V,
+        second: Entry<V>,
     },
     /// A value chosen that nobody proposed.
     Validity {
         /// The instance.
         instance: InstanceId,
         /// The value.
-        value: V,
+        value: Entry<V>,
     },
     /// A node learned a value that no majority had accepted at one ballot.
     LearnedNotChosen {
@@ -53,7 +53,7 @@ pub enum Violation<V = Val> {
         /// The instance.
         instance: InstanceId,
         /// The value learned.
-        value: V,
+        value: Entry<V>,
     },
     /// Two values accepted at one ballot in one instance.
     BallotReused {
@@ -62,7 +62,7 @@ pub enum Violation<V = Val> {
         /// The ballot.
         ballot: Ballot,
         /// The values.
-        values: (V, V),
+        values: (Entry<V>, Entry<V>),
     },
     /// A node's decided value changed (e.g. after a restart).
     DecisionChanged {
@@ -71,7 +71,7 @@ pub enum Violation<V = Val> {
         /// The instance.
         instance: InstanceId,
         /// The old and new value.
-        values: (V, V),
+        values: (Entry<V>, Entry<V>),
     },
     /// A node's promise went down.
     PromiseDecreased {
@@ -96,9 +96,9 @@ pub enum Violation<V = Val> {
         /// The instance.
         instance: InstanceId,
         /// The value reported.
-        value: V,
+        value: Entry<V>,
         /// The value chosen there, if any.
-        chosen: Option<V>,
+        chosen: Option<Entry<V>>,
     },
 }
 
@@ -112,13 +112,13 @@ impl<V: fmt::Debug> fmt::Display for Violation<V> {
             } => {
                 write!(
                     f,
-                    "agreement: {instance} has two values, {first:?} and {second:?}"
+                    "agreement: {instance} has two values, {first} and {second}"
                 )
             }
             Violation::Validity { instance, value } => {
                 write!(
                     f,
-                    "validity: {instance} chose {value:?}, which nobody proposed"
+                    "validity: {instance} chose {value}, which nobody proposed"
                 )
             }
             Violation::LearnedNotChosen {
@@ -127,7 +127,7 @@ impl<V: fmt::Debug> fmt::Display for Violation<V> {
                 value,
             } => write!(
                 f,
-                "learned-not-chosen: {node} learned {value:?} in {instance} before a majority accepted it"
+                "learned-not-chosen: {node} learned {value} in {instance} before a majority accepted it"
             ),
             Violation::BallotReused {
                 instance,
@@ -135,7 +135,7 @@ impl<V: fmt::Debug> fmt::Display for Violation<V> {
                 values,
             } => write!(
                 f,
-                "ballot-reused: {instance} ballot {ballot} carried {:?} and {:?}",
+                "ballot-reused: {instance} ballot {ballot} carried {} and {}",
                 values.0, values.1
             ),
             Violation::DecisionChanged {
@@ -144,7 +144,7 @@ impl<V: fmt::Debug> fmt::Display for Violation<V> {
                 values,
             } => write!(
                 f,
-                "decision-changed: {node} had {:?} in {instance}, now {:?}",
+                "decision-changed: {node} had {} in {instance}, now {}",
                 values.0, values.1
             ),
             Violation::PromiseDecreased { node, ballots } => {
@@ -171,11 +171,11 @@ impl<V: fmt::Debug> fmt::Display for Violation<V> {
             } => match chosen {
                 Some(c) => write!(
                     f,
-                    "reported-not-chosen: {node} reported {value:?} in {instance}, but {c:?} is chosen"
+                    "reported-not-chosen: {node} reported {value} in {instance}, but {c} is chosen"
                 ),
                 None => write!(
                     f,
-                    "reported-not-chosen: {node} reported {value:?} in {instance}, where nothing is chosen"
+                    "reported-not-chosen: {node} reported {value} in {instance}, where nothing is chosen"
                 ),
             },
         }
@@ -187,9 +187,9 @@ impl<V: fmt::Debug> fmt::Display for Violation<V> {
 pub struct Checker<V = Val> {
     quorum: usize,
     proposed: BTreeSet<V>,
-    accepts: BTreeMap<(InstanceId, Ballot), (V, BTreeSet<NodeId>)>,
-    chosen: BTreeMap<InstanceId, V>,
-    learned: BTreeMap<NodeId, BTreeMap<InstanceId, V>>,
+    accepts: BTreeMap<(InstanceId, Ballot), (Entry<V>, BTreeSet<NodeId>)>,
+    chosen: BTreeMap<InstanceId, Entry<V>>,
+    learned: BTreeMap<NodeId, BTreeMap<InstanceId, Entry<V>>>,
     promised: BTreeMap<NodeId, Ballot>,
     violations: Vec<Violation<V>>,
 }
@@ -227,7 +227,13 @@ impl<V: Checkable> Checker<V> {
     }
 
     /// `node` durably accepted `value` in `instance` at `ballot`.
-    pub fn on_accepted(&mut self, node: NodeId, instance: InstanceId, ballot: Ballot, value: V) {
+    pub fn on_accepted(
+        &mut self,
+        node: NodeId,
+        instance: InstanceId,
+        ballot: Ballot,
+        value: Entry<V>,
+    ) {
         if let Some(&promised) = self.promised.get(&node)
             && ballot < promised
         {
@@ -262,7 +268,10 @@ impl<V: Checkable> Checker<V> {
             }),
             Some(_) => {}
             None => {
-                if !self.proposed.contains(&value) {
+                // Validity: a client value must have been proposed (a no-op carries none).
+                if let Some(v) = value.value()
+                    && !self.proposed.contains(v)
+                {
                     self.violations.push(Violation::Validity {
                         instance,
                         value: value.clone(),
@@ -274,7 +283,7 @@ impl<V: Checkable> Checker<V> {
     }
 
     /// `node` durably learned `value` in `instance`.
-    pub fn on_decided(&mut self, node: NodeId, instance: InstanceId, value: V) {
+    pub fn on_decided(&mut self, node: NodeId, instance: InstanceId, value: Entry<V>) {
         if self.chosen.get(&instance) != Some(&value) {
             self.violations.push(Violation::LearnedNotChosen {
                 node,
@@ -312,7 +321,7 @@ impl<V: Checkable> Checker<V> {
     /// `node` told a client (or a `decisions()` caller) that `value` is decided in `instance`.
     /// It may only say so once that value is chosen: the node answers after its `Decided`
     /// write is durable, which comes after a majority's `Accept` writes.
-    pub fn on_reported(&mut self, node: NodeId, instance: InstanceId, value: V) {
+    pub fn on_reported(&mut self, node: NodeId, instance: InstanceId, value: Entry<V>) {
         let chosen = self.chosen.get(&instance).cloned();
         if chosen.as_ref() != Some(&value) {
             self.violations.push(Violation::ReportedNotChosen {
@@ -330,12 +339,12 @@ impl<V: Checkable> Checker<V> {
     }
 
     /// Values chosen so far, per instance.
-    pub fn chosen(&self) -> &BTreeMap<InstanceId, V> {
+    pub fn chosen(&self) -> &BTreeMap<InstanceId, Entry<V>> {
         &self.chosen
     }
 
     /// Every `(acceptor, ballot, value)` accepted in `instance`.
-    pub fn accepted_in(&self, instance: InstanceId) -> Vec<(NodeId, Ballot, V)> {
+    pub fn accepted_in(&self, instance: InstanceId) -> Vec<(NodeId, Ballot, Entry<V>)> {
         let lo = (instance, Ballot::ZERO);
         self.accepts
             .range(lo..)
@@ -358,16 +367,24 @@ mod tests {
         Ballot::new(r, NodeId(n))
     }
 
+    /// A client entry holding `v`.
+    fn e(v: Val) -> Entry<Val> {
+        Entry::Value {
+            id: paxos_core::ProposalId::default(),
+            value: v,
+        }
+    }
+
     #[test]
     fn checker_catches_two_values_chosen() {
         let mut c = Checker::<Val>::new(3);
         c.on_proposed(1);
         c.on_proposed(2);
         for n in 1..=2 {
-            c.on_accepted(NodeId(n), InstanceId(0), b(1, 1), 1);
+            c.on_accepted(NodeId(n), InstanceId(0), b(1, 1), e(1));
         }
         for n in 2..=3 {
-            c.on_accepted(NodeId(n), InstanceId(0), b(2, 2), 2);
+            c.on_accepted(NodeId(n), InstanceId(0), b(2, 2), e(2));
         }
         assert!(matches!(c.violations()[0], Violation::Agreement { .. }));
     }
@@ -376,8 +393,8 @@ mod tests {
     fn checker_catches_learning_before_a_majority_accepted() {
         let mut c = Checker::<Val>::new(3);
         c.on_proposed(1);
-        c.on_accepted(NodeId(1), InstanceId(0), b(1, 1), 1);
-        c.on_decided(NodeId(1), InstanceId(0), 1);
+        c.on_accepted(NodeId(1), InstanceId(0), b(1, 1), e(1));
+        c.on_decided(NodeId(1), InstanceId(0), e(1));
         assert!(matches!(
             c.violations()[0],
             Violation::LearnedNotChosen { .. }
@@ -389,7 +406,7 @@ mod tests {
         let mut c = Checker::<Val>::new(3);
         c.on_proposed(1);
         c.on_promised(NodeId(1), b(2, 2));
-        c.on_accepted(NodeId(1), InstanceId(0), b(1, 1), 1);
+        c.on_accepted(NodeId(1), InstanceId(0), b(1, 1), e(1));
         assert!(matches!(
             c.violations()[0],
             Violation::AcceptedBelowPromise { .. }
@@ -400,7 +417,7 @@ mod tests {
     fn checker_catches_a_reported_value_that_is_not_chosen() {
         let mut c = Checker::<Val>::new(3);
         c.on_proposed(1);
-        c.on_reported(NodeId(2), InstanceId(0), 1);
+        c.on_reported(NodeId(2), InstanceId(0), e(1));
         assert!(matches!(
             c.violations()[0],
             Violation::ReportedNotChosen { chosen: None, .. }
@@ -413,10 +430,27 @@ mod tests {
         c.on_proposed(7);
         c.on_promised(NodeId(1), b(1, 1));
         for n in 1..=3 {
-            c.on_accepted(NodeId(n), InstanceId(0), b(1, 1), 7);
+            c.on_accepted(NodeId(n), InstanceId(0), b(1, 1), e(7));
         }
-        c.on_decided(NodeId(2), InstanceId(0), 7);
+        c.on_decided(NodeId(2), InstanceId(0), e(7));
         assert!(c.violations().is_empty());
-        assert_eq!(c.chosen().get(&InstanceId(0)), Some(&7));
+        assert_eq!(c.chosen().get(&InstanceId(0)), Some(&e(7)));
+    }
+
+    /// A no-op is a valid choice though no client proposed it; a value nobody proposed is not.
+    #[test]
+    fn noops_are_valid_and_unproposed_values_are_not() {
+        let mut c = Checker::<Val>::new(3);
+        for n in 1..=2 {
+            c.on_accepted(NodeId(n), InstanceId(0), b(1, 1), Entry::Noop);
+            c.on_accepted(NodeId(n), InstanceId(1), b(1, 1), e(9));
+        }
+        assert_eq!(
+            c.violations(),
+            [Violation::Validity {
+                instance: InstanceId(1),
+                value: e(9)
+            }]
+        );
     }
 }

@@ -7,7 +7,7 @@
 
 use crate::invariants::{Checkable, Checker, Val, Violation};
 use async_trait::async_trait;
-use paxos_core::{Ballot, DurableState, InstanceId, NodeId, Storage, StorageError, Write};
+use paxos_core::{Ballot, DurableState, Entry, InstanceId, NodeId, Storage, StorageError, Write};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -133,7 +133,7 @@ impl<V: Checkable> Observer<V> {
 
     /// Record that `node` told a client (or a `decisions()` caller) that `value` is decided in
     /// `instance`, and check it is the chosen value.
-    pub fn reported(&self, node: NodeId, instance: InstanceId, value: V) {
+    pub fn reported(&self, node: NodeId, instance: InstanceId, value: Entry<V>) {
         self.lock().checker.on_reported(node, instance, value);
     }
 
@@ -161,12 +161,12 @@ impl<V: Checkable> Observer<V> {
                 Write::Accept {
                     instance,
                     ballot,
-                    value,
+                    entry,
                 } => s
                     .checker
-                    .on_accepted(node, *instance, *ballot, value.clone()),
-                Write::Decided { instance, value } => {
-                    s.checker.on_decided(node, *instance, value.clone());
+                    .on_accepted(node, *instance, *ballot, entry.clone()),
+                Write::Decided { instance, entry } => {
+                    s.checker.on_decided(node, *instance, entry.clone());
                 }
                 Write::ProposerRound(_) => {}
             }
@@ -186,12 +186,12 @@ impl<V: Checkable> Observer<V> {
     }
 
     /// Values chosen so far.
-    pub fn chosen(&self) -> BTreeMap<InstanceId, V> {
+    pub fn chosen(&self) -> BTreeMap<InstanceId, Entry<V>> {
         self.lock().checker.chosen().clone()
     }
 
     /// Every `(acceptor, ballot, value)` durably accepted in `instance` so far.
-    pub fn accepted_in(&self, instance: InstanceId) -> Vec<(NodeId, Ballot, V)> {
+    pub fn accepted_in(&self, instance: InstanceId) -> Vec<(NodeId, Ballot, Entry<V>)> {
         self.lock().checker.accepted_in(instance)
     }
 

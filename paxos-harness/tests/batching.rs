@@ -2,13 +2,13 @@
 //! flight, every value committed exactly once at the place the caller was told, and every node
 //! holding the same log.
 
-use paxos_core::{BatchConfig, Batcher, InstanceId, LearnerStrategy, NodeId};
+use paxos_core::{BatchConfig, Batcher, Entry, InstanceId, LearnerStrategy, NodeId};
 use paxos_harness::cluster::{self, BodyFuture, Cluster, ClusterSpec, Env, Failure, TransportKind};
 use paxos_harness::wait::{Look, eventually};
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-type Log = BTreeMap<InstanceId, Vec<u64>>;
+type Log = BTreeMap<InstanceId, Entry<Vec<u64>>>;
 
 /// Three nodes on channels (n1 elected leader) and a batcher on n1 (window 4, at most
 /// `max_values` per batch) for `body`. The nodes run bare: the batcher proposes through the
@@ -33,6 +33,7 @@ fn with_batcher(
                     max_values,
                     max_bytes: 1 << 20,
                     weigh: |_| 8,
+                    ..BatchConfig::default()
                 },
             );
             body(c, batcher).await
@@ -87,7 +88,13 @@ async fn batched(c: Cluster<Vec<u64>>, batcher: Batcher<u64>) -> Result<(), Fail
     // Every node converges on the same log, and it holds each value where it was reported.
     let mut logs = Vec::new();
     for node in c.live() {
-        let all_in = |log: &Log| log.values().map(Vec::len).sum::<usize>() >= 1000;
+        let all_in = |log: &Log| {
+            log.values()
+                .filter_map(Entry::value)
+                .map(Vec::len)
+                .sum::<usize>()
+                >= 1000
+        };
         logs.push(log_once(&c, node, all_in).await?);
     }
     assert!(
@@ -96,7 +103,7 @@ async fn batched(c: Cluster<Vec<u64>>, batcher: Batcher<u64>) -> Result<(), Fail
     );
     for ((instance, index), v) in &placed {
         assert_eq!(
-            logs[0][instance].get(*index),
+            logs[0][instance].value().and_then(|b| b.get(*index)),
             Some(v),
             "value {v} not at {instance}[{index}]"
         );
@@ -137,7 +144,11 @@ async fn pipelined(c: Cluster<Vec<u64>>, batcher: Batcher<u64>) -> Result<(), Fa
     let mut placed = Vec::new();
     let mut next = 0u64;
     while next < values.len() as u64 {
-        let commit = commits.next().await.expect("the batcher runs")?;
+        let commit = commits
+            .next()
+            .await
+            .expect("the batcher runs")
+            .map_err(|e| Failure(e.to_string()))?;
         assert_eq!(
             commit.tickets.start, next,
             "ranges arrive in proposal order"
@@ -148,7 +159,7 @@ async fn pipelined(c: Cluster<Vec<u64>>, batcher: Batcher<u64>) -> Result<(), Fa
     let every_commit = |log: &Log| placed.iter().all(|p| log.contains_key(&p.instance));
     let log = log_once(&c, NodeId(3), every_commit).await?;
     for c in &placed {
-        let batch = &log[&c.instance];
+        let batch = log[&c.instance].value().expect("a batch, not a no-op");
         for (k, ticket) in c.tickets.clone().enumerate() {
             assert_eq!(
                 batch.get(c.index + k),

@@ -6,13 +6,13 @@
 //! turns bad bytes into a default value: every failure is a [`StorageError::Corrupt`] naming the
 //! key, or a [`StorageError::Version`] for a store written by another format.
 
-use paxos_core::{Ballot, DurableState, InstanceId, StorageError, Value};
+use paxos_core::{Ballot, DurableState, Entry, InstanceId, StorageError, Value};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::fmt;
 
 /// The store format this build reads and writes, kept under [`Key::Format`].
-pub(crate) const FORMAT_VERSION: u32 = 1;
+pub(crate) const FORMAT_VERSION: u32 = 2;
 
 /// The first byte of every record value: the version of the record encoding that follows.
 const RECORD_VERSION: u8 = 1;
@@ -204,11 +204,11 @@ pub(crate) fn decode_into<V: Value>(
         Key::Promised => state.promised = decode_record::<Ballot>(key, value)?,
         Key::ProposerRound => state.proposer_round = decode_record::<u64>(key, value)?,
         Key::Accepted(i) => {
-            let pair = decode_record::<(Ballot, V)>(key, value)?;
+            let pair = decode_record::<(Ballot, Entry<V>)>(key, value)?;
             state.accepted.insert(i, pair);
         }
         Key::Decided(i) => {
-            let v = decode_record::<V>(key, value)?;
+            let v = decode_record::<Entry<V>>(key, value)?;
             state.decided.insert(i, v);
         }
     }
@@ -226,10 +226,16 @@ mod tests {
             proposer_round: 9,
             accepted: [(
                 InstanceId(u64::MAX),
-                (Ballot::new(2, NodeId(1)), "a".into()),
+                (
+                    Ballot::new(2, NodeId(1)),
+                    Entry::Value {
+                        id: paxos_core::ProposalId::default(),
+                        value: "a".into(),
+                    },
+                ),
             )]
             .into(),
-            decided: [(InstanceId(0), "d".into())].into(),
+            decided: [(InstanceId(0), Entry::Noop)].into(),
         }
     }
 
@@ -301,9 +307,9 @@ mod tests {
     fn format_marker_is_checked() {
         assert!(check_format(&encode_format()).is_ok());
         assert!(matches!(
-            check_format(&2u32.to_be_bytes()),
+            check_format(&1u32.to_be_bytes()),
             Err(StorageError::Version {
-                found: 2,
+                found: 1,
                 expected: FORMAT_VERSION
             })
         ));

@@ -457,7 +457,7 @@ mod tests {
             open_err(dir.path()),
             StorageError::Version {
                 found: 7,
-                expected: 1
+                expected: 2
             }
         ));
     }
@@ -546,7 +546,10 @@ mod tests {
             Write::Accept {
                 instance: InstanceId(1),
                 ballot: b,
-                value: "x".to_string(),
+                entry: paxos_core::Entry::Value {
+                    id: paxos_core::ProposalId::default(),
+                    value: "x".to_string(),
+                },
             },
         ];
         rt().block_on(async {
@@ -569,7 +572,10 @@ mod tests {
             vec![Write::Accept {
                 instance: InstanceId(i),
                 ballot: Ballot::new(1, NodeId(1)),
-                value: i,
+                entry: paxos_core::Entry::Value {
+                    id: paxos_core::ProposalId::default(),
+                    value: i,
+                },
             }]
         };
         let rt = tokio::runtime::Builder::new_current_thread()

@@ -19,7 +19,7 @@
 //! Replay a run with `PAXOS_SIGKILL_SEED=<seed> cargo test -p paxos-storage --features rocksdb
 //! --test sigkill` (the seed is printed first).
 
-use paxos_core::{Ballot, DurableState, InstanceId, NodeId, Storage, Write};
+use paxos_core::{Ballot, DurableState, Entry, InstanceId, NodeId, ProposalId, Storage, Write};
 use paxos_storage::RocksDbStorage;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -41,17 +41,21 @@ fn script(e: u64, t: u64, k: u64) -> Vec<Write<u64>> {
     let instance = InstanceId((e << 40) | (t << 20) | k);
     let ballot = Ballot::new(e * 1_000_000 + k + 1, NodeId(t));
     let value = instance.0.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    let entry = |value| Entry::Value {
+        id: ProposalId::default(),
+        value,
+    };
     vec![
         Write::Promise(ballot),
         Write::Accept {
             instance,
             ballot,
-            value,
+            entry: entry(value),
         },
         Write::ProposerRound(ballot.round),
         Write::Decided {
             instance,
-            value: value ^ 1,
+            entry: entry(value ^ 1),
         },
     ]
 }
@@ -235,18 +239,19 @@ fn verify(
             return Err(format!("unexpected instance {instance}"));
         }
         let writes = script(e, t, k);
-        let (Write::Promise(ballot), Write::Decided { value, .. }) = (&writes[0], &writes[3])
+        let (Write::Promise(ballot), Write::Decided { entry: decided, .. }) =
+            (&writes[0], &writes[3])
         else {
             unreachable!("script shape");
         };
-        if let Write::Accept { ballot, value, .. } = &writes[1]
-            && got != &(*ballot, *value)
+        if let Write::Accept { ballot, entry, .. } = &writes[1]
+            && got != &(*ballot, entry.clone())
         {
             return Err(format!(
-                "{instance}: accepted {got:?}, saved ({ballot}, {value})"
+                "{instance}: accepted {got:?}, saved ({ballot}, {entry})"
             ));
         }
-        if state.decided.get(instance) != Some(value) {
+        if state.decided.get(instance) != Some(decided) {
             return Err(format!(
                 "{instance}: accepted present but decided is {:?}: a save was split",
                 state.decided.get(instance)

@@ -15,9 +15,11 @@
 //!   numbers them with tickets, and a [`Commits`] stream that reports decided *ranges* of
 //!   tickets. Nothing is allocated per value, which is what high-throughput callers want.
 //!
-//! Results come back in the order the batches were proposed, which is instance order at a
-//! stable leader. The one exception: a batch that lost its instance to another proposer
-//! (leaderless mode) is retried in a later instance, after batches proposed behind it.
+//! Every batch is one request of the batcher's own [`crate::Session`], put in the log with
+//! [`NodeHandle::append_request`]: it is acknowledged only once it is applied (its instance
+//! and every one below are decided), it follows the leader (a batcher on a follower is
+//! forwarded), and a batch decided twice is applied once. "My batch made it" is a question
+//! about the request id, never about equal contents. Results come back in log order.
 
 use super::error::{Fatal, NodeError};
 use super::handle::NodeHandle;
@@ -28,6 +30,7 @@ use futures::StreamExt;
 use futures::stream::FuturesOrdered;
 use std::collections::VecDeque;
 use std::ops::Range;
+use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 
 /// A log value that packs many client items: what a [`Batcher`] proposes per instance.
@@ -160,6 +163,9 @@ pub struct BatchConfig<T> {
     pub max_bytes: usize,
     /// Size of one value in bytes, for `max_bytes`.
     pub weigh: fn(&T) -> usize,
+    /// A batch not in the log within this long fails with [`NodeError::TimedOut`] (its values
+    /// may still be chosen: the [`BatchError`] says which tickets).
+    pub timeout: Duration,
 }
 
 impl<T> Default for BatchConfig<T> {
@@ -169,12 +175,25 @@ impl<T> Default for BatchConfig<T> {
             max_values: 4096,
             max_bytes: 1 << 20,
             weigh: |_| std::mem::size_of::<T>(),
+            timeout: Duration::from_secs(30),
         }
     }
 }
 
+/// A run of a [`Submitter`]'s tickets that did not make it into the log, and why. With
+/// [`NodeError::TimedOut`] their values may still be chosen; resubmitting them is then safe
+/// only if the values themselves are idempotent (the batcher's ids are its own).
+#[derive(Clone, Debug, thiserror::Error)]
+#[error("tickets {}..{}: {error}", .tickets.start, .tickets.end)]
+pub struct BatchError {
+    /// The tickets to resubmit.
+    pub tickets: Range<u64>,
+    /// What happened to them.
+    pub error: NodeError,
+}
+
 type Reply = oneshot::Sender<Result<Committed, NodeError>>;
-type CommitSink = mpsc::UnboundedSender<Result<Commit, NodeError>>;
+type CommitSink = mpsc::UnboundedSender<Result<Commit, BatchError>>;
 
 /// Who waits for a run of values.
 enum Origin {
@@ -236,8 +255,11 @@ impl<T> Run<T> {
             Origin::One(reply) => {
                 let _ = reply.send(Err(e.clone()));
             }
-            Origin::Stream { sink, .. } => {
-                let _ = sink.send(Err(e.clone()));
+            Origin::Stream { first, sink } => {
+                let _ = sink.send(Err(BatchError {
+                    tickets: first..first + self.values.len() as u64,
+                    error: e.clone(),
+                }));
             }
         }
     }
@@ -272,10 +294,10 @@ impl<T: Clone + Send + 'static> Batcher<T> {
         Batcher { requests: tx }
     }
 
-    /// Commit `value`: returns once the instance holding it is decided.
+    /// Commit `value`: returns once the batch holding it is applied (in log order).
     ///
     /// # Errors
-    /// [`NodeError::NotLeader`] (leader mode, the node is a follower) or [`NodeError::Fatal`].
+    /// [`NodeError::TimedOut`] (the value may still be chosen) or [`NodeError::Fatal`].
     pub async fn submit(&self, value: T) -> Result<Committed, NodeError> {
         let (reply, rx) = oneshot::channel();
         self.requests
@@ -295,7 +317,7 @@ impl<T: Clone + Send + 'static> Batcher<T> {
     /// minus tickets committed).
     ///
     /// ```no_run
-    /// # async fn demo(batcher: paxos_core::Batcher<bytes::Bytes>) -> Result<(), paxos_core::NodeError> {
+    /// # async fn demo(batcher: paxos_core::Batcher<bytes::Bytes>) -> Result<(), Box<dyn std::error::Error>> {
     /// let (mut submitter, mut commits) = batcher.pipeline();
     /// let tickets = submitter.submit_many(vec![bytes::Bytes::from_static(b"a"); 100]).await?;
     /// let mut done = 0;
@@ -366,19 +388,18 @@ impl<T> Submitter<T> {
 /// The receiving half of a [`Batcher::pipeline`]: decided ticket ranges, in proposal order.
 #[derive(Debug)]
 pub struct Commits {
-    rx: mpsc::UnboundedReceiver<Result<Commit, NodeError>>,
+    rx: mpsc::UnboundedReceiver<Result<Commit, BatchError>>,
 }
 
 impl Commits {
-    /// The next decided range, or an error for a range that could not be committed
-    /// ([`NodeError::NotLeader`], [`NodeError::Fatal`]). `None` once the batcher stopped and
-    /// the [`Submitter`] is gone.
-    pub async fn next(&mut self) -> Option<Result<Commit, NodeError>> {
+    /// The next decided range, or the range that could not be committed and why. `None` once
+    /// the batcher stopped and the [`Submitter`] is gone.
+    pub async fn next(&mut self) -> Option<Result<Commit, BatchError>> {
         self.rx.recv().await
     }
 
     /// A range already decided, without waiting.
-    pub fn try_next(&mut self) -> Option<Result<Commit, NodeError>> {
+    pub fn try_next(&mut self) -> Option<Result<Commit, BatchError>> {
         self.rx.try_recv().ok()
     }
 }
@@ -388,6 +409,16 @@ async fn run<T: Clone + Send + 'static, B: Batch<Item = T>>(
     config: BatchConfig<T>,
     mut requests: mpsc::Receiver<Run<T>>,
 ) {
+    let session = match node.session().await {
+        Ok(session) => session,
+        Err(e) => {
+            // The node is gone: every request gets its cause.
+            while let Some(run) = requests.recv().await {
+                run.fail(&e);
+            }
+            return;
+        }
+    };
     let mut pending: VecDeque<Run<T>> = VecDeque::new();
     let mut pending_values = 0usize;
     let mut in_flight = FuturesOrdered::new();
@@ -398,11 +429,13 @@ async fn run<T: Clone + Send + 'static, B: Batch<Item = T>>(
             let runs = take_batch(&mut pending, &config);
             pending_values -= runs.iter().map(|r| r.values.len()).sum::<usize>();
             let chunks: Vec<&[T]> = runs.iter().map(|r| r.values.as_slice()).collect();
-            let values = B::pack_chunks(&chunks);
+            let batch = B::pack_chunks(&chunks);
+            let id = session.next_request();
             let node = node.clone();
+            let timeout = config.timeout;
             in_flight.push_back(async move {
-                let result = node.propose(values.clone()).await;
-                (runs, values, result)
+                let result = node.append_request(id, batch, timeout).await;
+                (runs, result)
             });
         }
         if !open && pending.is_empty() && in_flight.is_empty() {
@@ -410,22 +443,14 @@ async fn run<T: Clone + Send + 'static, B: Batch<Item = T>>(
         }
         tokio::select! {
             biased;
-            Some((runs, values, result)) = in_flight.next(), if !in_flight.is_empty() => {
+            Some((runs, result)) = in_flight.next(), if !in_flight.is_empty() => {
                 match result {
-                    // Our batch won the instance.
-                    Ok((instance, chosen)) if chosen == values => {
+                    Ok(instance) => {
                         let mut index = 0;
                         for run in runs {
                             let len = run.values.len();
                             run.commit(instance, index);
                             index += len;
-                        }
-                    }
-                    // Another proposer's value won that instance: try again in a later one.
-                    Ok(_) => {
-                        for run in runs.into_iter().rev() {
-                            pending_values += run.values.len();
-                            pending.push_front(run);
                         }
                     }
                     Err(e) => {
@@ -544,6 +569,7 @@ mod tests {
             max_values: 5,
             max_bytes: usize::MAX,
             weigh: |_| 8,
+            ..BatchConfig::default()
         };
         let batch = take_batch(&mut pending, &config);
         let taken: Vec<u64> = batch.iter().flat_map(|r| r.values.clone()).collect();

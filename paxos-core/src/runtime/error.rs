@@ -1,12 +1,11 @@
 //! What a caller of a node gets back when a request fails: something to react to, or the
 //! reason the node is gone.
 //!
-//! The split follows openraft's `RaftError`/`Fatal`: [`NodeError::NotLeader`] and
-//! [`NodeError::Rejected`] answer one request and the node carries on (retry on the leader,
-//! fix the request); [`NodeError::Fatal`] means the node has stopped and every later request
-//! fails the same way, carrying the same [`Fatal`] cause, whichever handle asks.
+//! The split follows openraft's `RaftError`/`Fatal`: [`NodeError::Rejected`],
+//! [`NodeError::TimedOut`] and [`NodeError::Aborted`] answer one request and the node carries
+//! on (fix the request, retry it); [`NodeError::Fatal`] means the node has stopped and every
+//! later request fails the same way, carrying the same [`Fatal`] cause, whichever handle asks.
 
-use crate::ballot::NodeId;
 use crate::storage::StorageError;
 use crate::transport::TransportError;
 use crate::validate::InputError;
@@ -16,15 +15,24 @@ use std::sync::{Arc, OnceLock};
 #[derive(Clone, Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum NodeError {
-    /// Leader mode: this node is not the leader. Ask `leader`, or retry later.
-    #[error("not the leader; the leader is {leader}")]
-    NotLeader {
-        /// The node this one trusts as leader.
-        leader: NodeId,
-    },
-    /// The request is invalid (an instance beyond [`crate::InstanceId::MAX`]).
+    /// The request is invalid (an instance beyond [`crate::InstanceId::MAX`], or too far above
+    /// the decided prefix). It was not proposed.
     #[error("request rejected: {0}")]
     Rejected(InputError),
+    /// No answer within the caller's deadline. The value may still be chosen: retry the same
+    /// request id (a [`crate::Session`]) to learn where, without a second copy.
+    #[error("timed out; the value {}", if *.maybe_chosen { "may still be chosen" } else { "was not proposed" })]
+    TimedOut {
+        /// The request had been proposed (or forwarded to the leader) when time ran out.
+        maybe_chosen: bool,
+    },
+    /// The node lost its leadership before the proposal pinned to an instance was decided
+    /// (the Elixir coursework's `{:abort}`). Ask again to learn the instance's decision.
+    #[error("aborted: this node lost its leadership; the value {}", if *.maybe_chosen { "may still be chosen" } else { "was not chosen" })]
+    Aborted {
+        /// Accepts for it had been sent, so a later leader may still choose it.
+        maybe_chosen: bool,
+    },
     /// The node has stopped, for this reason; it answers nothing any more.
     #[error(transparent)]
     Fatal(#[from] Fatal),

@@ -3,17 +3,21 @@
 use super::error::{Fate, NodeError};
 use super::node::Command;
 use crate::ballot::{Ballot, InstanceId, NodeId};
+use crate::log::{ClientId, Decision, Entry, ProposalId};
 use crate::message::Value;
 use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 
 /// The answer to [`NodeHandle::propose_at`], as in the Elixir coursework API.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Outcome<V> {
-    /// The instance is decided with this value (yours or another proposer's).
-    Decided(V),
-    /// This node is not the leader (leader mode): retry on the leader or later.
+    /// The instance is decided with this entry (yours, another proposer's, or a no-op).
+    Decided(Entry<V>),
+    /// `{:abort}`: the node that held the proposal lost its leadership before the instance was
+    /// decided. The proposal may still be chosen; ask again to learn the decision.
     Aborted,
     /// No decision within the timeout. The proposal may still be decided later.
     TimedOut,
@@ -32,6 +36,8 @@ pub struct NodeStatus {
     pub promised: Ballot,
     /// Every instance below this is decided here.
     pub first_undecided: InstanceId,
+    /// Every instance below this is applied here (decided, in order).
+    pub applied: InstanceId,
     /// Number of decisions known here.
     pub decided: usize,
     /// Inputs waiting to be handled when the status was taken: messages in the transport's
@@ -59,28 +65,148 @@ impl<V> Clone for NodeHandle<V> {
     }
 }
 
+/// A client session on a node ([`NodeHandle::session`]): numbers its requests, so each one
+/// is in the log at most once however often it is retried. Cheap to clone; clones share the
+/// numbering.
+#[derive(Clone, Debug)]
+pub struct Session<V> {
+    node: NodeHandle<V>,
+    client: ClientId,
+    next: Arc<AtomicU64>,
+}
+
+impl<V: Value> Session<V> {
+    /// The session's client id: a request is `ProposalId { client, seq }`.
+    pub fn client(&self) -> ClientId {
+        self.client
+    }
+
+    /// The id the next [`Session::append`] will use.
+    pub fn next_request(&self) -> ProposalId {
+        ProposalId {
+            client: self.client,
+            seq: self.next.fetch_add(1, Ordering::Relaxed) + 1,
+        }
+    }
+
+    /// Put `value` in the log, once: returns its instance once it is decided and every
+    /// instance before it too (see [`NodeHandle::append_request`]).
+    ///
+    /// # Errors
+    /// As [`NodeHandle::append_request`].
+    pub async fn append(&self, value: V, timeout: Duration) -> Result<InstanceId, NodeError> {
+        self.node
+            .append_request(self.next_request(), value, timeout)
+            .await
+    }
+
+    /// The node this session runs through.
+    pub fn node(&self) -> &NodeHandle<V> {
+        &self.node
+    }
+}
+
+/// The applied log, slot after slot in instance order ([`NodeHandle::subscribe`]).
+#[derive(Debug)]
+pub struct Decisions<V> {
+    rx: mpsc::Receiver<Decision<V>>,
+}
+
+impl<V> Decisions<V> {
+    /// The next applied slot, in instance order with no gaps; `None` once the node stopped.
+    pub async fn next(&mut self) -> Option<Decision<V>> {
+        self.rx.recv().await
+    }
+}
+
 impl<V: Value> NodeHandle<V> {
     /// The node's id.
     pub fn id(&self) -> NodeId {
         self.id
     }
 
-    /// Propose `value` in the next instance this node sees free and wait for that instance's
-    /// decision (Go-log style): returns the instance and the value chosen there, which is
-    /// another proposer's value if that one won.
+    /// Open a client session on this node: its requests are numbered, and a request the
+    /// client retries (after a timeout, or through another node) is applied at most once.
     ///
     /// # Errors
-    /// [`NodeError::NotLeader`] in leader mode on a follower; [`NodeError::Fatal`] with the
-    /// cause if the node stopped.
-    pub async fn propose(&self, value: V) -> Result<(InstanceId, V), NodeError> {
+    /// [`NodeError::Fatal`] with the cause if the node stopped.
+    pub async fn session(&self) -> Result<Session<V>, NodeError> {
+        let (reply, rx) = oneshot::channel();
+        self.send(Command::Session { reply }).await?;
+        let client = rx.await.map_err(|_| self.fate.error())?;
+        Ok(Session {
+            node: self.clone(),
+            client,
+            next: Arc::new(AtomicU64::new(0)),
+        })
+    }
+
+    /// Put *this* value in the log, as a request of the node's own client: returns its instance
+    /// once it is decided and every instance before it too. Each call is a new request: to
+    /// retry one without risking a second copy, use a [`Session`] and
+    /// [`NodeHandle::append_request`] with the same id.
+    ///
+    /// # Errors
+    /// As [`NodeHandle::append_request`].
+    pub async fn append(&self, value: V, timeout: Duration) -> Result<InstanceId, NodeError> {
+        self.append_command(None, value, timeout).await
+    }
+
+    /// Put *this* value in the log as request `id`: returns its instance once that entry (not
+    /// another's) is chosen **and every instance before it is decided**, so acknowledgements
+    /// come in log order and an append acknowledged before another began sits below it.
+    /// Callable on any node: a follower forwards to the leader it trusts, and forwards again
+    /// whenever the leader changes. Asking again with the same `id` (here or on another node)
+    /// is safe: the log applies a request once and answers a retry with the first instance.
+    ///
+    /// # Errors
+    /// - [`NodeError::TimedOut`] after `timeout`: the value may still be chosen (retry with the
+    ///   same `id` to find out);
+    /// - [`NodeError::Fatal`] with the cause if the node stopped.
+    pub async fn append_request(
+        &self,
+        id: ProposalId,
+        value: V,
+        timeout: Duration,
+    ) -> Result<InstanceId, NodeError> {
+        self.append_command(Some(id), value, timeout).await
+    }
+
+    async fn append_command(
+        &self,
+        id: Option<ProposalId>,
+        value: V,
+        timeout: Duration,
+    ) -> Result<InstanceId, NodeError> {
+        let (reply, rx) = oneshot::channel();
+        self.send(Command::Append {
+            id,
+            value,
+            timeout,
+            reply,
+        })
+        .await?;
+        rx.await.map_err(|_| self.fate.error())?
+    }
+
+    /// Propose `value` in the next instance this node sees free and wait for that instance's
+    /// decision (Go-log style): returns the instance and the entry chosen there, which is
+    /// another proposer's (or a no-op) if that one won. Called on a follower, it is forwarded
+    /// to the leader and answers once the value is in the log.
+    ///
+    /// # Errors
+    /// [`NodeError::Aborted`] if this node lost its leadership first; [`NodeError::Fatal`]
+    /// with the cause if the node stopped.
+    pub async fn propose(&self, value: V) -> Result<(InstanceId, Entry<V>), NodeError> {
         self.request(None, value).await
     }
 
-    /// Propose `value` in `instance` and wait at most `timeout` (Elixir-log style).
+    /// Propose `value` in `instance` and wait at most `timeout` (Elixir-log style). On a
+    /// follower the proposal is forwarded to the leader, as in the coursework.
     ///
     /// # Errors
-    /// [`NodeError::Rejected`] for an instance beyond [`InstanceId::MAX`];
-    /// [`NodeError::Fatal`] with the cause if the node stopped.
+    /// [`NodeError::Rejected`] for an instance beyond [`InstanceId::MAX`] or too far above the
+    /// decided prefix; [`NodeError::Fatal`] with the cause if the node stopped.
     pub async fn propose_at(
         &self,
         instance: InstanceId,
@@ -89,17 +215,57 @@ impl<V: Value> NodeHandle<V> {
     ) -> Result<Outcome<V>, NodeError> {
         match tokio::time::timeout(timeout, self.request(Some(instance), value)).await {
             Err(_) => Ok(Outcome::TimedOut),
-            Ok(Ok((_, v))) => Ok(Outcome::Decided(v)),
-            Ok(Err(NodeError::NotLeader { .. })) => Ok(Outcome::Aborted),
+            Ok(Ok((_, entry))) => Ok(Outcome::Decided(entry)),
+            Ok(Err(NodeError::Aborted { .. })) => Ok(Outcome::Aborted),
             Ok(Err(e)) => Err(e),
         }
     }
 
-    /// Every decision this node knows.
+    /// The entry decided in `instance`, once this node knows it.
     ///
     /// # Errors
     /// [`NodeError::Fatal`] with the cause if the node stopped.
-    pub async fn decisions(&self) -> Result<BTreeMap<InstanceId, V>, NodeError> {
+    pub async fn wait_decided(&self, instance: InstanceId) -> Result<Entry<V>, NodeError> {
+        let (reply, rx) = oneshot::channel();
+        self.send(Command::WaitDecided { instance, reply }).await?;
+        rx.await.map_err(|_| self.fate.error())
+    }
+
+    /// The applied log from `from` on, in instance order with no gaps, as it grows: every
+    /// slot once it and every slot before it are decided, with what applying it did (a state
+    /// machine applies only [`crate::Applied::First`]). Slots are read from the node's log
+    /// as the stream is consumed (nothing is copied ahead), so a slow reader costs a cursor,
+    /// not memory.
+    ///
+    /// # Errors
+    /// [`NodeError::Fatal`] with the cause if the node stopped.
+    pub async fn subscribe(&self, from: InstanceId) -> Result<Decisions<V>, NodeError> {
+        let (sink, rx) = mpsc::channel(super::node::SUBSCRIBER_BUFFER);
+        self.send(Command::Subscribe { from, sink }).await?;
+        Ok(Decisions { rx })
+    }
+
+    /// At most `limit` applied slots from `from` on, and the applied frontier (every slot below
+    /// it is applied here).
+    ///
+    /// # Errors
+    /// [`NodeError::Fatal`] with the cause if the node stopped.
+    pub async fn read(
+        &self,
+        from: InstanceId,
+        limit: usize,
+    ) -> Result<(Vec<Decision<V>>, InstanceId), NodeError> {
+        let (reply, rx) = oneshot::channel();
+        self.send(Command::Read { from, limit, reply }).await?;
+        rx.await.map_err(|_| self.fate.error())
+    }
+
+    /// Every decision this node knows (a copy: for tests and small logs; read a long log with
+    /// [`NodeHandle::read`] or [`NodeHandle::subscribe`]).
+    ///
+    /// # Errors
+    /// [`NodeError::Fatal`] with the cause if the node stopped.
+    pub async fn decisions(&self) -> Result<BTreeMap<InstanceId, Entry<V>>, NodeError> {
         let (reply, rx) = oneshot::channel();
         self.send(Command::Decisions { reply }).await?;
         rx.await.map_err(|_| self.fate.error())
@@ -124,7 +290,7 @@ impl<V: Value> NodeHandle<V> {
         &self,
         instance: Option<InstanceId>,
         value: V,
-    ) -> Result<(InstanceId, V), NodeError> {
+    ) -> Result<(InstanceId, Entry<V>), NodeError> {
         let (reply, rx) = oneshot::channel();
         self.send(Command::Propose {
             instance,

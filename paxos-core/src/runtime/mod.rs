@@ -12,10 +12,13 @@ mod batcher;
 mod error;
 mod handle;
 mod node;
+mod step;
+mod waiters;
 
 pub use batcher::{
-    Batch, BatchConfig, Batcher, Commit, Commits, Committed, PackedBytes, Submitter,
+    Batch, BatchConfig, BatchError, Batcher, Commit, Commits, Committed, PackedBytes, Submitter,
 };
 pub use error::{Fatal, NodeError};
-pub use handle::{NodeHandle, NodeStatus, Outcome};
+pub use handle::{Decisions, NodeHandle, NodeStatus, Outcome, Session};
 pub use node::{Node, NodeTask};
+pub use step::{MAX_UNSAVED_DECISIONS, Step};

@@ -2,13 +2,16 @@
 
 use super::error::{Fatal, Fate, NodeError};
 use super::handle::{NodeHandle, NodeStatus};
+use super::step::Step;
+use super::waiters::{AppendReply, ProposeReply, Waiters};
 use crate::acceptor::AcceptorFaults;
 use crate::ballot::{InstanceId, NodeId};
 use crate::config::{Config, ConfigError};
-use crate::effects::{Effects, Write, may_leave_before_save};
+use crate::effects::{Effects, Write};
+use crate::log::{ClientId, Decision, Entry, ProposalId};
 use crate::message::{Envelope, Message, Value};
 use crate::proposer::ProposerFaults;
-use crate::replica::{ProposeStatus, Replica};
+use crate::replica::{AppendStatus, ProposeStatus, Replica};
 use crate::storage::Storage;
 use crate::transport::Transport;
 use futures::FutureExt;
@@ -16,8 +19,9 @@ use std::collections::BTreeMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
+use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
-use tokio::time::MissedTickBehavior;
+use tokio::time::{Instant, MissedTickBehavior};
 
 /// At most this many ready inputs are folded into one step (one storage write).
 const MAX_INPUTS_PER_STEP: usize = 1024;
@@ -25,11 +29,8 @@ const MAX_INPUTS_PER_STEP: usize = 1024;
 const MAX_LOCAL_DELIVERIES: usize = 1 << 20;
 /// Client commands queued before `propose` callers wait.
 const COMMAND_QUEUE: usize = 4096;
-/// Decision records allowed to wait for a later save (they are also saved on a tick that
-/// follows a tick without any save).
-const MAX_UNSAVED_DECISIONS: usize = 4096;
-
-pub(super) type ProposeReply<V> = oneshot::Sender<Result<(InstanceId, V), NodeError>>;
+/// Decided entries buffered for one reader of the log ([`NodeHandle::subscribe`]).
+pub(super) const SUBSCRIBER_BUFFER: usize = 1024;
 
 /// A request from a [`NodeHandle`].
 #[derive(Debug)]
@@ -39,8 +40,31 @@ pub(crate) enum Command<V> {
         value: V,
         reply: ProposeReply<V>,
     },
+    Append {
+        /// `None`: a request of the node's own client.
+        id: Option<ProposalId>,
+        value: V,
+        timeout: Duration,
+        reply: AppendReply,
+    },
+    Session {
+        reply: oneshot::Sender<ClientId>,
+    },
+    WaitDecided {
+        instance: InstanceId,
+        reply: oneshot::Sender<Entry<V>>,
+    },
+    Subscribe {
+        from: InstanceId,
+        sink: mpsc::Sender<Decision<V>>,
+    },
+    Read {
+        from: InstanceId,
+        limit: usize,
+        reply: oneshot::Sender<(Vec<Decision<V>>, InstanceId)>,
+    },
     Decisions {
-        reply: oneshot::Sender<BTreeMap<InstanceId, V>>,
+        reply: oneshot::Sender<BTreeMap<InstanceId, Entry<V>>>,
     },
     Status {
         reply: oneshot::Sender<NodeStatus>,
@@ -167,7 +191,7 @@ impl<V: Value, S: Storage<V>, T: Transport<V>> Node<V, S, T> {
             fate,
         } = self;
         let id = config.id;
-        let mut waiters = BTreeMap::new();
+        let mut waiters = Waiters::default();
         let result = serve(
             &config,
             &storage,
@@ -191,9 +215,6 @@ impl<V: Value, S: Storage<V>, T: Transport<V>> Node<V, S, T> {
     }
 }
 
-/// Proposals waiting for their instance's decision.
-type Waiters<V> = BTreeMap<InstanceId, Vec<ProposeReply<V>>>;
-
 /// The node loop, until shutdown (`Ok`) or a fatal error.
 async fn serve<V: Value, S: Storage<V>, T: Transport<V>>(
     config: &Config,
@@ -204,120 +225,112 @@ async fn serve<V: Value, S: Storage<V>, T: Transport<V>>(
     seed: u64,
     faults: (AcceptorFaults, ProposerFaults),
 ) -> Result<(), Fatal> {
-    {
-        let id = config.id;
-        let state = storage.load().await?;
-        let mut replica = Replica::assemble(config, state, seed).break_on_purpose(faults);
-        tracing::info!(node = %id, "node started");
-        let mut ticker = tokio::time::interval(config.tick_interval);
-        ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
-        let mut out = Effects::new();
-        let mut remote: Vec<Envelope<V>> = Vec::new();
-        let mut held: Vec<Envelope<V>> = Vec::new();
-        // Decision records that wait for the next save (see `crate::effects`).
-        let mut unsaved: Vec<Write<V>> = Vec::new();
-        // Whether a save happened since the last tick: decision records wait for one, and are
-        // saved on their own only once a whole tick passed without any (the node is idle).
-        let mut saved_this_tick = false;
-        let mut clients_open = true;
+    let id = config.id;
+    let state = storage.load().await?;
+    let mut replica = Replica::assemble(config, state, seed).break_on_purpose(faults);
+    // This boot's number is durable before anything of this boot leaves the node.
+    let mut out = Effects::new();
+    replica.start(&mut out);
+    save(storage, id, &mut out.writes).await?;
+    tracing::info!(node = %id, first_undecided = %replica.learner().first_undecided(), "node started");
+    let mut ticker = tokio::time::interval(config.tick_interval);
+    ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let mut remote: Vec<Envelope<V>> = Vec::new();
+    // Writes not yet saved: this step's, and decision records waiting for a later save.
+    let mut unsaved: Vec<Write<V>> = Vec::new();
+    // Whether a save happened since the last tick: decision records wait for one, and are
+    // saved on their own only once a whole tick passed without any (the node is idle).
+    let mut saved_this_tick = false;
+    let mut clients_open = true;
+    let mut leader = replica.leader();
 
-        loop {
-            // 1. Wait for one input. `biased` keeps the choice deterministic under turmoil; the
-            //    tick goes first so a busy network can never starve timeouts and heartbeats.
-            let mut idle_tick = false;
-            let stop = tokio::select! {
-                biased;
-                _ = ticker.tick() => {
-                    replica.tick(&mut out);
-                    idle_tick = !std::mem::take(&mut saved_this_tick);
-                    false
+    loop {
+        // 1. Wait for one input. `biased` keeps the choice deterministic under turmoil; the
+        //    tick goes first so a busy network can never starve timeouts and heartbeats.
+        let mut idle_tick = false;
+        let stop = tokio::select! {
+            biased;
+            _ = ticker.tick() => {
+                replica.tick(&mut out);
+                for expired in waiters.expire(Instant::now()) {
+                    replica.cancel(expired);
                 }
-                cmd = commands.recv(), if clients_open => match cmd {
-                    Some(cmd) => {
-                        let backlog = || commands.len() + transport.backlog();
-                        on_command(&mut replica, cmd, &mut out, waiters, backlog)
-                    }
-                    None => { clients_open = false; false }
-                },
-                msg = transport.recv() => {
-                    let (from, msg) = msg?;
-                    deliver(&mut replica, from, msg, &mut out);
-                    false
+                idle_tick = !std::mem::take(&mut saved_this_tick);
+                false
+            }
+            cmd = commands.recv(), if clients_open => match cmd {
+                Some(cmd) => {
+                    let backlog = || commands.len() + transport.backlog();
+                    on_command(&mut replica, cmd, &mut out, waiters, backlog)
                 }
-            };
+                None => { clients_open = false; false }
+            },
+            msg = transport.recv() => {
+                let (from, msg) = msg?;
+                deliver(&mut replica, from, msg, &mut out);
+                false
+            }
+        };
+        // 2. Fold every input that is already waiting into this step (group commit).
+        let mut stop = stop;
+        for _ in 0..MAX_INPUTS_PER_STEP {
             if stop {
-                return save(storage, id, &mut unsaved).await;
+                break;
             }
-            // 2. Fold every input that is already waiting into this step (group commit).
-            let mut stop = false;
-            for _ in 0..MAX_INPUTS_PER_STEP {
-                if clients_open && let Ok(cmd) = commands.try_recv() {
-                    stop |= on_command(&mut replica, cmd, &mut out, waiters, || {
-                        commands.len() + transport.backlog()
-                    });
-                    continue;
-                }
-                match transport.recv().now_or_never() {
-                    Some(Ok((from, msg))) => deliver(&mut replica, from, msg, &mut out),
-                    Some(Err(e)) => return Err(e.into()),
-                    None => break,
-                }
+            if clients_open && let Ok(cmd) = commands.try_recv() {
+                stop |= on_command(&mut replica, cmd, &mut out, waiters, || {
+                    commands.len() + transport.backlog()
+                });
+                continue;
             }
-            replica.end_step(&mut out);
-            // 3. Deliver self-addressed messages now. What they trigger (our acceptor's reply to
-            //    our proposer, say) stays in this step and waits for its save like the rest.
-            let mut pending = std::mem::take(&mut out.messages);
-            let mut local = 0;
-            while !pending.is_empty() && local <= MAX_LOCAL_DELIVERIES {
-                for env in pending.drain(..) {
-                    if env.to == id {
-                        deliver(&mut replica, id, env.message, &mut out);
-                        local += 1;
-                    } else {
-                        remote.push(env);
-                    }
-                }
-                std::mem::swap(&mut pending, &mut out.messages);
+            match transport.recv().now_or_never() {
+                Some(Ok((from, msg))) => deliver(&mut replica, from, msg, &mut out),
+                Some(Err(e)) => return Err(e.into()),
+                None => break,
             }
-            if !pending.is_empty() {
-                tracing::error!(node = %id, "local delivery loop did not settle; dropping the rest");
-            }
-            // 4. Durable before anything leaves, with the two exceptions of `crate::effects`:
-            //    `Accept`s may leave during the save, and a step that only learned decisions
-            //    sends and answers at once, its records waiting for a later save or tick.
-            let must_save = out.writes.iter().any(|w| !w.is_decision());
-            unsaved.append(&mut out.writes);
-            if must_save {
-                for env in remote.drain(..) {
-                    if may_leave_before_save(&env.message, &unsaved) {
-                        send(&transport, id, env).await;
-                    } else {
-                        held.push(env);
-                    }
-                }
-                std::mem::swap(&mut remote, &mut held);
-                save(storage, id, &mut unsaved).await?;
-                saved_this_tick = true;
-            }
-            // 5. Send and answer.
-            for env in remote.drain(..) {
-                send(&transport, id, env).await;
-            }
-            for (instance, value) in out.decided.drain(..) {
-                if let Some(list) = waiters.remove(&instance) {
-                    for w in list {
-                        let _ = w.send(Ok((instance, value.clone())));
-                    }
+        }
+        replica.end_step(&mut out);
+        // 3. Deliver self-addressed messages now. What they trigger (our acceptor's reply to
+        //    our proposer, say) stays in this step and waits for its save like the rest.
+        let mut pending = std::mem::take(&mut out.messages);
+        let mut local = 0;
+        while !pending.is_empty() && local <= MAX_LOCAL_DELIVERIES {
+            for env in pending.drain(..) {
+                if env.to == id {
+                    deliver(&mut replica, id, env.message, &mut out);
+                    local += 1;
+                } else {
+                    remote.push(env);
                 }
             }
-            out.clear();
-            if !unsaved.is_empty() && (idle_tick || stop || unsaved.len() >= MAX_UNSAVED_DECISIONS)
-            {
-                save(storage, id, &mut unsaved).await?;
-            }
-            if stop {
-                return Ok(());
-            }
+            std::mem::swap(&mut pending, &mut out.messages);
+        }
+        if !pending.is_empty() {
+            tracing::error!(node = %id, "local delivery loop did not settle; dropping the rest");
+        }
+        // 4. Durable before anything leaves, with the two exceptions of `Step`.
+        unsaved.append(&mut out.writes);
+        let step = Step::plan(std::mem::take(&mut remote), &unsaved, idle_tick, stop);
+        for env in step.early {
+            send(&transport, id, env).await;
+        }
+        if step.save {
+            save(storage, id, &mut unsaved).await?;
+            saved_this_tick = true;
+        }
+        // 5. Send and answer.
+        for env in step.late {
+            send(&transport, id, env).await;
+        }
+        waiters.answer(&out);
+        waiters.feed(|from, limit| replica.applied_log(from, limit));
+        if replica.leader() != leader {
+            leader = replica.leader();
+            tracing::info!(node = %id, leader = ?leader, ballot = %replica.proposer().ballot(), "leader changed");
+        }
+        out.clear();
+        if stop {
+            return Ok(());
         }
     }
 }
@@ -328,6 +341,9 @@ async fn save<V: Value, S: Storage<V>>(
     id: NodeId,
     writes: &mut Vec<Write<V>>,
 ) -> Result<(), Fatal> {
+    if writes.is_empty() {
+        return Ok(());
+    }
     if let Err(e) = storage.save(writes).await {
         tracing::error!(node = %id, error = %e, "storage write failed; stopping node");
         return Err(e.into());
@@ -370,21 +386,47 @@ fn on_command<V: Value>(
             value,
             reply,
         } => match replica.propose(instance, value, out) {
-            ProposeStatus::Decided(v) => {
-                let _ = reply.send(Ok((instance.unwrap_or_default(), v)));
-            }
-            ProposeStatus::NotLeader { leader } => {
-                let _ = reply.send(Err(NodeError::NotLeader { leader }));
+            ProposeStatus::Decided(entry) => {
+                let _ = reply.send(Ok((instance.unwrap_or_default(), entry)));
             }
             ProposeStatus::Rejected(e) => {
                 let _ = reply.send(Err(NodeError::Rejected(e)));
             }
             ProposeStatus::Proposing(i) => {
-                let list = waiters.entry(i).or_default();
-                list.retain(|w| !w.is_closed());
-                list.push(reply);
+                let id = replica.last_own_request();
+                waiters.proposal_at(i, id, reply);
             }
+            ProposeStatus::Forwarded(id) => waiters.proposal_applied(id, reply),
         },
+        Command::Append {
+            id,
+            value,
+            timeout,
+            reply,
+        } => {
+            let id = id.unwrap_or_else(|| replica.next_own_request());
+            match replica.append(id, value, out) {
+                AppendStatus::Applied(at) => {
+                    let _ = reply.send(Ok(at));
+                }
+                AppendStatus::Pending => waiters.append(id, Instant::now() + timeout, reply),
+            }
+        }
+        Command::Session { reply } => {
+            if let Some(client) = replica.mint_session() {
+                let _ = reply.send(client);
+            }
+        }
+        Command::WaitDecided { instance, reply } => match replica.learner().decided(instance) {
+            Some(entry) => {
+                let _ = reply.send(entry.clone());
+            }
+            None => waiters.decision(instance, reply),
+        },
+        Command::Subscribe { from, sink } => waiters.subscribe(from, sink),
+        Command::Read { from, limit, reply } => {
+            let _ = reply.send((replica.applied_log(from, limit), replica.applied()));
+        }
         Command::Decisions { reply } => {
             let _ = reply.send(replica.learner().decisions().clone());
         }
@@ -395,6 +437,7 @@ fn on_command<V: Value>(
                 ballot: replica.proposer().ballot(),
                 promised: replica.promised(),
                 first_undecided: replica.learner().first_undecided(),
+                applied: replica.applied(),
                 decided: replica.learner().decisions().len(),
                 backlog: backlog(),
             });

@@ -84,6 +84,7 @@
 
 use crate::ballot::{Ballot, InstanceId, NodeId};
 use crate::effects::Write;
+use crate::log::{ClientId, Entry, ProposalId};
 use crate::storage::{DurableState, Storage, StorageError};
 use async_trait::async_trait;
 use std::fmt;
@@ -290,18 +291,30 @@ fn ballot(round: u64, node: u64) -> Ballot {
     Ballot::new(round, NodeId(node))
 }
 
+/// A client entry holding `value` (request number `value` of one client, so two values are
+/// two requests).
+fn entry(value: u64) -> Entry<u64> {
+    Entry::Value {
+        id: ProposalId {
+            client: ClientId::default(),
+            seq: value,
+        },
+        value,
+    }
+}
+
 fn accept(instance: u64, b: Ballot, value: u64) -> Write<u64> {
     Write::Accept {
         instance: InstanceId(instance),
         ballot: b,
-        value,
+        entry: entry(value),
     }
 }
 
 fn decided(instance: u64, value: u64) -> Write<u64> {
     Write::Decided {
         instance: InstanceId(instance),
-        value,
+        entry: entry(value),
     }
 }
 
@@ -486,7 +499,8 @@ async fn read_your_writes<F: StorageFactory>(f: &F) -> Result<Ran, String> {
         )
     })?;
     ensure(
-        loaded.accepted.get(&InstanceId(u64::MAX)) == Some(&(ballot(7, 2), u64::MAX ^ 0xA5A5)),
+        loaded.accepted.get(&InstanceId(u64::MAX))
+            == Some(&(ballot(7, 2), entry(u64::MAX ^ 0xA5A5))),
         || {
             format!(
                 "instance u64::MAX: loaded {:?}",
@@ -542,13 +556,14 @@ async fn accepted_value_bound_to_its_ballot<F: StorageFactory>(f: &F) -> Result<
         fx.save(std::slice::from_ref(&w)).await?;
         let loaded = fx.expect_model(&format!("after saving {w:?}")).await?;
         let got = loaded.accepted.get(&InstanceId(1));
+        let expected = (expected.0, entry(expected.1));
         ensure(got == Some(&expected), || {
             format!("after saving {w:?}: instance 1 loaded {got:?}, expected {expected:?}")
         })?;
     }
     let loaded = fx.load("at the end").await?;
     ensure(
-        loaded.accepted.get(&InstanceId(2)) == Some(&(ballot(9, 9), 99)),
+        loaded.accepted.get(&InstanceId(2)) == Some(&(ballot(9, 9), entry(99))),
         || {
             format!(
                 "instance 2 loaded {:?}, expected (9.9, 99)",
@@ -584,18 +599,24 @@ async fn decided_values_are_immutable<F: StorageFactory>(f: &F) -> Result<Ran, S
     fx.save(&[accept(3, ballot(7, 1), 32)]).await?;
     fx.save(&[decided(4, 40), decided(3, 33)]).await?;
     let loaded = fx.expect_model("after re-deciding instance 3").await?;
-    ensure(loaded.decided.get(&InstanceId(3)) == Some(&30), || {
-        format!(
-            "instance 3 decided {:?}, expected 30",
-            loaded.decided.get(&InstanceId(3))
-        )
-    })?;
-    ensure(loaded.decided.get(&InstanceId(4)) == Some(&40), || {
-        format!(
-            "instance 4 decided {:?}, expected 40",
-            loaded.decided.get(&InstanceId(4))
-        )
-    })?;
+    ensure(
+        loaded.decided.get(&InstanceId(3)) == Some(&entry(30)),
+        || {
+            format!(
+                "instance 3 decided {:?}, expected 30",
+                loaded.decided.get(&InstanceId(3))
+            )
+        },
+    )?;
+    ensure(
+        loaded.decided.get(&InstanceId(4)) == Some(&entry(40)),
+        || {
+            format!(
+                "instance 4 decided {:?}, expected 40",
+                loaded.decided.get(&InstanceId(4))
+            )
+        },
+    )?;
     fx.finish().await
 }
 
@@ -625,11 +646,11 @@ async fn one_save_is_atomic_and_ordered<F: StorageFactory>(f: &F) -> Result<Ran,
         (loaded.proposer_round == 7, "proposer round 7"),
         (loaded.accepted.len() == 32, "32 accepted instances"),
         (
-            loaded.accepted.get(&InstanceId(2)) == Some(&(ballot(4, 1), 2000)),
+            loaded.accepted.get(&InstanceId(2)) == Some(&(ballot(4, 1), entry(2000))),
             "instance 2 = (4.1, 2000)",
         ),
         (
-            loaded.decided.get(&InstanceId(0)) == Some(&500),
+            loaded.decided.get(&InstanceId(0)) == Some(&entry(500)),
             "instance 0 decided 500",
         ),
         (loaded.decided.len() == 2, "2 decided instances"),
@@ -691,7 +712,7 @@ async fn state_survives_reopen<F: StorageFactory>(f: &F) -> Result<Ran, String> 
         )
     })?;
     ensure(
-        loaded.accepted.get(&InstanceId(9)) == Some(&(ballot(6, 1), 69)),
+        loaded.accepted.get(&InstanceId(9)) == Some(&(ballot(6, 1), entry(69))),
         || {
             format!(
                 "instance 9 loaded {:?}, expected (6.1, 69)",

@@ -18,9 +18,11 @@
 //! values proposed, values learned (`Effects::decided`), each acceptor's vote (an `Accepted`
 //! it sent) and each `Accept` a proposer sent.
 
-use crate::wire::{Disk, Msg, Packet, Shared};
+use crate::wire::{Disk, Packet, Shared};
 use paxos_core::testing::{AcceptorFaults, ProposerFaults};
-use paxos_core::{Ballot, Config, Effects, InstanceId, NodeId, Phase, Replica};
+use paxos_core::{
+    Ballot, Config, Effects, Entry, InstanceId, Message, NodeId, Phase, Replica, Step,
+};
 use stateright::{Model, Property};
 use std::collections::BTreeSet;
 use std::fmt;
@@ -70,12 +72,12 @@ pub struct PaxosModel {
 pub struct History {
     /// Every value a client proposed.
     pub proposed: BTreeSet<u64>,
-    /// Every `(instance, value)` any node reported as decided.
-    pub learned: BTreeSet<(InstanceId, u64)>,
-    /// Every vote: acceptor sent `Accepted(instance, ballot, value)`.
-    pub votes: BTreeSet<(InstanceId, Ballot, u64, NodeId)>,
-    /// Every `Accept(instance, ballot, value)` a proposer sent.
-    pub accepts_sent: BTreeSet<(InstanceId, Ballot, u64)>,
+    /// Every `(instance, entry)` any node reported as decided.
+    pub learned: BTreeSet<(InstanceId, Entry<u64>)>,
+    /// Every vote: acceptor sent `Accepted(instance, ballot, entry)`.
+    pub votes: BTreeSet<(InstanceId, Ballot, Entry<u64>, NodeId)>,
+    /// Every `Accept(instance, ballot, entry)` a proposer sent.
+    pub accepts_sent: BTreeSet<(InstanceId, Ballot, Entry<u64>)>,
 }
 
 /// One node: its protocol state and its durable state.
@@ -183,10 +185,18 @@ impl PaxosModel {
         self.proposals.iter().map(|p| p.node).collect()
     }
 
-    fn boot(&self, index: usize, disk: &Disk) -> Replica<u64> {
-        Replica::new(&self.configs[index], disk.0.clone(), SEED)
+    /// Start node `index` from `disk`, as the runtime does: build the replica, then make its
+    /// boot round durable before it does anything else.
+    fn boot(&self, index: usize, disk: &mut Disk) -> Replica<u64> {
+        let mut replica = Replica::new(&self.configs[index], disk.clone(), SEED)
             .expect("valid config")
-            .with_faults(self.acceptor_faults, self.proposer_faults)
+            .with_faults(self.acceptor_faults, self.proposer_faults);
+        let mut out = Effects::new();
+        replica.start(&mut out);
+        for w in &out.writes {
+            disk.apply(w);
+        }
+        replica
     }
 
     fn make_proposal(&self, state: &mut State, i: usize) {
@@ -199,7 +209,7 @@ impl PaxosModel {
     }
 
     fn deliver(&self, state: &mut State, p: &Packet) {
-        let message = (&p.msg).into();
+        let message = p.msg.clone();
         self.step(state, self.index(p.to), |r, out| {
             r.on_message(p.from, message, out)
                 .expect("members send only valid input");
@@ -219,41 +229,50 @@ impl PaxosModel {
         input(&mut node.replica, &mut out);
         // As the runtime does after the last input of a step.
         node.replica.end_step(&mut out);
+        // The runtime's own ordering (`Step::plan`): here the save is atomic with the step, so
+        // what may overtake it and what waits for it both leave after it.
+        let step = Step::plan(std::mem::take(&mut out.messages), &out.writes, true, false);
         // 1. The writes become durable with the step ...
         for w in &out.writes {
-            node.disk.0.apply(w);
+            node.disk.apply(w);
         }
         // 2. ... decisions are reported ...
-        for &(instance, value) in &out.decided {
-            state.history.learned.insert((instance, value));
+        for (instance, entry) in &out.decided {
+            state.history.learned.insert((*instance, entry.clone()));
         }
         state.nodes[index] = Shared::new(node);
         // 3. ... and only then do the messages leave.
-        for env in out.messages {
-            let msg = Msg::from(env.message);
-            match msg {
-                Msg::Accepted {
+        for env in step.early.into_iter().chain(step.late) {
+            let msg = env.message;
+            match &msg {
+                Message::Accepted {
                     ballot,
                     instance,
-                    value,
+                    entry,
                 } => {
-                    // Under the leader strategy the value is left out: the vote is for what
+                    // Under the leader strategy the entry is left out: the vote is for what
                     // this acceptor holds at that ballot.
-                    let value = value.or_else(|| {
+                    let entry = entry.clone().or_else(|| {
                         let node = &state.nodes[index];
-                        let accepted = node.replica.acceptor()?.accepted(instance)?;
-                        (accepted.0 == ballot).then_some(accepted.1)
+                        let accepted = node.replica.acceptor()?.accepted(*instance)?;
+                        (accepted.0 == *ballot).then(|| accepted.1.clone())
                     });
-                    if let Some(value) = value {
-                        state.history.votes.insert((instance, ballot, value, from));
+                    if let Some(entry) = entry {
+                        state
+                            .history
+                            .votes
+                            .insert((*instance, *ballot, entry, from));
                     }
                 }
-                Msg::Accept {
+                Message::Accept {
                     ballot,
                     instance,
-                    value,
+                    entry,
                 } => {
-                    state.history.accepts_sent.insert((instance, ballot, value));
+                    state
+                        .history
+                        .accepts_sent
+                        .insert((*instance, *ballot, entry.clone()));
                 }
                 _ => {}
             }
@@ -273,9 +292,9 @@ impl Model for PaxosModel {
     fn init_states(&self) -> Vec<State> {
         let nodes = (0..self.configs.len())
             .map(|i| {
-                let disk = Disk::default();
+                let mut disk = Disk::default();
                 Shared::new(Node {
-                    replica: self.boot(i, &disk),
+                    replica: self.boot(i, &mut disk),
                     disk,
                     ticks: 0,
                     restarts: 0,
@@ -349,7 +368,7 @@ impl Model for PaxosModel {
                 state.crashes += 1;
                 let mut node = (*state.nodes[i]).clone();
                 node.restarts += 1;
-                node.replica = self.boot(i, &node.disk);
+                node.replica = self.boot(i, &mut node.disk);
                 state.nodes[i] = Shared::new(node);
             }
             Action::Deliver(p) => {

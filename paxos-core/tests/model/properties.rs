@@ -5,7 +5,7 @@
 //! time in the run — even if some of them later accepted something else or crashed.
 
 use crate::cluster::{PaxosModel, State};
-use paxos_core::{Ballot, InstanceId, NodeId};
+use paxos_core::{Ballot, Entry, InstanceId, NodeId};
 use stateright::Property;
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -43,10 +43,12 @@ fn agreement(s: &State) -> bool {
     learned(s).values().all(|vs| vs.len() <= 1)
 }
 
+/// Every learned client value was proposed (a no-op fills a hole and carries none).
 fn validity(s: &State) -> bool {
     learned(s)
         .values()
         .flatten()
+        .filter_map(Entry::value)
         .all(|v| s.history.proposed.contains(v))
 }
 
@@ -60,11 +62,11 @@ fn learned_is_chosen(m: &PaxosModel, s: &State) -> bool {
 }
 
 fn one_value_per_ballot(s: &State) -> bool {
-    let mut seen: BTreeMap<(InstanceId, Ballot), u64> = BTreeMap::new();
+    let mut seen: BTreeMap<(InstanceId, Ballot), &Entry<u64>> = BTreeMap::new();
     s.history
         .accepts_sent
         .iter()
-        .all(|&(i, b, v)| *seen.entry((i, b)).or_insert(v) == v)
+        .all(|(i, b, e)| *seen.entry((*i, *b)).or_insert(e) == e)
 }
 
 fn every_named_instance_learned(m: &PaxosModel, s: &State) -> bool {
@@ -76,32 +78,32 @@ fn every_named_instance_learned(m: &PaxosModel, s: &State) -> bool {
             .all(|i| learned.contains_key(&i))
 }
 
-/// Values learned per instance: the ghost history and every learner's current decisions.
-pub fn learned(s: &State) -> BTreeMap<InstanceId, BTreeSet<u64>> {
-    let mut by_instance: BTreeMap<InstanceId, BTreeSet<u64>> = BTreeMap::new();
+/// Entries learned per instance: the ghost history and every learner's current decisions.
+pub fn learned(s: &State) -> BTreeMap<InstanceId, BTreeSet<Entry<u64>>> {
+    let mut by_instance: BTreeMap<InstanceId, BTreeSet<Entry<u64>>> = BTreeMap::new();
     let now = s.nodes.iter().flat_map(|n| {
         n.replica
             .learner()
             .decisions()
             .iter()
-            .map(|(i, v)| (*i, *v))
+            .map(|(i, e)| (*i, e.clone()))
     });
-    for (i, v) in s.history.learned.iter().copied().chain(now) {
-        by_instance.entry(i).or_default().insert(v);
+    for (i, e) in s.history.learned.iter().cloned().chain(now) {
+        by_instance.entry(i).or_default().insert(e);
     }
     by_instance
 }
 
-/// Values chosen per instance: a quorum of distinct acceptors voted `(ballot, value)`.
-pub fn chosen(m: &PaxosModel, s: &State) -> BTreeMap<InstanceId, BTreeSet<u64>> {
-    let mut voters: BTreeMap<(InstanceId, Ballot, u64), BTreeSet<NodeId>> = BTreeMap::new();
-    for &(i, b, v, a) in &s.history.votes {
-        voters.entry((i, b, v)).or_default().insert(a);
+/// Entries chosen per instance: a quorum of distinct acceptors voted `(ballot, entry)`.
+pub fn chosen(m: &PaxosModel, s: &State) -> BTreeMap<InstanceId, BTreeSet<Entry<u64>>> {
+    let mut voters: BTreeMap<(InstanceId, Ballot, &Entry<u64>), BTreeSet<NodeId>> = BTreeMap::new();
+    for (i, b, e, a) in &s.history.votes {
+        voters.entry((*i, *b, e)).or_default().insert(*a);
     }
-    let mut chosen: BTreeMap<InstanceId, BTreeSet<u64>> = BTreeMap::new();
-    for ((i, _, v), who) in voters {
+    let mut chosen: BTreeMap<InstanceId, BTreeSet<Entry<u64>>> = BTreeMap::new();
+    for ((i, _, e), who) in voters {
         if who.len() >= m.quorum() {
-            chosen.entry(i).or_default().insert(v);
+            chosen.entry(i).or_default().insert(e.clone());
         }
     }
     chosen

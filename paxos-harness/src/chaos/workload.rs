@@ -15,7 +15,7 @@ use super::schedule::Schedule;
 use crate::cluster::{Body, Cluster, Failure};
 use crate::invariants::Val;
 use crate::wait::{Look, eventually};
-use paxos_core::{InstanceId, LeaderMode, NodeId, Outcome};
+use paxos_core::{Entry, InstanceId, LeaderMode, NodeId, Outcome};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use std::cell::RefCell;
@@ -67,15 +67,17 @@ impl Shared<'_> {
         instance: InstanceId,
         value: Val,
         timeout: Duration,
-    ) -> Option<Val> {
+    ) -> Option<Entry<Val>> {
         match self
             .cluster
             .propose_at(node, instance, value, timeout)
             .await
         {
-            Ok(Outcome::Decided(v)) => {
-                self.cluster.observer().reported(node, instance, v);
-                Some(v)
+            Ok(Outcome::Decided(entry)) => {
+                self.cluster
+                    .observer()
+                    .reported(node, instance, entry.clone());
+                Some(entry)
             }
             // Aborted (not the leader), timed out, or the node crashed under us: try again.
             _ => None,
@@ -151,8 +153,8 @@ async fn liveness(s: &Shared<'_>) -> Result<(), Failure> {
     for node in all {
         let decisions = c.decisions(node).await?;
         for instance in &touched {
-            if let Some(&v) = decisions.get(instance) {
-                c.observer().reported(node, *instance, v);
+            if let Some(entry) = decisions.get(instance) {
+                c.observer().reported(node, *instance, entry.clone());
             }
         }
     }

@@ -9,15 +9,19 @@
 //!
 //! | request | response |
 //! |---|---|
-//! | `{"propose":"v"}` | `{"instance":3,"value":"v"}` once `v` is chosen (the node retries in later instances until the chosen value *is* `v`) |
-//! | `{"propose":"v","timeout_ms":5000}` | the same, giving up after 5 s (default 30 s) |
-//! | `{"decisions":{"from":0}}` | `{"decisions":[{"instance":0,"value":"a"},...],"first_undecided":2}`: at most 1000 decisions at or above `from`, in instance order (`"limit":N` changes the page size) |
-//! | `{"status":{}}` | `{"status":{"id":1,"leader":1,"first_undecided":2,"decided":2}}` |
-//! | anything that fails | `{"error":"why"}`, plus `"leader":N` when a leader is known but could not be reached |
+//! | `{"session":{}}` | `{"client":{"node":1,"boot":5,"session":2}}`: a new client id, unique forever |
+//! | `{"propose":"v","id":{"client":{...},"seq":7}}` | `{"instance":3,"value":"v"}` once `v` is in the log and every instance below it is decided (any node: followers forward to the leader) |
+//! | `{"propose":"v"}` | the same, as a request of the node's own client (a retry is a new request) |
+//! | `..., "timeout_ms":5000` | give up after 5 s (default 30 s): `{"error":"...","maybe_chosen":true}` |
+//! | `{"decisions":{"from":0}}` | `{"decisions":[{"instance":0,"value":"a"},{"instance":1,"value":null}],"next":2,"applied":2}`: at most 1000 applied slots at or above `from`, in instance order; `null` is a no-op, and a request decided twice appears once; the next page starts at `next` (`"limit":N` changes the page size) |
+//! | `{"status":{}}` | `{"status":{"id":1,"leader":1,"first_undecided":2,"applied":2,"decided":2}}` |
+//! | anything that fails | `{"error":"why"}`, with `"maybe_chosen":true` when the value may still be chosen |
 //!
-//! `"forwarded":true` on a propose request is used between nodes: the receiving node proposes
-//! locally and never forwards again.
+//! **Exactly once:** a client that retries a request (after a timeout, a lost connection, or
+//! through another node) sends the same `id`; the log applies it once and answers the retry
+//! with the instance of the first copy.
 
+use paxos_core::{ClientId, ProposalId};
 use serde::{Deserialize, Serialize};
 
 /// Longest accepted request or response line, in bytes (without the newline).
@@ -35,22 +39,23 @@ pub struct Request {
     /// What to do.
     #[serde(flatten)]
     pub op: Op,
+    /// Propose only: the request's id, from a session (`{"session":{}}`); the same id on a
+    /// retry makes it exactly once. Without one, the node's own client makes a new request.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<ProposalId>,
     /// Propose only: give up after this many milliseconds (default
     /// [`DEFAULT_PROPOSE_TIMEOUT_MS`]). A value may still be chosen after its request timed out.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout_ms: Option<u64>,
-    /// Propose only: sent by a node forwarding to the leader; the receiver never forwards again.
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub forwarded: bool,
 }
 
 impl Request {
-    /// A plain request for `op` (default timeout, not forwarded).
+    /// A plain request for `op` (no id, default timeout).
     pub fn new(op: Op) -> Request {
         Request {
             op,
+            id: None,
             timeout_ms: None,
-            forwarded: false,
         }
     }
 }
@@ -59,9 +64,11 @@ impl Request {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Op {
-    /// `{"propose":"v"}`: get `v` chosen in some instance.
+    /// `{"propose":"v"}`: put `v` in the log.
     Propose(String),
-    /// `{"decisions":{"from":0}}`: the decided log from an instance on.
+    /// `{"session":{}}`: a new client id.
+    Session {},
+    /// `{"decisions":{"from":0}}`: the applied log from an instance on.
     Decisions {
         /// First instance wanted (default 0).
         #[serde(default)]
@@ -74,13 +81,13 @@ pub enum Op {
     Status {},
 }
 
-/// One decided instance.
+/// One applied slot.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Decision {
     /// The instance.
     pub instance: u64,
-    /// The value chosen there.
-    pub value: String,
+    /// The value applied there; `None` (`null`) for a no-op.
+    pub value: Option<String>,
 }
 
 /// The answer to `{"status":{}}`.
@@ -92,6 +99,8 @@ pub struct Status {
     pub leader: Option<u64>,
     /// Every instance below this is decided on this node.
     pub first_undecided: u64,
+    /// Every instance below this is applied on this node.
+    pub applied: u64,
     /// Number of decisions this node knows.
     pub decided: usize,
 }
@@ -100,19 +109,26 @@ pub struct Status {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(untagged)]
 pub enum Response {
-    /// A proposal was chosen.
+    /// A proposal is in the log.
     Chosen {
-        /// The instance it was chosen in.
+        /// The instance it was applied at.
         instance: u64,
         /// The value (the proposed one).
         value: String,
     },
-    /// A page of the decided log.
+    /// A new session.
+    Session {
+        /// Its client id.
+        client: ClientId,
+    },
+    /// A page of the applied log.
     Decisions {
-        /// Decisions in instance order.
+        /// Applied slots in instance order (duplicates left out).
         decisions: Vec<Decision>,
-        /// Every instance below this is decided on the answering node.
-        first_undecided: u64,
+        /// Where the next page starts.
+        next: u64,
+        /// Every instance below this is applied on the answering node.
+        applied: u64,
     },
     /// The node's state.
     Status {
@@ -123,18 +139,18 @@ pub enum Response {
     Error {
         /// Why.
         error: String,
-        /// The leader, when the failure is "not the leader".
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        leader: Option<u64>,
+        /// The value may still be chosen (the request timed out after it was proposed).
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        maybe_chosen: bool,
     },
 }
 
 impl Response {
-    /// An error response without a leader.
+    /// An error response for a request that was not proposed.
     pub fn error(error: impl Into<String>) -> Response {
         Response::Error {
             error: error.into(),
-            leader: None,
+            maybe_chosen: false,
         }
     }
 }
@@ -142,15 +158,28 @@ impl Response {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use paxos_core::NodeId;
 
     #[test]
     fn requests_parse_from_the_documented_json() {
         let r: Request = serde_json::from_str(r#"{"propose":"v"}"#).expect("propose");
         assert_eq!(r, Request::new(Op::Propose("v".into())));
-        let r: Request =
-            serde_json::from_str(r#"{"propose":"v","timeout_ms":5,"forwarded":true}"#).expect("p");
+        let r: Request = serde_json::from_str(
+            r#"{"propose":"v","timeout_ms":5,"id":{"client":{"node":1,"boot":5,"session":2},"seq":7}}"#,
+        )
+        .expect("propose with an id");
         assert_eq!(r.timeout_ms, Some(5));
-        assert!(r.forwarded);
+        assert_eq!(
+            r.id,
+            Some(ProposalId {
+                client: ClientId {
+                    node: NodeId(1),
+                    boot: 5,
+                    session: 2
+                },
+                seq: 7
+            })
+        );
         let r: Request = serde_json::from_str(r#"{"decisions":{"from":3}}"#).expect("decisions");
         assert_eq!(
             r.op,
@@ -159,14 +188,8 @@ mod tests {
                 limit: None
             }
         );
-        let r: Request = serde_json::from_str(r#"{"decisions":{}}"#).expect("decisions");
-        assert_eq!(
-            r.op,
-            Op::Decisions {
-                from: 0,
-                limit: None
-            }
-        );
+        let r: Request = serde_json::from_str(r#"{"session":{}}"#).expect("session");
+        assert_eq!(r.op, Op::Session {});
         let r: Request = serde_json::from_str(r#"{"status":{}}"#).expect("status");
         assert_eq!(r.op, Op::Status {});
         assert!(serde_json::from_str::<Request>(r#"{"nope":1}"#).is_err());
@@ -188,20 +211,37 @@ mod tests {
             (Response::error("no"), r#"{"error":"no"}"#),
             (
                 Response::Error {
-                    error: "not the leader".into(),
-                    leader: Some(2),
+                    error: "timed out".into(),
+                    maybe_chosen: true,
                 },
-                r#"{"error":"not the leader","leader":2}"#,
+                r#"{"error":"timed out","maybe_chosen":true}"#,
+            ),
+            (
+                Response::Session {
+                    client: ClientId {
+                        node: NodeId(2),
+                        boot: 4,
+                        session: 1,
+                    },
+                },
+                r#"{"client":{"node":2,"boot":4,"session":1}}"#,
             ),
             (
                 Response::Decisions {
-                    decisions: vec![Decision {
-                        instance: 0,
-                        value: "a".into(),
-                    }],
-                    first_undecided: 1,
+                    decisions: vec![
+                        Decision {
+                            instance: 0,
+                            value: Some("a".into()),
+                        },
+                        Decision {
+                            instance: 1,
+                            value: None,
+                        },
+                    ],
+                    next: 2,
+                    applied: 2,
                 },
-                r#"{"decisions":[{"instance":0,"value":"a"}],"first_undecided":1}"#,
+                r#"{"decisions":[{"instance":0,"value":"a"},{"instance":1,"value":null}],"next":2,"applied":2}"#,
             ),
             (
                 Response::Status {
@@ -209,10 +249,11 @@ mod tests {
                         id: 1,
                         leader: Some(1),
                         first_undecided: 0,
+                        applied: 0,
                         decided: 0,
                     },
                 },
-                r#"{"status":{"id":1,"leader":1,"first_undecided":0,"decided":0}}"#,
+                r#"{"status":{"id":1,"leader":1,"first_undecided":0,"applied":0,"decided":0}}"#,
             ),
         ] {
             assert_eq!(serde_json::to_string(&r).expect("ser"), json);

@@ -6,7 +6,7 @@ use crate::faults::Faults;
 use crate::invariants::{Checkable, Val};
 use crate::observer::Observer;
 use crate::wait::{Look, eventually};
-use paxos_core::{InstanceId, NodeHandle, NodeId, Outcome};
+use paxos_core::{Entry, InstanceId, NodeHandle, NodeId, Outcome};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
@@ -70,8 +70,8 @@ impl<V: Checkable> Cluster<V> {
         .await
     }
 
-    /// `node` proposes `value` in the next free instance; returns the chosen value there.
-    pub async fn propose(&self, node: NodeId, value: V) -> Result<(InstanceId, V), Failure> {
+    /// `node` proposes `value` in the next free instance; returns the entry chosen there.
+    pub async fn propose(&self, node: NodeId, value: V) -> Result<(InstanceId, Entry<V>), Failure> {
         self.shared.observer.proposed(node, None, value.clone());
         Ok(self.node(node).await?.propose(value).await?)
     }
@@ -95,7 +95,7 @@ impl<V: Checkable> Cluster<V> {
     }
 
     /// Every decision `node` knows.
-    pub async fn decisions(&self, node: NodeId) -> Result<BTreeMap<InstanceId, V>, Failure> {
+    pub async fn decisions(&self, node: NodeId) -> Result<BTreeMap<InstanceId, Entry<V>>, Failure> {
         Ok(self.node(node).await?.decisions().await?)
     }
 
@@ -106,7 +106,7 @@ impl<V: Checkable> Cluster<V> {
         nodes: &[NodeId],
         instance: InstanceId,
         timeout: Duration,
-    ) -> Result<V, Failure> {
+    ) -> Result<Entry<V>, Failure> {
         eventually(timeout, Duration::from_millis(5), || async {
             let mut values = BTreeMap::new();
             for &n in nodes {
@@ -114,7 +114,7 @@ impl<V: Checkable> Cluster<V> {
                     values.insert(n, v.clone());
                 }
             }
-            let distinct: BTreeSet<&V> = values.values().collect();
+            let distinct: BTreeSet<&Entry<V>> = values.values().collect();
             ensure!(
                 distinct.len() <= 1,
                 "{instance}: nodes decided different values {values:?}"

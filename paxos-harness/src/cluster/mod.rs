@@ -25,13 +25,13 @@
 //! let spec = ClusterSpec::symmetric(3);
 //! let run = cluster::run(spec, &Env::new(1), |c| {
 //!     Box::pin(async move {
-//!         let (instance, value) = c.propose(NodeId(1), 7).await?;
+//!         let (instance, entry) = c.propose(NodeId(1), 7).await?;
 //!         c.await_decided(&c.live(), instance, std::time::Duration::from_secs(5))
 //!             .await?;
-//!         Ok(value)
+//!         Ok(entry.value().copied())
 //!     })
 //! });
-//! assert_eq!(run.result.unwrap(), 7);
+//! assert_eq!(run.result.unwrap(), Some(7));
 //! assert!(run.observer.violations().is_empty());
 //! ```
 

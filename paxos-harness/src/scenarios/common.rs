@@ -4,7 +4,7 @@ use crate::cluster::{Cluster, Failure};
 use crate::ensure;
 use crate::invariants::Val;
 use crate::wait::{Look, eventually};
-use paxos_core::{InstanceId, NodeId, Outcome};
+use paxos_core::{Entry, InstanceId, NodeId, Outcome};
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
@@ -15,6 +15,15 @@ use std::time::Duration;
 pub const DECIDE_WITHIN: Duration = Duration::from_secs(20);
 /// The timeout a client passes to `propose_at`.
 pub const PROPOSE_TIMEOUT: Duration = Duration::from_millis(500);
+
+/// The client value in `entry`, decided in `instance`; a no-op there fails the scenario (the
+/// scenarios pin client values to instances, so only a hole below them may hold a no-op).
+pub fn value_in(instance: InstanceId, entry: &Entry<Val>) -> Result<Val, Failure> {
+    entry
+        .value()
+        .copied()
+        .ok_or_else(|| Failure(format!("{instance} was decided with a no-op")))
+}
 
 /// The scenario's own RNG (client choices, crash timing), fixed by the run's seed.
 pub fn rng(c: &Cluster) -> StdRng {
@@ -58,7 +67,9 @@ pub async fn propose_until_decided(
             .propose_at(target.get(), instance, value, PROPOSE_TIMEOUT)
             .await
         {
-            Ok(Outcome::Decided(v)) => return Ok(Look::Done(Some(v))),
+            Ok(Outcome::Decided(entry)) => {
+                return Ok(Look::Done(Some(value_in(instance, &entry)?)));
+            }
             Ok(Outcome::Aborted) => {
                 let leader = c.node(node).await?.status().await?.leader;
                 target.set(leader.filter(|l| c.live().contains(l)).unwrap_or(node));
@@ -93,7 +104,7 @@ pub async fn all_survivors_agree(
     let proposed = c.observer().proposed_values();
     let mut out = BTreeMap::new();
     for &i in instances {
-        let v = c.await_decided(&survivors, i, DECIDE_WITHIN).await?;
+        let v = value_in(i, &c.await_decided(&survivors, i, DECIDE_WITHIN).await?)?;
         ensure!(
             proposed.contains(&v),
             "{i} decided {v}, which was never proposed ({proposed:?})"
@@ -143,7 +154,7 @@ pub async fn mailboxes_drain(c: &Cluster, nodes: &[NodeId]) -> Result<(), Failur
 pub async fn until_chosen(c: &Cluster, instance: InstanceId) -> Result<Val, Failure> {
     eventually(DECIDE_WITHIN, Duration::from_millis(1), || async {
         Ok(match c.observer().chosen().get(&instance) {
-            Some(v) => Look::Done(*v),
+            Some(entry) => Look::Done(value_in(instance, entry)?),
             None => Look::Wait(format!("{instance} was never chosen")),
         })
     })

@@ -9,7 +9,7 @@
 
 use super::common::{
     PROPOSE_TIMEOUT, all_survivors_agree, elixir_values, jitter, propose_until_decided, rng,
-    until_chosen,
+    until_chosen, value_in,
 };
 use super::{Scenario, n};
 use crate::cluster::{BodyFuture, Cluster, ClusterSpec, Failure};
@@ -118,8 +118,14 @@ pub fn scenarios() -> Vec<Scenario> {
             |c| Box::pin(kill_before_decision(c)),
         ),
         scenario(
+            "follower_proposes",
+            "a proposal on a follower is forwarded to the leader and decided",
+            || elected(3),
+            |c| Box::pin(follower_proposes(c)),
+        ),
+        scenario(
             "abort",
-            "propose on a follower answers {:abort}",
+            "{:abort}: the node holding a proposal loses its leadership before the decision",
             || elected(3),
             |c| Box::pin(abort(c)),
         ),
@@ -216,7 +222,7 @@ async fn many_2(c: Cluster) -> Result<(), Failure> {
             for (pause, v) in plan {
                 c.sleep(pause).await;
                 match c.propose_at(node, I1, v, PROPOSE_TIMEOUT).await? {
-                    Outcome::Decided(d) => answers.push(d),
+                    Outcome::Decided(d) => answers.push(value_in(I1, &d)?),
                     Outcome::Aborted | Outcome::TimedOut => {}
                 }
             }
@@ -383,18 +389,58 @@ async fn kill_before_decision(c: Cluster) -> Result<(), Failure> {
     Ok(())
 }
 
-/// `{:abort}`: a follower does not run phase 1; the caller retries on the leader.
-async fn abort(c: Cluster) -> Result<(), Failure> {
+/// A proposal made on a follower is passed to the leader and decided (the only proposer is
+/// a follower in 12 of the log's 19 E1 runs): the follower answers with the decision.
+async fn follower_proposes(c: Cluster) -> Result<(), Failure> {
     let v = elixir_values(&mut rng(&c), 1)[0];
+    let leader = c.leader().await?.unwrap_or(n(1));
+    ensure!(leader == n(1), "leader is {leader}, expected p1");
+    c.say(format!(
+        "p3 - Propose 1 with action nil ({v}, forwarded to p1)"
+    ));
     let got = c.propose_at(n(3), I1, v, PROPOSE_TIMEOUT).await?;
     ensure!(
-        got == Outcome::Aborted,
-        "a follower answered {got:?}, expected Aborted"
+        matches!(&got, Outcome::Decided(e) if e.value() == Some(&v)),
+        "the follower answered {got:?}, expected the decision {v}"
     );
-    let leader = c.leader().await?.unwrap_or(n(1));
-    ensure!(leader == n(1), "leader is {leader}, expected n1");
-    let got = propose_until_decided(&c, leader, I1, v).await?;
-    ensure!(got == Some(v), "leader decided {got:?}");
+    let decided = all_survivors_agree(&c, &[I1]).await?;
+    ensure!(
+        decided[&I1] == v,
+        "survivors decided {decided:?}, proposed {v}"
+    );
+    Ok(())
+}
+
+/// `{:abort}`, as the coursework means it: the node that holds a proposal loses its
+/// leadership before the instance is decided. p3, cut off from everyone, trusts itself as
+/// leader and takes a proposal it cannot get a quorum for; when the network heals it hears p1,
+/// steps down and answers `{:abort}`. Asked again, it forwards to p1 and gets the decision.
+async fn abort(c: Cluster) -> Result<(), Failure> {
+    let v = elixir_values(&mut rng(&c), 1)[0];
+    let all = c.spec().nodes();
+    c.faults().isolate(n(3), all.iter().copied());
+    let leader_timeout = c.spec().config.leader_timeout_ticks * 2;
+    c.sleep(c.spec().config.tick_interval * u32::try_from(leader_timeout).unwrap_or(u32::MAX))
+        .await;
+    let alone = c.node(n(3)).await?.status().await?.leader;
+    ensure!(
+        alone == Some(n(3)),
+        "cut off, p3 trusts {alone:?}, expected itself"
+    );
+    let proposal = c.propose_at(n(3), I1, v, Duration::from_secs(2));
+    let heal = async {
+        c.sleep(Duration::from_millis(100)).await;
+        c.faults().heal();
+    };
+    let (got, ()) = futures::join!(proposal, heal);
+    let got = got?;
+    ensure!(
+        got == Outcome::Aborted,
+        "p3 lost its leadership and answered {got:?}, expected Aborted"
+    );
+    c.say("p3 - {:abort}".to_string());
+    let got = propose_until_decided(&c, n(3), I1, v).await?;
+    ensure!(got.is_some(), "no decision after the abort");
     all_survivors_agree(&c, &[I1]).await.map(|_| ())
 }
 

@@ -1,6 +1,7 @@
 //! The Go test log (`000_48e927d028b9bfb6.txt`): 1 or 3 proposers, 3 acceptors, 2 learners.
 
 use super::Scenario;
+use super::common::value_in;
 use crate::cluster::{Cluster, ClusterSpec, Failure};
 use crate::ensure;
 use crate::invariants::Val;
@@ -67,9 +68,13 @@ async fn reach_consensus(c: &Cluster, proposer: NodeId, value: Val) -> Result<()
 
 async fn basic(c: Cluster) -> Result<(), Failure> {
     let (instance, value) = c.propose(NodeId(1), 100).await?;
+    let value = value_in(instance, &value)?;
     ensure!(value == 100, "proposer got {value}, expected 100");
     reach_consensus(&c, NodeId(1), value).await?;
-    let learned = c.await_decided(&learners(&c), instance, WAIT).await?;
+    let learned = value_in(
+        instance,
+        &c.await_decided(&learners(&c), instance, WAIT).await?,
+    )?;
     ensure!(learned == 100, "learners learned {learned}, expected 100");
     Ok(())
 }
@@ -77,12 +82,16 @@ async fn basic(c: Cluster) -> Result<(), Failure> {
 async fn single_proposer(c: Cluster) -> Result<(), Failure> {
     for (k, want) in [100, 200, 300].into_iter().enumerate() {
         let (instance, value) = c.propose(NodeId(1), want).await?;
+        let value = value_in(instance, &value)?;
         ensure!(
             instance == InstanceId(k as u64),
             "proposal {want} went to {instance}, expected i{k}"
         );
         ensure!(value == want, "proposal {want} decided {value}");
-        let learned = c.await_decided(&learners(&c), instance, WAIT).await?;
+        let learned = value_in(
+            instance,
+            &c.await_decided(&learners(&c), instance, WAIT).await?,
+        )?;
         ensure!(
             learned == want,
             "learners learned {learned} in {instance}, expected {want}"
@@ -115,6 +124,7 @@ async fn many_proposers(c: Cluster, loss: f64) -> Result<(), Failure> {
         for (p, r) in futures::future::join_all(tasks).await {
             match r? {
                 paxos_core::Outcome::Decided(v) => {
+                    let v = value_in(instance, &v)?;
                     got.insert(v);
                     reach_consensus(&c, p, v).await?;
                 }
@@ -127,7 +137,10 @@ async fn many_proposers(c: Cluster, loss: f64) -> Result<(), Failure> {
             values.contains(&chosen),
             "{chosen} was not proposed in {instance} ({values:?})"
         );
-        let learned = c.await_decided(&learners(&c), instance, WAIT).await?;
+        let learned = value_in(
+            instance,
+            &c.await_decided(&learners(&c), instance, WAIT).await?,
+        )?;
         ensure!(
             learned == chosen,
             "learners learned {learned}, proposers {chosen}"

@@ -72,7 +72,7 @@ async fn acknowledged_survive(
         let have = c.decisions(node).await?;
         for (i, v) in acked {
             ensure!(
-                have.get(i) == Some(v),
+                have.get(i).and_then(|e| e.value()) == Some(v),
                 "{node} lost or changed acknowledged {i}={v} (has {:?})",
                 have.get(i)
             );
@@ -81,11 +81,14 @@ async fn acknowledged_survive(
     Ok(())
 }
 
+/// Values go into consecutive instances (the log has no holes: a value pinned far ahead would
+/// have every instance below it filled with a no-op).
 async fn bounce(c: Cluster, victims: &[u64]) -> Result<(), Failure> {
     let mut acked = BTreeMap::new();
     let mut victims = victims.iter().copied().cycle().take(victims.len());
+    let mut next = (0u64..).map(InstanceId);
     for k in 0..VALUES {
-        let instance = InstanceId(k);
+        let instance = next.next().unwrap_or_default();
         let v = commit(&c, instance, 500 + k).await?;
         ensure!(v == 500 + k, "{instance} decided {v}, expected {}", 500 + k);
         acked.insert(instance, v);
@@ -93,8 +96,9 @@ async fn bounce(c: Cluster, victims: &[u64]) -> Result<(), Failure> {
             && let Some(victim) = victims.next()
         {
             c.crash(n(victim)).await?;
-            let more = commit(&c, InstanceId(k + 100), 900 + k).await?;
-            acked.insert(InstanceId(k + 100), more);
+            let while_down = next.next().unwrap_or_default();
+            let more = commit(&c, while_down, 900 + k).await?;
+            acked.insert(while_down, more);
             c.restart(n(victim)).await?;
             acknowledged_survive(&c, &acked).await?;
             c.say(format!(

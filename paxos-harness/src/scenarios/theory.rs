@@ -1,6 +1,8 @@
 //! The classic pitfalls of seeds 002-004, each built on purpose and asserted.
 
-use super::common::{DECIDE_WITHIN, all_survivors_agree, propose_until_decided, until_chosen};
+use super::common::{
+    DECIDE_WITHIN, all_survivors_agree, propose_until_decided, until_chosen, value_in,
+};
 use super::{Scenario, n};
 use crate::cluster::{BodyFuture, Cluster, ClusterSpec, Failure};
 use crate::ensure;
@@ -119,7 +121,7 @@ async fn until_accepted_by(c: &Cluster, acceptor: NodeId, value: Val) -> Result<
         Ok(
             match accepted
                 .iter()
-                .any(|(a, _, v)| *a == acceptor && *v == value)
+                .any(|(a, _, v)| *a == acceptor && v.value() == Some(&value))
             {
                 true => Look::Done(()),
                 false => Look::Wait(format!("{acceptor} never accepted {value}")),
@@ -149,7 +151,7 @@ async fn adopt_highest_accepted(c: Cluster) -> Result<(), Failure> {
         got == Some(x),
         "n2 decided {got:?}; X={x} was already chosen"
     );
-    let learned = c.await_decided(&[n(6)], I0, DECIDE_WITHIN).await?;
+    let learned = value_in(I0, &c.await_decided(&[n(6)], I0, DECIDE_WITHIN).await?)?;
     ensure!(learned == x, "learner learned {learned}, expected {x}");
     Ok(())
 }
@@ -172,7 +174,7 @@ async fn adopt_minority_accepted(c: Cluster) -> Result<(), Failure> {
         "n2 decided {got:?}; its quorum reported X={x} and it must adopt it"
     );
     c.faults().heal();
-    let learned = c.await_decided(&[n(6)], I0, DECIDE_WITHIN).await?;
+    let learned = value_in(I0, &c.await_decided(&[n(6)], I0, DECIDE_WITHIN).await?)?;
     ensure!(learned == x, "learner learned {learned}, expected {x}");
     Ok(())
 }
@@ -201,7 +203,7 @@ async fn divergent_acceptors(c: Cluster) -> Result<(), Failure> {
         .observer()
         .accepted_in(I0)
         .into_iter()
-        .map(|(_, _, v)| v)
+        .filter_map(|(_, _, e)| e.value().copied())
         .collect();
     ensure!(
         held.len() >= 2,
@@ -216,7 +218,7 @@ async fn divergent_acceptors(c: Cluster) -> Result<(), Failure> {
         [a, b, z].contains(&got),
         "decided {got}, not a proposed value"
     );
-    let learned = c.await_decided(&[n(9)], I0, DECIDE_WITHIN).await?;
+    let learned = value_in(I0, &c.await_decided(&[n(9)], I0, DECIDE_WITHIN).await?)?;
     ensure!(learned == got, "learner learned {learned}, proposer {got}");
     Ok(())
 }
@@ -251,7 +253,7 @@ async fn restarted_proposer(c: Cluster) -> Result<(), Failure> {
         before.iter().all(|b| *b < ballot),
         "restarted proposer reused a ballot: {ballot} vs {before:?}"
     );
-    let learned = c.await_decided(&[n(5)], I0, DECIDE_WITHIN).await?;
+    let learned = value_in(I0, &c.await_decided(&[n(5)], I0, DECIDE_WITHIN).await?)?;
     ensure!(learned == x, "learner learned {learned}");
     Ok(())
 }
@@ -272,7 +274,7 @@ async fn duelling_proposers(c: Cluster) -> Result<(), Failure> {
         for r in futures::future::join_all(clients).await {
             match r? {
                 Outcome::Decided(v) => {
-                    got.insert(v);
+                    got.insert(value_in(instance, &v)?);
                 }
                 other => {
                     return Err(Failure(format!(
@@ -332,11 +334,15 @@ async fn learners_learn_everything(c: Cluster) -> Result<(), Failure> {
     let learners = c.spec().learners();
     for (k, v) in [11, 22, 33].into_iter().enumerate() {
         let (instance, got) = c.propose(n(1), v).await?;
+        let got = value_in(instance, &got)?;
         ensure!(
             instance == InstanceId(k as u64) && got == v,
             "proposal {v} gave {got} in {instance}"
         );
-        let learned = c.await_decided(&learners, instance, DECIDE_WITHIN).await?;
+        let learned = value_in(
+            instance,
+            &c.await_decided(&learners, instance, DECIDE_WITHIN).await?,
+        )?;
         ensure!(
             learned == v,
             "learners learned {learned} in {instance}, expected {v}"

@@ -1,7 +1,7 @@
 //! The wire codec: round trips, hostile bytes, limits.
 
 use bytes::BytesMut;
-use paxos_core::{AcceptedEntry, Ballot, InstanceId, Message, NodeId};
+use paxos_core::{AcceptedEntry, Ballot, ClientId, Entry, InstanceId, Message, NodeId, ProposalId};
 use paxos_net::CodecError;
 use paxos_net::codec::{EncodedFrame, Frame, FrameCodec, Hello, WIRE_VERSION};
 use pretty_assertions::assert_eq;
@@ -21,41 +21,79 @@ fn instance() -> impl Strategy<Value = InstanceId> {
     any::<u64>().prop_map(InstanceId)
 }
 
+fn proposal() -> impl Strategy<Value = ProposalId> {
+    (any::<u64>(), any::<u64>(), any::<u64>(), any::<u64>()).prop_map(
+        |(node, boot, session, seq)| ProposalId {
+            client: ClientId {
+                node: NodeId(node),
+                boot,
+                session,
+            },
+            seq,
+        },
+    )
+}
+
+/// A log entry: a no-op, or a request's value.
+fn entry<V: Clone + Debug + 'static>(
+    value: impl Strategy<Value = V> + Clone + 'static,
+) -> impl Strategy<Value = Entry<V>> {
+    prop_oneof![
+        Just(Entry::Noop),
+        (proposal(), value).prop_map(|(id, value)| Entry::Value { id, value }),
+    ]
+}
+
 fn message<V: Clone + Debug + 'static>(
     value: impl Strategy<Value = V> + Clone + 'static,
 ) -> impl Strategy<Value = Message<V>> {
-    let entry =
-        (instance(), ballot(), value.clone()).prop_map(|(instance, ballot, value)| AcceptedEntry {
-            instance,
-            ballot,
-            value,
+    let accepted =
+        (instance(), ballot(), entry(value.clone())).prop_map(|(instance, ballot, entry)| {
+            AcceptedEntry {
+                instance,
+                ballot,
+                entry,
+            }
         });
     prop_oneof![
         (ballot(), instance()).prop_map(|(ballot, first)| Message::Prepare { ballot, first }),
-        (ballot(), prop::collection::vec(entry, 0..8))
-            .prop_map(|(ballot, accepted)| Message::Promise { ballot, accepted }),
-        (ballot(), instance(), value.clone()).prop_map(|(ballot, instance, value)| {
+        (
+            ballot(),
+            instance(),
+            prop::collection::vec(accepted, 0..8),
+            prop::option::of(instance())
+        )
+            .prop_map(|(ballot, first, accepted, more)| Message::Promise {
+                ballot,
+                first,
+                accepted,
+                more
+            }),
+        (ballot(), instance(), entry(value.clone())).prop_map(|(ballot, instance, entry)| {
             Message::Accept {
                 ballot,
                 instance,
-                value,
+                entry,
             }
         }),
-        (ballot(), instance(), prop::option::of(value.clone())).prop_map(
-            |(ballot, instance, value)| {
+        (ballot(), instance(), prop::option::of(entry(value.clone()))).prop_map(
+            |(ballot, instance, entry)| {
                 Message::Accepted {
                     ballot,
                     instance,
-                    value,
+                    entry,
                 }
             }
         ),
         (ballot(), ballot()).prop_map(|(ballot, promised)| Message::Nack { ballot, promised }),
-        (instance(), value).prop_map(|(instance, value)| Message::Decided { instance, value }),
+        (instance(), entry(value.clone()))
+            .prop_map(|(instance, entry)| Message::Decided { instance, entry }),
         (ballot(), prop::collection::vec(instance(), 0..8))
             .prop_map(|(ballot, instances)| Message::Chosen { ballot, instances }),
         Just(Message::Heartbeat),
         instance().prop_map(|first| Message::CatchUp { first }),
+        (proposal(), value, prop::option::of(instance()))
+            .prop_map(|(id, value, at)| Message::Forward { id, value, at }),
     ]
 }
 
@@ -161,7 +199,10 @@ fn oversize_length_prefix_is_refused_before_reading_the_body() {
 fn oversize_message_is_refused_when_encoding() {
     let big = Frame::Message(Message::Decided {
         instance: InstanceId(0),
-        value: vec![7u8; 2 * MAX],
+        entry: Entry::Value {
+            id: ProposalId::default(),
+            value: vec![7u8; 2 * MAX],
+        },
     });
     assert!(matches!(
         EncodedFrame::encode(&big, MAX),

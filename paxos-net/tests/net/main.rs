@@ -7,20 +7,23 @@ mod fuzz;
 mod sim;
 mod tcp;
 
-use paxos_core::{InstanceId, Message};
+use paxos_core::{Entry, InstanceId, Message, ProposalId};
 
 /// A message whose value says who sent it and which one it was: `from * 1_000_000 + seq`.
 pub fn tagged(from: u64, seq: u64) -> Message<u64> {
     Message::Decided {
         instance: InstanceId(seq),
-        value: from * 1_000_000 + seq,
+        entry: Entry::Value {
+            id: ProposalId::default(),
+            value: from * 1_000_000 + seq,
+        },
     }
 }
 
 /// The sender encoded in a [`tagged`] message.
 pub fn tag_sender(message: &Message<u64>) -> Option<u64> {
     match message {
-        Message::Decided { value, .. } => Some(value / 1_000_000),
+        Message::Decided { entry, .. } => entry.value().map(|v| v / 1_000_000),
         _ => None,
     }
 }

@@ -274,7 +274,10 @@ async fn oversize_message_is_dropped_at_send() {
     let net = TcpTransport::<Vec<u8>>::with_listener(listener, cfg).expect("start");
     let big = Message::Decided {
         instance: paxos_core::InstanceId(0),
-        value: vec![0u8; 8192],
+        entry: paxos_core::Entry::Value {
+            id: paxos_core::ProposalId::default(),
+            value: vec![0u8; 8192],
+        },
     };
     assert!(matches!(
         net.send(NodeId(2), big).await,

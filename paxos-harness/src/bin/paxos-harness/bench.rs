@@ -226,6 +226,7 @@ async fn measure(
             max_values: args.batch.max(1),
             max_bytes: 1 << 20,
             weigh: Bytes::len,
+            timeout: Duration::from_secs(60),
         },
     );
     let measuring = AtomicBool::new(false);
@@ -461,7 +462,10 @@ async fn probe_machine(args: &BenchArgs, dir: &std::path::Path) -> Result<Limits
             let writes: Vec<Write<Bytes>> = (0..64)
                 .map(|i| Write::Decided {
                     instance: paxos_core::InstanceId(b * 64 + i),
-                    value: Bytes::from_static(b"0123456789abcdef"),
+                    entry: paxos_core::Entry::Value {
+                        id: paxos_core::ProposalId::default(),
+                        value: Bytes::from_static(b"0123456789abcdef"),
+                    },
                 })
                 .collect();
             storage.save(&writes).await.map_err(|e| e.to_string())?;

@@ -15,18 +15,18 @@
 //!   leader heartbeats every 20 ticks and is suspected after 100 silent ticks, missed decisions
 //!   are fetched from peers every 50 ticks.
 //! - **Client port**: `--client` (default: the `--listen` host with port + 1000) speaks the
-//!   newline-delimited JSON of `paxos_harness::client::protocol`. A follower forwards a proposal to the leader's client
-//!   port, found in `--peer-clients ID=HOST:PORT,...` or, by default, at the leader's `--peers`
-//!   address with port + 1000.
+//!   newline-delimited JSON of `paxos_harness::client::protocol`. A follower forwards a
+//!   proposal to the leader over the node-to-node link, and again if the leader changes.
 //! - **Logs**: `tracing` to stderr, `info` when `RUST_LOG` is unset.
 //!
 //! ## What "propose" guarantees
 //!
-//! A propose request is answered `{"instance":i,"value":v}` only once `v` itself is chosen in
-//! instance `i`: when another value wins the instance the node proposes again in the next free
-//! one. Every acknowledged value is therefore in the log, **at least once**: a proposal that timed
-//! out on the node (or whose client retried after losing the connection) may still be chosen, so a
-//! retried value can appear twice. Put a request id into the value if you need to deduplicate.
+//! A propose request is answered `{"instance":i,"value":v}` only once `v` itself (this request,
+//! not an equal value of another) is in the log at `i` and every instance below `i` is decided:
+//! acknowledgements come in log order. A request sent with an `id` from a session is applied
+//! **exactly once**, however often it is retried (after a timeout, a lost connection, or through
+//! another node): a retry is answered with the instance of the first copy. Without an id each
+//! request is new, so a retry of it may be applied twice.
 
 use crate::{duration, server};
 use paxos_core::{Config, Fatal, LeaderMode, Node, NodeId};
@@ -60,10 +60,6 @@ pub struct NodeArgs {
     /// Address of the client listener [default: the --listen host, port + 1000].
     #[arg(long)]
     pub client: Option<String>,
-    /// Client addresses of other nodes as ID=HOST:PORT, used to forward proposals to the leader
-    /// [default: each peer's host, port + 1000].
-    #[arg(long, value_delimiter = ',', value_parser = parse_peer)]
-    pub peer_clients: Vec<(u64, String)>,
     /// Cluster id; nodes with another id are refused.
     #[arg(long, default_value_t = 0)]
     pub cluster_id: u64,
@@ -135,7 +131,6 @@ struct Plan {
     listen: String,
     client: String,
     peers: BTreeMap<NodeId, String>,
-    peer_clients: BTreeMap<NodeId, String>,
     data_dir: PathBuf,
     config: Config,
     net: NetConfig,
@@ -152,18 +147,6 @@ fn plan(args: NodeArgs) -> Result<Plan, String> {
         if peers.insert(NodeId(peer), addr).is_some() {
             return Err(format!("--peers lists node {peer} twice"));
         }
-    }
-    let mut peer_clients = BTreeMap::new();
-    for (peer, addr) in &peers {
-        peer_clients.insert(*peer, offset_port(addr, 1000)?);
-    }
-    for (peer, addr) in args.peer_clients {
-        if !peers.contains_key(&NodeId(peer)) {
-            return Err(format!(
-                "--peer-clients names {peer}, which is not in --peers"
-            ));
-        }
-        peer_clients.insert(NodeId(peer), addr);
     }
     let client = match args.client {
         Some(c) => c,
@@ -207,7 +190,6 @@ fn plan(args: NodeArgs) -> Result<Plan, String> {
         listen: args.listen,
         client,
         peers,
-        peer_clients,
         data_dir: args.data_dir,
         config,
         net,
@@ -285,7 +267,6 @@ async fn serve<S: paxos_core::Storage<String>>(plan: Plan, storage: S) -> Result
         listen,
         client,
         peers,
-        peer_clients,
         data_dir,
         config,
         net,
@@ -298,7 +279,6 @@ async fn serve<S: paxos_core::Storage<String>>(plan: Plan, storage: S) -> Result
     let mut node_task = tokio::spawn(node.run());
     let server = Arc::new(server::Server {
         handle: handle.clone(),
-        peer_clients,
     });
     let serve_task = tokio::spawn(server.serve(client_listener));
     tracing::info!(
@@ -409,7 +389,6 @@ mod tests {
             peers: vec![(2, "127.0.0.1:7002".into()), (3, "127.0.0.1:7003".into())],
             data_dir: "n1".into(),
             client: None,
-            peer_clients: vec![(3, "127.0.0.1:9003".into())],
             cluster_id: 0,
             secret_file: None,
             leaderless: false,
@@ -421,7 +400,5 @@ mod tests {
         assert_eq!(plan.client, "127.0.0.1:8001");
         assert_eq!(plan.config.leader_mode, LeaderMode::Elected);
         assert_eq!(plan.config.nodes.len(), 3);
-        assert_eq!(plan.peer_clients[&NodeId(2)], "127.0.0.1:8002");
-        assert_eq!(plan.peer_clients[&NodeId(3)], "127.0.0.1:9003");
     }
 }

@@ -64,7 +64,10 @@ async fn run(args: &ProposeArgs) -> Result<(), ClientError> {
     let mut client = Client::connect(&args.node).await?;
     if args.decisions {
         for d in client.decisions(args.from).await? {
-            println!("instance {}: {}", d.instance, d.value);
+            match d.value {
+                Some(value) => println!("instance {}: {value}", d.instance),
+                None => println!("instance {}: (no-op)", d.instance),
+            }
         }
     } else if args.status {
         let s: protocol::Status = client.status().await?;
@@ -72,8 +75,8 @@ async fn run(args: &ProposeArgs) -> Result<(), ClientError> {
             .leader
             .map_or_else(|| "none".to_owned(), |l| l.to_string());
         println!(
-            "node {}: leader {leader}, first undecided instance {}, {} decisions",
-            s.id, s.first_undecided, s.decided
+            "node {}: leader {leader}, first undecided instance {}, applied below {}, {} decisions",
+            s.id, s.first_undecided, s.applied, s.decided
         );
     } else if let Some(value) = &args.value {
         let instance = client.propose(value, Some(args.timeout)).await?;
