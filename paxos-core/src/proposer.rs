@@ -20,6 +20,12 @@ pub struct ProposerFaults {
     /// Leave holes: no no-op for an instance nothing was accepted in (breaks rule 4's
     /// liveness: a state machine applying in order stops at the hole).
     pub skip_noop_fill: bool,
+    /// Forget the recovered frontier: a restarted proposer prepares from instance 0, so every
+    /// acceptor reports its whole history.
+    pub prepare_from_zero: bool,
+    /// The node answers an append as soon as its instance is decided, not once every instance
+    /// below it is (acknowledgements out of log order). Read by the runtime.
+    pub ack_before_prefix: bool,
 }
 
 /// Where the proposer is.
@@ -168,6 +174,11 @@ impl<V: Value> Proposer<V> {
     /// Break the proposer on purpose (tests of the checkers only).
     pub(crate) fn with_faults(mut self, faults: ProposerFaults) -> Self {
         self.faults = faults;
+        if faults.prepare_from_zero {
+            self.first_undecided = InstanceId(0);
+            self.decided_above.clear();
+            self.fresh = InstanceId(0);
+        }
         self
     }
 
@@ -481,8 +492,11 @@ impl<V: Value> Proposer<V> {
             if !flight.ours {
                 continue;
             }
+            // A request pinned to this instance stays pinned (and is proposed there again);
+            // any other goes back to the queue, even if another request is pinned there now.
+            let pinned_here = self.pinned.get(&instance).and_then(Entry::id);
             match flight.entry {
-                Entry::Value { id, value } if !self.pinned.contains_key(&instance) => {
+                Entry::Value { id, value } if pinned_here != Some(id) => {
                     self.requests.insert(id, None);
                     self.queue.push_front((id, value));
                 }
@@ -988,6 +1002,26 @@ mod tests {
         promise(&mut p, 2, vec![], &mut out);
         promise(&mut p, 3, vec![], &mut out);
         assert_eq!(accepted(&out), vec![(0, e(1)), (1, e(2))]);
+    }
+
+    /// A request in flight where a client then pinned another one is not lost with the ballot:
+    /// it goes back to the queue, while the pinned one stays pinned (a chaos seed found this).
+    #[test]
+    fn a_lost_ballot_requeues_a_request_an_instance_was_pinned_over() {
+        let mut p = proposer(0);
+        p.start_phase1(&mut Effects::new());
+        leading(&mut p);
+        p.append(id(1), 1, &mut Effects::new());
+        p.propose_at(InstanceId(0), e(9), &mut Effects::new());
+        p.on_nack(b(1, 1), b(3, 2));
+        let mut out = Effects::new();
+        for _ in 0..3 {
+            p.tick(&mut out);
+        }
+        let mut out = Effects::new();
+        promise(&mut p, 2, vec![], &mut out);
+        promise(&mut p, 3, vec![], &mut out);
+        assert_eq!(accepted(&out), vec![(0, e(9)), (1, e(1))]);
     }
 
     /// A request of ours that lost its instance to another entry goes to a fresh one.

@@ -55,6 +55,12 @@ pub enum Break {
     IgnorePromisedValues,
     /// Proposers do not persist their round before using it.
     SkipRoundPersist,
+    /// New leaders leave holes (no no-op where nothing was accepted): liveness breaks.
+    SkipNoopFill,
+    /// Nodes acknowledge an append at its decision, before every instance below it is decided.
+    AckBeforePrefix,
+    /// Restarted proposers prepare from instance 0 instead of their recovered frontier.
+    PrepareFromZero,
 }
 
 impl Break {
@@ -66,6 +72,9 @@ impl Break {
             Break::SkipPersist => o.acceptor_faults.skip_persist = true,
             Break::IgnorePromisedValues => o.proposer_faults.ignore_promised_values = true,
             Break::SkipRoundPersist => o.proposer_faults.skip_round_persist = true,
+            Break::SkipNoopFill => o.proposer_faults.skip_noop_fill = true,
+            Break::AckBeforePrefix => o.proposer_faults.ack_before_prefix = true,
+            Break::PrepareFromZero => o.proposer_faults.prepare_from_zero = true,
         }
         o
     }
@@ -75,7 +84,10 @@ named!(Break, "protocol break",
     AcceptBelowPromise => "accept-below-promise",
     SkipPersist => "skip-persist",
     IgnorePromisedValues => "ignore-promised-values",
-    SkipRoundPersist => "skip-round-persist");
+    SkipRoundPersist => "skip-round-persist",
+    SkipNoopFill => "skip-noop-fill",
+    AckBeforePrefix => "ack-before-prefix",
+    PrepareFromZero => "prepare-from-zero");
 
 /// What every seed of a chaos window runs on.
 #[derive(Clone, Debug)]

@@ -5,7 +5,7 @@
 //! - [`cluster`]: the one cluster builder, on simulated (turmoil) or real (TCP, channels)
 //!   networks and any storage, with crashes, restarts and network [`faults`];
 //! - [`observer`] and [`invariants`]: safety checked from outside the nodes, after every
-//!   durable write;
+//!   durable write; [`history`]: what clients were told, checked for linearizability;
 //! - [`scenarios`] (the seed logs' suites) and the [`runner`] that prints them `go test`-style;
 //! - [`chaos`]: seeded random fault schedules, with liveness after the faults stop;
 //! - [`client`]: a client of the node binary's client port;
@@ -24,6 +24,7 @@ pub mod chaos;
 pub mod client;
 pub mod cluster;
 pub mod faults;
+pub mod history;
 pub mod invariants;
 pub mod junit;
 pub mod observer;

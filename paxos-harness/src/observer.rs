@@ -190,6 +190,15 @@ impl<V: Checkable> Observer<V> {
         self.lock().checker.chosen().clone()
     }
 
+    /// The lowest instance below `instance` that nothing is chosen in yet, if any.
+    pub fn unchosen_below(&self, instance: InstanceId) -> Option<InstanceId> {
+        let s = self.lock();
+        let chosen = s.checker.chosen();
+        (0..instance.0)
+            .map(InstanceId)
+            .find(|i| !chosen.contains_key(i))
+    }
+
     /// Every `(acceptor, ballot, value)` durably accepted in `instance` so far.
     pub fn accepted_in(&self, instance: InstanceId) -> Vec<(NodeId, Ballot, Entry<V>)> {
         self.lock().checker.accepted_in(instance)

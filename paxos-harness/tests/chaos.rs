@@ -84,6 +84,29 @@ fn chaos_finds_two_values_chosen_when_proposers_ignore_promised_values() {
     );
 }
 
+/// Without no-op fill a new leader leaves holes, and once the faults stop the log cannot be
+/// applied past them: the liveness phase says which append never got its answer.
+#[test]
+fn chaos_finds_the_holes_a_leader_leaves_without_noop_fill() {
+    let (seed, run) = first_failure(&broken(Break::SkipNoopFill), 300)
+        .expect("no failure found in 300 seeds with --break skip-noop-fill");
+    let verdict = run.verdict.err().map(|f| f.0).unwrap_or_default();
+    assert!(verdict.starts_with("liveness:"), "seed {seed}: {verdict}");
+}
+
+/// Acknowledging an append at its decision, before the instances below it are decided,
+/// answers clients out of log order: caught at the acknowledgement.
+#[test]
+fn chaos_finds_acknowledgements_out_of_log_order() {
+    let (seed, run) = first_failure(&broken(Break::AckBeforePrefix), 300)
+        .expect("no failure found in 300 seeds with --break ack-before-prefix");
+    let verdict = run.verdict.err().map(|f| f.0).unwrap_or_default();
+    assert!(
+        verdict.contains("out of log order"),
+        "seed {seed}: {verdict}"
+    );
+}
+
 #[test]
 fn one_seed_replays_bit_for_bit() {
     let options = ChaosOptions {

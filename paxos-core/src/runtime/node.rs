@@ -322,7 +322,7 @@ async fn serve<V: Value, S: Storage<V>, T: Transport<V>>(
         for env in step.late {
             send(&transport, id, env).await;
         }
-        waiters.answer(&out);
+        waiters.answer(&out, faults.1.ack_before_prefix);
         waiters.feed(|from, limit| replica.applied_log(from, limit));
         if replica.leader() != leader {
             leader = replica.leader();

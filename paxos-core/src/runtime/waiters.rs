@@ -101,8 +101,19 @@ impl<V: Clone> Waiters<V> {
         self.subscribers.push(Subscriber { next: from, sink });
     }
 
-    /// Answer everyone `effects` (one step's, once durable) has news for.
-    pub(crate) fn answer(&mut self, effects: &Effects<V>) {
+    /// Answer everyone `effects` (one step's, once durable) has news for. `ack_on_decide` is
+    /// the `ack_before_prefix` fault switch: requests are answered at their decision, before
+    /// the instances below them are decided.
+    pub(crate) fn answer(&mut self, effects: &Effects<V>, ack_on_decide: bool) {
+        if ack_on_decide {
+            for (instance, entry) in &effects.decided {
+                if let Some(id) = entry.id()
+                    && let Some(ForRequest::Append(reply)) = self.by_request.remove(&id)
+                {
+                    let _ = reply.send(Ok(*instance));
+                }
+            }
+        }
         for (instance, entry) in &effects.decided {
             for w in self.by_instance.remove(instance).unwrap_or_default() {
                 match w {

@@ -6,7 +6,7 @@ use crate::faults::Faults;
 use crate::invariants::{Checkable, Val};
 use crate::observer::Observer;
 use crate::wait::{Look, eventually};
-use paxos_core::{Entry, InstanceId, NodeHandle, NodeId, Outcome};
+use paxos_core::{Entry, InstanceId, NodeHandle, NodeId, Outcome, ProposalId};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
@@ -91,6 +91,23 @@ impl<V: Checkable> Cluster<V> {
             .node(node)
             .await?
             .propose_at(instance, value, timeout)
+            .await?)
+    }
+
+    /// `node` puts `value` in the log as request `id` (a session's), waiting at most `timeout`;
+    /// returns its instance once it is applied there.
+    pub async fn append(
+        &self,
+        node: NodeId,
+        id: ProposalId,
+        value: V,
+        timeout: Duration,
+    ) -> Result<InstanceId, Failure> {
+        self.shared.observer.proposed(node, None, value.clone());
+        Ok(self
+            .node(node)
+            .await?
+            .append_request(id, value, timeout)
             .await?)
     }
 
