@@ -203,6 +203,9 @@ impl<T, V> FaultyTransport<T, V> {
 impl<V: Checkable, T: Transport<V>> Transport<V> for FaultyTransport<T, V> {
     async fn send(&self, to: NodeId, message: Message<V>) -> Result<(), TransportError> {
         let dropped = self.faults.drops(self.me, to, message.kind());
+        if let Message::Promise { accepted, .. } = &message {
+            self.observer.promise_sent(to, accepted.len());
+        }
         let quiet = matches!(message, Message::Heartbeat | Message::CatchUp { .. });
         if self.trace && !quiet {
             self.observer

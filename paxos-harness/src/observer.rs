@@ -59,6 +59,8 @@ struct State<V> {
     checker: Checker<V>,
     events: Vec<Event>,
     clock: Clock,
+    /// Accepted entries carried by the promises each node received (what its phase 1 cost).
+    promised_entries: BTreeMap<NodeId, usize>,
 }
 
 /// Shared, cloneable observer of one run.
@@ -102,6 +104,7 @@ impl<V: Checkable> Observer<V> {
                 checker: Checker::new(acceptors),
                 events: Vec::new(),
                 clock,
+                promised_entries: BTreeMap::new(),
             })),
         }
     }
@@ -140,6 +143,20 @@ impl<V: Checkable> Observer<V> {
     /// Record a scenario action.
     pub fn note(&self, text: impl Into<String>) {
         Self::push(&mut self.lock(), EventKind::Note(text.into()));
+    }
+
+    /// Record that a promise reporting `entries` accepted entries was sent to `to`.
+    pub fn promise_sent(&self, to: NodeId, entries: usize) {
+        *self.lock().promised_entries.entry(to).or_default() += entries;
+    }
+
+    /// How many accepted entries the promises sent to `node` have carried so far.
+    pub fn promised_entries(&self, node: NodeId) -> usize {
+        self.lock()
+            .promised_entries
+            .get(&node)
+            .copied()
+            .unwrap_or(0)
     }
 
     /// Record a message sent or dropped.

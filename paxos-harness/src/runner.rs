@@ -39,6 +39,8 @@ pub struct RunOptions {
     pub quiet: bool,
     /// Learner strategy for every scenario that does not choose its own.
     pub learners: Learners,
+    /// TEST ONLY: break a protocol rule on every node, to show a scenario catches it.
+    pub protocol_break: Option<crate::chaos::Break>,
 }
 
 /// `--learners`: how decisions reach the learners in scenarios that do not choose.
@@ -76,6 +78,7 @@ impl Default for RunOptions {
             trace: None,
             quiet: false,
             learners: Learners::AllToAll,
+            protocol_break: None,
         }
     }
 }
@@ -136,14 +139,18 @@ pub fn select(options: &RunOptions) -> Result<Vec<Scenario>, Failure> {
 
 /// The command that replays one run.
 pub fn replay_command(s: &Scenario, seed: u64, options: &RunOptions) -> String {
-    format!(
+    let mut cmd = format!(
         "cargo run -p paxos-harness -- run --suite {} --filter {} --seed {seed} --repeat 1 --storage {} --transport {} --learners {}",
         s.suite,
         s.full_name(),
         options.storage,
         options.transport,
         options.learners
-    )
+    );
+    if let Some(b) = options.protocol_break {
+        cmd.push_str(&format!(" --break {b}"));
+    }
+    cmd
 }
 
 /// Run one scenario once with `seed`: the body's verdict, then the invariants.
@@ -160,6 +167,14 @@ pub fn run_once(
         trace,
     };
     let mut spec = (s.spec)();
+    if let Some(b) = options.protocol_break {
+        for node in spec.nodes() {
+            let broken = b.node_options();
+            let o = spec.node_options.entry(node).or_default();
+            o.acceptor_faults = broken.acceptor_faults;
+            o.proposer_faults = broken.proposer_faults;
+        }
+    }
     if !spec.learners_chosen {
         spec.config.learner_strategy = options.learners.strategy();
     }

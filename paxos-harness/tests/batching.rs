@@ -176,3 +176,27 @@ async fn pipelined(c: Cluster<Vec<u64>>, batcher: Batcher<u64>) -> Result<(), Fa
     );
     Ok(())
 }
+
+/// Two clients' batches with equal contents are two requests: each is committed, at its own
+/// instance, and the log holds both copies (it used to decide "my batch won" by equality, so
+/// both reported success over one copy).
+#[test]
+fn equal_batches_of_two_clients_are_both_in_the_log() {
+    with_batcher(LearnerStrategy::AllToAll, 4, |c, first| {
+        Box::pin(async move {
+            let second = Batcher::spawn(c.node(NodeId(2)).await?, BatchConfig::default());
+            let (a, b) = futures::join!(first.submit(7), second.submit(7));
+            let (a, b) = (a?, b?);
+            assert_ne!(a.instance, b.instance, "two requests, two instances");
+            let both = |log: &Log| [a.instance, b.instance].iter().all(|i| log.contains_key(i));
+            let log = log_once(&c, NodeId(3), both).await?;
+            for at in [a, b] {
+                assert_eq!(
+                    log[&at.instance].value().and_then(|v| v.get(at.index)),
+                    Some(&7)
+                );
+            }
+            Ok(())
+        })
+    });
+}

@@ -1,5 +1,6 @@
 //! Three real `paxos-harness node` processes on RocksDB + TCP: 1,000 proposals through the
-//! client port while one node is SIGKILLed and restarted, then another. Every acknowledged value
+//! client port while one node is SIGKILLed and restarted, then another, then the leader is
+//! paused (SIGSTOP) for 4 s and resumed. Every acknowledged value
 //! must be in every node's log at the acknowledged instance, the logs must agree, and no value
 //! is in the applied log twice: each worker retries a request, through any node, under the
 //! same id of its session, and the log applies it once.
@@ -30,6 +31,10 @@ const KILL_1: usize = 250;
 const RESTART_1: usize = 400;
 const KILL_2: usize = 600;
 const RESTART_2: usize = 750;
+/// Acknowledgements after which the leader (node 1) is paused (SIGSTOP) for [`PAUSE`].
+const PAUSE_1: usize = 850;
+/// Longer than a leader timeout and than a node's old re-proposal timer (3 s).
+const PAUSE: Duration = Duration::from_secs(4);
 
 struct Proc {
     id: u64,
@@ -103,6 +108,21 @@ impl Cluster {
             .spawn()
             .expect("spawn paxos-harness node");
         self.nodes[i].child = Some(child);
+    }
+
+    /// Send `signal` (`STOP`, `CONT`) to node `i`'s process.
+    fn signal(&self, i: usize, signal: &str) {
+        let pid = self.nodes[i]
+            .child
+            .as_ref()
+            .map(Child::id)
+            .expect("running");
+        let status = Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(pid.to_string())
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -{signal} {pid}");
     }
 
     fn kill(&mut self, i: usize) {
@@ -302,6 +322,12 @@ async fn three_processes_survive_sigkill_and_restart() {
         cluster.start(1);
         cluster.wait_ready(1).await;
         eprintln!("node 2 back at {} acks", acked.load(Ordering::SeqCst));
+        wait_acked(&acked, PAUSE_1).await;
+        cluster.signal(0, "STOP");
+        eprintln!("paused node 1 at {} acks", acked.load(Ordering::SeqCst));
+        sleep(PAUSE).await;
+        cluster.signal(0, "CONT");
+        eprintln!("node 1 resumed at {} acks", acked.load(Ordering::SeqCst));
     };
     let proposals = async {
         for w in workers {

@@ -103,6 +103,30 @@ fn all_suites_pass_with_decisions_via_the_leader() {
     });
 }
 
+/// Each regression scenario of the log fails on the protocol it exists to catch.
+#[test]
+fn the_log_scenarios_fail_on_the_breaks_they_guard_against() {
+    use paxos_harness::chaos::Break;
+    let fails = |filter: &str, b: Break| {
+        let summary = runner::run(&RunOptions {
+            filter: Some(filter.into()),
+            protocol_break: Some(b),
+            ..options("theory", 2, MEMORY, TURMOIL)
+        })
+        .expect("a valid selection");
+        assert_eq!(summary.passed, 0, "{filter} passed with --break {b}");
+    };
+    fails("theory/hole-after-leader-loss", Break::SkipNoopFill);
+    fails(
+        "theory/hole-when-acceptor-misses-phase1",
+        Break::SkipNoopFill,
+    );
+    fails(
+        "theory/restarted-leader-long-history",
+        Break::PrepareFromZero,
+    );
+}
+
 /// A selection that runs nothing is an error that says what exists, never `0 passed`: a typo
 /// in a CI command must not stay green.
 #[test]

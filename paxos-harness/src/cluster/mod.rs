@@ -211,11 +211,21 @@ fn node_seed(seed: u64, id: NodeId, incarnation: u64) -> u64 {
         ^ incarnation.wrapping_mul(0xD1B5_4A32_D192_ED03)
 }
 
-/// The network settings of node `id` (peers, seed, cluster id) for either TCP transport.
-fn net_config(env: &Env, id: NodeId, peers: BTreeMap<NodeId, String>) -> paxos_net::NetConfig {
-    paxos_net::NetConfig::new(id, peers)
+/// The network settings of node `id` (peers, seed, cluster id, frame limit) for either TCP
+/// transport.
+fn net_config<V>(
+    spec: &ClusterSpec<V>,
+    env: &Env,
+    id: NodeId,
+    peers: BTreeMap<NodeId, String>,
+) -> paxos_net::NetConfig {
+    let config = paxos_net::NetConfig::new(id, peers)
         .with_seed(node_seed(env.seed, id, 0))
-        .with_cluster_id(0x5041_5853)
+        .with_cluster_id(0x5041_5853);
+    match spec.frame_limit {
+        Some(limit) => config.with_max_frame_len(limit),
+        None => config,
+    }
 }
 
 impl<V: Checkable> Shared<V> {

@@ -63,7 +63,7 @@ pub(super) fn run<V: Checkable, R: 'static>(
         let shared = shared.clone();
         sim.host(host_name(id), move || {
             let shared = shared.clone();
-            let cfg = net_config(&shared.env, id, peers.clone());
+            let cfg = net_config(&shared.spec, &shared.env, id, peers.clone());
             let (kill, killed) = oneshot::channel::<()>();
             if let super::Driver::Sim(state) = &shared.driver {
                 lock(&state.kill).insert(id, kill);

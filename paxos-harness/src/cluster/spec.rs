@@ -128,6 +128,9 @@ pub struct ClusterSpec<V = Val> {
     /// Put the observer and the fault injector between every node and its backends (the
     /// default). Off, the nodes run bare, as in production: what a benchmark measures.
     pub observed: bool,
+    /// The TCP transports' frame limit instead of `paxos-net`'s default (16 MiB), to make a
+    /// long history outgrow a message.
+    pub frame_limit: Option<usize>,
 }
 
 impl<V> ClusterSpec<V> {
@@ -143,6 +146,7 @@ impl<V> ClusterSpec<V> {
             storage: None,
             learners_chosen: false,
             observed: true,
+            frame_limit: None,
         }
     }
 

@@ -5,7 +5,7 @@
 //! | `go` | `000_48e927d028b9bfb6.txt`: TestBasicPaxos, TestSingleProposer, TestManyProposer, TestManyProposerUnreliable |
 //! | `elixir` | `001_57610da62e63f199.txt` via `001-scenarios.md`: E1-E13 plus abort and timeout |
 //! | `restart` | crash-restart durability: acknowledged decisions survive, ballots are never reused |
-//! | `theory` | `002`-`004`: adopt-highest-accepted, divergent acceptors, restarted proposer, duelling proposers, minority/majority down, learner strategies |
+//! | `theory` | `002`-`004`: adopt-highest-accepted, divergent acceptors, restarted proposer, duelling proposers, minority/majority down, learner strategies; and the log's regression schedules ([`holes`]) |
 //!
 //! A scenario body drives a [`Cluster`] and returns `Err` when an expectation fails; the
 //! runner then checks the observer's safety invariants on top.
@@ -15,6 +15,7 @@ use crate::cluster::{BodyFuture, Cluster, ClusterSpec};
 pub mod common;
 pub mod elixir;
 pub mod go;
+pub mod holes;
 pub mod restart;
 pub mod theory;
 
@@ -71,6 +72,7 @@ pub fn all() -> Vec<Scenario> {
     let mut v = go::scenarios();
     v.extend(elixir::scenarios());
     v.extend(theory::scenarios());
+    v.extend(holes::scenarios());
     v.extend(restart::scenarios());
     v
 }

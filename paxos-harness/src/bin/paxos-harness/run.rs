@@ -2,6 +2,7 @@
 
 use crate::{exit_code, one_of, usage_error};
 use clap::builder::PossibleValuesParser;
+use paxos_harness::chaos::Break;
 use paxos_harness::cluster::{StorageKind, TransportKind};
 use paxos_harness::runner::{self, Learners, RunOptions};
 use paxos_harness::scenarios::{self, SUITES};
@@ -49,6 +50,9 @@ pub struct RunArgs {
     /// (ignores --storage and --transport).
     #[arg(long)]
     pub matrix: bool,
+    /// TEST ONLY: break a protocol rule on every node, to see the selected scenarios fail.
+    #[arg(long = "break", value_parser = one_of::<Break>(Break::ALL.iter().map(|b| b.name())))]
+    pub protocol_break: Option<Break>,
 }
 
 impl Default for RunArgs {
@@ -66,6 +70,7 @@ impl Default for RunArgs {
             quiet: o.quiet,
             learners: o.learners,
             matrix: false,
+            protocol_break: None,
         }
     }
 }
@@ -83,6 +88,7 @@ impl RunArgs {
             trace: self.trace.clone(),
             quiet: self.quiet || self.matrix,
             learners: self.learners,
+            protocol_break: self.protocol_break,
         }
     }
 }
