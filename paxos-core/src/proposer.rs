@@ -547,10 +547,18 @@ impl<V: Value> Proposer<V> {
         first_undecided: InstanceId,
         out: &mut Effects<V>,
     ) {
-        self.pinned.remove(&instance);
+        // A request pinned here is answered by this decision, whatever it is: it never moves
+        // to another instance (the caller asked for this one).
+        let pinned = self.pinned.remove(&instance).and_then(|e| e.id());
+        if let Some(id) = pinned
+            && entry.id() != Some(id)
+        {
+            self.requests.remove(&id);
+        }
         if let Some(flight) = self.in_flight.remove(&instance)
             && flight.ours
             && flight.entry.id() != entry.id()
+            && flight.entry.id() != pinned
             && let Entry::Value { id, value } = flight.entry
         {
             self.requests.insert(id, None);
@@ -1034,6 +1042,20 @@ mod tests {
         let mut out = Effects::new();
         p.on_decided(InstanceId(0), &e(99), InstanceId(1), &mut out);
         assert_eq!(accepted(&out), vec![(1, e(1))]);
+    }
+
+    /// A request pinned to an instance that another entry won is answered there, not proposed
+    /// again elsewhere (the Go log's many-proposers runs: 130 lost i0 and must not fill i2).
+    #[test]
+    fn a_pinned_request_that_lost_its_instance_goes_nowhere_else() {
+        let mut p = proposer(0);
+        p.propose_at(InstanceId(0), e(130), &mut Effects::new());
+        leading(&mut p);
+        let mut out = Effects::new();
+        p.on_decided(InstanceId(0), &e(110), InstanceId(1), &mut out);
+        assert!(!p.is_busy());
+        p.append(id(7), 7, &mut out);
+        assert_eq!(accepted(&out), vec![(1, e(7))]);
     }
 
     /// Rules 2 and 5: a Nack carries the higher ballot; after the backoff the proposer jumps

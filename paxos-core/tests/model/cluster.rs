@@ -65,6 +65,8 @@ pub struct PaxosModel {
     pub propose_at_start: bool,
     pub acceptor_faults: AcceptorFaults,
     pub proposer_faults: ProposerFaults,
+    /// Also check that every state heals (see [`PaxosModel::heal`]): costly, so opt-in.
+    pub check_healing: bool,
 }
 
 /// Ghost state: what happened so far, for the properties only.
@@ -166,7 +168,34 @@ impl PaxosModel {
             propose_at_start: false,
             acceptor_faults: AcceptorFaults::default(),
             proposer_faults: ProposerFaults::default(),
+            check_healing: false,
         }
+    }
+
+    /// The faults stop in `state`: whatever is in flight is lost, and from then on every
+    /// message is delivered, in order, and every node's clock ticks, with no client and no
+    /// crash. Runs `rounds` rounds (each: one tick at every node, then every delivery that
+    /// follows) or until `healed` holds, and returns the state reached. A quiet network is no
+    /// reason to stop: a proposer in backoff, or waiting out a hole, sends nothing for ticks.
+    pub fn heal(&self, state: &State, rounds: usize, healed: impl Fn(&State) -> bool) -> State {
+        let mut s = state.clone();
+        s.network.clear();
+        for _ in 0..rounds {
+            if healed(&s) {
+                break;
+            }
+            for i in 0..self.configs.len() {
+                self.step(&mut s, i, |r, out| r.tick(out));
+            }
+            // Bounded: a protocol that keeps sending for ever fails the check, not the run.
+            for _ in 0..10_000 {
+                let Some(p) = s.network.pop_first() else {
+                    break;
+                };
+                self.deliver(&mut s, &p);
+            }
+        }
+        s
     }
 
     /// Number of acceptors needed for a quorum.

@@ -17,7 +17,9 @@ mod wire;
 use cluster::{NetworkMode, PaxosModel, Proposal};
 use paxos_core::testing::{AcceptorFaults, ProposerFaults};
 use paxos_core::{InstanceId, LearnerStrategy, NodeId};
-use properties::{AGREEMENT, EVERY_NAMED_INSTANCE_LEARNED, ONE_VALUE_PER_BALLOT};
+use properties::{
+    AGREEMENT, EVERY_NAMED_INSTANCE_LEARNED, HEALS_WITHOUT_HOLES, ONE_VALUE_PER_BALLOT,
+};
 use run::{Search, check, deep};
 
 fn bfs(max_depth: usize) -> Search {
@@ -234,4 +236,43 @@ fn checker_catches_proposer_reusing_a_ballot_after_restart() {
         Some(ONE_VALUE_PER_BALLOT),
     );
     report.counterexample(ONE_VALUE_PER_BALLOT);
+}
+
+/// The hole schedules of issue 15 on three nodes that are all acceptors and learners: A pins
+/// a value to instance 1, so its phase 2 also carries a no-op for instance 0; any message may
+/// be delayed past any other or never delivered (healing drops whatever is in flight), so
+/// Accepts go missing and an acceptor can miss the phase 1; A may crash and recover (the leader
+/// lost). Healing from any state (what is in flight lost, then a reliable network and ticking
+/// clocks) must leave no hole below the highest decided instance.
+fn holes(faults: ProposerFaults) -> PaxosModel {
+    let mut model = PaxosModel::new(&[1, 2, 3], &[1, 2, 3], &[1, 2, 3], vec![propose(A, 1, 1)]);
+    model.crashable = [A].into();
+    model.max_crashes = 1;
+    model.proposer_faults = faults;
+    model.check_healing = true;
+    model
+}
+
+#[test]
+fn holes_are_filled_once_the_faults_stop() {
+    let depth = if deep() { 14 } else { 12 };
+    let report = check("holes", holes(ProposerFaults::default()), bfs(depth), None);
+    report.assert_properties(&[EVERY_NAMED_INSTANCE_LEARNED]);
+}
+
+/// A broken fill (no no-op where nothing was accepted) is caught: a counterexample leaves a
+/// hole below a decision for ever.
+#[test]
+fn checker_catches_a_leader_that_leaves_holes() {
+    let model = holes(ProposerFaults {
+        skip_noop_fill: true,
+        ..ProposerFaults::default()
+    });
+    let report = check(
+        "fault: no no-op fill",
+        model,
+        bfs(12),
+        Some(HEALS_WITHOUT_HOLES),
+    );
+    report.counterexample(HEALS_WITHOUT_HOLES);
 }

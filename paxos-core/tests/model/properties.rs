@@ -23,6 +23,9 @@ pub const ONE_VALUE_PER_BALLOT: &str = "one value per ballot";
 pub const SOME_VALUE_LEARNED: &str = "some value learned";
 /// Liveness witness: some run learns every instance a proposal names.
 pub const EVERY_NAMED_INSTANCE_LEARNED: &str = "every named instance learned";
+/// Liveness: once the faults stop (whatever was in flight lost), every instance below the
+/// highest one any node decided becomes decided (no hole is left for ever).
+pub const HEALS_WITHOUT_HOLES: &str = "heals without holes";
 
 /// Every property, for `Model::properties`.
 pub fn all() -> Vec<Property<PaxosModel>> {
@@ -36,7 +39,23 @@ pub fn all() -> Vec<Property<PaxosModel>> {
         Property::always(ONE_VALUE_PER_BALLOT, |_, s| one_value_per_ballot(s)),
         Property::sometimes(SOME_VALUE_LEARNED, |_, s| !learned(s).is_empty()),
         Property::sometimes(EVERY_NAMED_INSTANCE_LEARNED, every_named_instance_learned),
+        Property::always(HEALS_WITHOUT_HOLES, |m, s| {
+            !m.check_healing || heals_without_holes(m, s)
+        }),
     ]
+}
+
+/// From `s`, the faults stop: after healing, some node has learned every instance below the
+/// highest one any node learned.
+fn heals_without_holes(m: &PaxosModel, s: &State) -> bool {
+    let Some(top) = learned(s).keys().next_back().copied() else {
+        return true;
+    };
+    let no_holes = |s: &State| {
+        let learned = learned(s);
+        (0..top.0).all(|i| learned.contains_key(&InstanceId(i)))
+    };
+    no_holes(&m.heal(s, 40, no_holes))
 }
 
 fn agreement(s: &State) -> bool {
