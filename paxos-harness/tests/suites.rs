@@ -93,6 +93,24 @@ fn go_suite_passes_on_rocksdb() {
     passes(&options("go", 1, StorageKind::Rocksdb, TURMOIL));
 }
 
+/// The theory suite, with the log's regressions (holes, a restarted leader's long history,
+/// callers answered), on every other storage x transport (memory x turmoil runs above).
+#[cfg(feature = "rocksdb")]
+#[test]
+fn theory_suite_passes_on_every_storage_and_transport() {
+    use StorageKind::Rocksdb;
+    use TransportKind::{Channel, Tcp};
+    for (storage, transport) in [
+        (MEMORY, Tcp),
+        (MEMORY, Channel),
+        (Rocksdb, TURMOIL),
+        (Rocksdb, Tcp),
+    ] {
+        println!("storage {storage}, transport {transport}");
+        passes(&options("theory", 1, storage, transport));
+    }
+}
+
 /// Every suite again with decisions spread through the leader (`LearnerStrategy::Leader`, what
 /// `bench` runs): acceptors answer only the proposer and followers learn from `Chosen`.
 #[test]

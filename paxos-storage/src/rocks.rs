@@ -1,16 +1,20 @@
 //! [`RocksDbStorage`]: durable state in a RocksDB directory, synced group commit (feature
 //! `rocksdb`).
 //!
-//! # Key layout (format version 1)
+//! # Key layout (format version 2)
 //! One record per field and per instance, in the default column family:
 //!
 //! | key (bytes) | value |
 //! |---|---|
-//! | `meta/format` | the format version, `u32` big-endian (`1`) |
+//! | `meta/format` | the format version, `u32` big-endian (`2`) |
 //! | `acc/promised` | record of the promised [`Ballot`](paxos_core::Ballot) |
 //! | `prop/round` | record of the proposer round (`u64`) |
-//! | `acc/accepted/` ++ instance as `u64` big-endian | record of `(Ballot, V)` |
-//! | `decided/` ++ instance as `u64` big-endian | record of `V` |
+//! | `acc/accepted/` ++ instance as `u64` big-endian | record of `(Ballot, Entry<V>)` |
+//! | `decided/` ++ instance as `u64` big-endian | record of [`Entry<V>`](paxos_core::Entry) |
+//!
+//! Format 2 (issue 15) stores log entries (a no-op, or a value with the id of the request that
+//! proposed it) where format 1 stored bare values; a format-1 store is refused as
+//! [`StorageError::Version`], never misread.
 //!
 //! A *record* is one record-version byte (`1`) followed by the value's
 //! [postcard](https://docs.rs/postcard) encoding; every byte must be consumed when decoding.
