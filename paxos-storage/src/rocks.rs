@@ -38,6 +38,13 @@
 //! [`StorageOp::Write`], and the store refuses further saves ([`StorageError::Unavailable`]): what
 //! reached the disk is unknown, and the node stops anyway (see [`Storage`]'s correctness rule 6).
 //! [`Storage::load`] reads and decodes the whole store from disk again.
+//!
+//! # Inline writes, for simulation
+//! [`RocksDbStorage::open_inline`] runs every save on the calling thread instead, one synced
+//! batch per save, blocking the caller for the fsync. Under simulated time (turmoil, a paused
+//! tokio clock) that is what keeps a seed's run the same: a save that waits on another thread
+//! leaves the simulation idle, and it steps its clock on for as long as the real fsync takes, so
+//! a slower disk would run a different schedule. Inline, a write takes no simulated time.
 
 use crate::record::{self, Key};
 use async_trait::async_trait;
@@ -46,7 +53,7 @@ use rocksdb::{DB, DBCompressionType, IteratorMode, Options, WriteBatch, WriteOpt
 use std::collections::BTreeSet;
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::sync::mpsc;
+use std::sync::{Mutex, PoisonError, mpsc};
 use std::thread::{self, JoinHandle};
 use tokio::sync::oneshot;
 
@@ -59,10 +66,20 @@ const MAX_GROUP: usize = 1024;
 /// Dropping it waits for the writer thread to finish its current batch and closes the database,
 /// releasing the directory's lock: the same directory can be opened again right after.
 pub struct RocksDbStorage<V> {
-    /// `None` only while dropping (closing the channel stops the writer thread).
-    requests: Option<mpsc::Sender<Request<V>>>,
-    writer: Option<JoinHandle<()>>,
+    engine: Engine<V>,
     path: PathBuf,
+}
+
+/// Where a store's writes run.
+enum Engine<V> {
+    /// The `paxos-rocksdb` thread: saves never block the runtime and share fsyncs.
+    Thread {
+        /// `None` only while dropping (closing the channel stops the writer thread).
+        requests: Option<mpsc::Sender<Request<V>>>,
+        writer: Option<JoinHandle<()>>,
+    },
+    /// The caller's thread, one save at a time (see [`RocksDbStorage::open_inline`]).
+    Inline(Mutex<Writer<V>>),
 }
 
 impl<V> fmt::Debug for RocksDbStorage<V> {
@@ -87,12 +104,25 @@ impl<V: Value> RocksDbStorage<V> {
     /// - [`StorageError::Version`]: the directory holds another format version.
     /// - [`StorageError::Corrupt`]: a record or key cannot be decoded.
     pub fn open(path: impl AsRef<Path>) -> Result<Self, StorageError> {
-        let mut write_options = WriteOptions::default();
-        write_options.set_sync(true);
-        Self::open_with(path.as_ref(), write_options)
+        Self::open_with(path.as_ref(), synced(), false)
     }
 
-    fn open_with(path: &Path, write_options: WriteOptions) -> Result<Self, StorageError> {
+    /// Open like [`open`](Self::open), but run every save on the thread that awaits it: one
+    /// synced batch per save, the caller blocked for the fsync (see the
+    /// [module docs](self#inline-writes-for-simulation)). For deterministic simulation, where
+    /// a write must take no simulated time; a server wants [`open`](Self::open).
+    ///
+    /// # Errors
+    /// As [`open`](Self::open).
+    pub fn open_inline(path: impl AsRef<Path>) -> Result<Self, StorageError> {
+        Self::open_with(path.as_ref(), synced(), true)
+    }
+
+    fn open_with(
+        path: &Path,
+        write_options: WriteOptions,
+        inline: bool,
+    ) -> Result<Self, StorageError> {
         let subject = || path.display().to_string();
         let mut options = Options::default();
         options.create_if_missing(true);
@@ -100,13 +130,19 @@ impl<V: Value> RocksDbStorage<V> {
         options.set_keep_log_file_num(4);
         let db = DB::open(&options, path).map_err(|e| backend(StorageOp::Open, subject(), e))?;
         let state = initialize(&db, path)?;
-        let (requests, inbox) = mpsc::channel();
         let writer = Writer {
             db,
             state,
             write_options,
             failed: None,
         };
+        if inline {
+            return Ok(RocksDbStorage {
+                engine: Engine::Inline(Mutex::new(writer)),
+                path: path.to_path_buf(),
+            });
+        }
+        let (requests, inbox) = mpsc::channel();
         let handle = thread::Builder::new()
             .name("paxos-rocksdb".into())
             .spawn(move || writer.run(inbox))
@@ -118,8 +154,10 @@ impl<V: Value> RocksDbStorage<V> {
                 )
             })?;
         Ok(RocksDbStorage {
-            requests: Some(requests),
-            writer: Some(handle),
+            engine: Engine::Thread {
+                requests: Some(requests),
+                writer: Some(handle),
+            },
             path: path.to_path_buf(),
         })
     }
@@ -129,22 +167,39 @@ impl<V: Value> RocksDbStorage<V> {
         &self.path
     }
 
+    /// Hand `request` to the engine; its ack comes on the request's channel.
     fn send(&self, request: Request<V>) -> Result<(), StorageError> {
-        self.requests
-            .as_ref()
-            .ok_or_else(stopped)?
-            .send(request)
-            .map_err(|_| stopped())
+        match &self.engine {
+            Engine::Thread { requests, .. } => requests
+                .as_ref()
+                .ok_or_else(stopped)?
+                .send(request)
+                .map_err(|_| stopped()),
+            Engine::Inline(writer) => {
+                // A panic can only have come from RocksDB itself; the copy is updated only
+                // after a durable write, so what the lock guards is still consistent.
+                let mut writer = writer.lock().unwrap_or_else(PoisonError::into_inner);
+                match request {
+                    Request::Save { writes, ack } => writer.commit(&mut vec![(writes, ack)]),
+                    Request::Load { ack } => {
+                        let _ = ack.send(read_state(&writer.db));
+                    }
+                }
+                Ok(())
+            }
+        }
     }
 }
 
 impl<V> Drop for RocksDbStorage<V> {
     fn drop(&mut self) {
-        // Closing the channel ends the writer loop; joining it closes the database.
-        drop(self.requests.take());
-        if let Some(writer) = self.writer.take() {
-            // The writer has no panicking paths; if it did panic, there is nothing to add here.
-            let _ = writer.join();
+        if let Engine::Thread { requests, writer } = &mut self.engine {
+            // Closing the channel ends the writer loop; joining it closes the database.
+            drop(requests.take());
+            if let Some(writer) = writer.take() {
+                // The writer has no panicking paths; if it did panic, there is nothing to add.
+                let _ = writer.join();
+            }
         }
     }
 }
@@ -171,6 +226,13 @@ impl<V: Value> Storage<V> for RocksDbStorage<V> {
 }
 
 type Ack<T> = oneshot::Sender<Result<T, StorageError>>;
+
+/// Every write of a store is synced before it is acknowledged.
+fn synced() -> WriteOptions {
+    let mut options = WriteOptions::default();
+    options.set_sync(true);
+    options
+}
 
 enum Request<V> {
     Save { writes: Vec<Write<V>>, ack: Ack<()> },
@@ -515,11 +577,16 @@ mod tests {
     /// RocksDB rejects a synced write without WAL: a real write failure from the database.
     #[test]
     fn a_failing_write_is_a_backend_write_error_and_stops_the_store() {
+        for inline in [false, true] {
+            a_failing_write_stops_the_store(inline);
+        }
+    }
+
+    fn a_failing_write_stops_the_store(inline: bool) {
         let dir = tempfile::tempdir().unwrap();
-        let mut options = WriteOptions::default();
-        options.set_sync(true);
+        let mut options = synced();
         options.disable_wal(true);
-        let store = RocksDbStorage::<u64>::open_with(dir.path(), options).unwrap();
+        let store = RocksDbStorage::<u64>::open_with(dir.path(), options, inline).unwrap();
         rt().block_on(async {
             let err = store
                 .save(&[Write::Promise(Ballot::new(1, NodeId(1)))])

@@ -38,8 +38,21 @@ mod rocks {
     use paxos_storage::RocksDbStorage;
     use tempfile::TempDir;
 
-    /// RocksDB in a fresh temp dir per case; the `TempDir` is the guard.
-    struct RocksDb;
+    /// RocksDB in a fresh temp dir per case; the `TempDir` is the guard. `inline`: opened with
+    /// [`RocksDbStorage::open_inline`] (saves on the caller's thread).
+    struct RocksDb {
+        inline: bool,
+    }
+
+    impl RocksDb {
+        fn open(&self, dir: &TempDir) -> Result<RocksDbStorage<u64>, StorageError> {
+            if self.inline {
+                RocksDbStorage::open_inline(dir.path())
+            } else {
+                RocksDbStorage::open(dir.path())
+            }
+        }
+    }
 
     #[async_trait]
     impl StorageFactory for RocksDb {
@@ -48,12 +61,12 @@ mod rocks {
 
         async fn create(&self) -> Result<(TempDir, Self::Storage), FactoryError> {
             let dir = TempDir::new()?;
-            let store = RocksDbStorage::open(dir.path())?;
+            let store = self.open(&dir)?;
             Ok((dir, store))
         }
 
         async fn reopen(&self, dir: &TempDir) -> Option<Result<Self::Storage, StorageError>> {
-            Some(RocksDbStorage::open(dir.path()))
+            Some(self.open(dir))
         }
 
         /// Overwrite the promise record (key layout in `paxos_storage::rocks`) with a record of
@@ -73,9 +86,11 @@ mod rocks {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn rocksdb_storage_conforms() {
-        let report = conformance::run_all(&RocksDb)
-            .await
-            .unwrap_or_else(|e| panic!("{e}"));
-        println!("{report}");
+        for inline in [false, true] {
+            let report = conformance::run_all(&RocksDb { inline })
+                .await
+                .unwrap_or_else(|e| panic!("inline {inline}: {e}"));
+            println!("inline {inline}: {report}");
+        }
     }
 }

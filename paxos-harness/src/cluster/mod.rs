@@ -123,7 +123,8 @@ pub fn run<V: Checkable, R: 'static>(
     };
     let mut stores = BTreeMap::new();
     for id in spec.nodes() {
-        match NodeStore::new(&spec, env.storage, id) {
+        let simulated = env.transport == TransportKind::Turmoil;
+        match NodeStore::new(&spec, env.storage, id, simulated) {
             Ok(s) => {
                 stores.insert(id, s);
             }

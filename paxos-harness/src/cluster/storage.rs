@@ -35,17 +35,24 @@ impl<V> std::fmt::Debug for CustomStorage<V> {
 /// One node's storage for the whole run.
 pub(super) enum NodeStore<V> {
     Memory(MemoryStorage<V>),
+    /// `inline` under simulated time: a synced write must take no simulated time, or the same
+    /// seed runs differently on a slower disk (see `RocksDbStorage::open_inline`).
     #[cfg(feature = "rocksdb")]
-    Rocks(tempfile::TempDir),
+    Rocks {
+        dir: tempfile::TempDir,
+        inline: bool,
+    },
     /// Made by the spec's [`CustomStorage`]; the same store after every restart.
     Custom(Arc<dyn Storage<V>>),
 }
 
 impl<V: Value> NodeStore<V> {
+    /// `simulated`: the run's time is simulated (turmoil).
     pub(super) fn new(
         spec: &ClusterSpec<V>,
         kind: StorageKind,
         id: NodeId,
+        simulated: bool,
     ) -> Result<Self, Failure> {
         if let Some(factory) = &spec.storage {
             return Ok(NodeStore::Custom((factory.0)(id)));
@@ -58,12 +65,18 @@ impl<V: Value> NodeStore<V> {
             StorageKind::Rocksdb => tempfile::Builder::new()
                 .prefix("paxos-harness-")
                 .tempdir()
-                .map(NodeStore::Rocks)
+                .map(|dir| NodeStore::Rocks {
+                    dir,
+                    inline: simulated,
+                })
                 .map_err(|e| Failure(format!("temp dir: {e}"))),
             #[cfg(not(feature = "rocksdb"))]
-            StorageKind::Rocksdb => Err(Failure(
-                "RocksDB storage needs the `rocksdb` feature of paxos-harness".into(),
-            )),
+            StorageKind::Rocksdb => {
+                let _ = simulated;
+                Err(Failure(
+                    "RocksDB storage needs the `rocksdb` feature of paxos-harness".into(),
+                ))
+            }
         }
     }
 
@@ -73,9 +86,13 @@ impl<V: Value> NodeStore<V> {
             NodeStore::Memory(m) => Ok(Arc::new(m.clone())),
             NodeStore::Custom(s) => Ok(s.clone()),
             #[cfg(feature = "rocksdb")]
-            NodeStore::Rocks(dir) => paxos_storage::RocksDbStorage::open(dir.path())
-                .map(|s| Arc::new(s) as Arc<dyn Storage<V>>)
-                .map_err(|e| Failure(format!("open rocksdb: {e}"))),
+            NodeStore::Rocks { dir, inline } => if *inline {
+                paxos_storage::RocksDbStorage::open_inline(dir.path())
+            } else {
+                paxos_storage::RocksDbStorage::open(dir.path())
+            }
+            .map(|s| Arc::new(s) as Arc<dyn Storage<V>>)
+            .map_err(|e| Failure(format!("open rocksdb: {e}"))),
         }
     }
 }
