@@ -197,16 +197,6 @@ impl<V: Value> Proposer<V> {
         &self.phase
     }
 
-    /// Every instance below this is known decided here.
-    pub fn first_undecided(&self) -> InstanceId {
-        self.first_undecided
-    }
-
-    /// True while the proposer holds requests or phase-2 instances.
-    pub fn is_busy(&self) -> bool {
-        self.has_work() || !self.in_flight.is_empty()
-    }
-
     /// True if requests wait for phase 1 (pinned or queued).
     fn has_work(&self) -> bool {
         !self.pinned.is_empty() || !self.queue.is_empty()
@@ -224,10 +214,11 @@ impl<V: Value> Proposer<V> {
         Some(round)
     }
 
-    /// The lowest instance at or above `floor` this proposer is not using and knows undecided.
+    /// The lowest instance at or above `floor` this proposer is not using and knows undecided:
+    /// at or above `fresh` (above every instance known decided or in flight) and not pinned.
     pub fn next_free_instance(&self, floor: InstanceId) -> InstanceId {
         let mut next = floor.max(self.fresh);
-        while self.is_taken(next) {
+        while self.pinned.contains_key(&next) {
             next = next.next();
         }
         next
@@ -235,12 +226,6 @@ impl<V: Value> Proposer<V> {
 
     fn is_decided(&self, instance: InstanceId) -> bool {
         instance < self.first_undecided || self.decided_above.contains(&instance)
-    }
-
-    fn is_taken(&self, instance: InstanceId) -> bool {
-        self.is_decided(instance)
-            || self.in_flight.contains_key(&instance)
-            || self.pinned.contains_key(&instance)
     }
 
     /// A client pinned `entry` to `instance` (Elixir's `propose_at`): the instance ends up
@@ -376,7 +361,8 @@ impl<V: Value> Proposer<V> {
                 }
             }
         }
-        if let Some(next) = more.filter(|next| *next > first) {
+        // `next > first`: a page that does not advance is refused on arrival (validate.rs).
+        if let Some(next) = more {
             pages.insert(from, next);
             out.send(
                 from,
@@ -453,18 +439,16 @@ impl<V: Value> Proposer<V> {
         self.fresh = self.fresh.max(instance.next());
     }
 
-    /// While leading: a no-op (or the pinned entry) in every free instance in `[fresh, below)`.
-    /// Below `fresh` every instance is decided or in flight already.
+    /// While leading: a no-op (or the pinned entry) in every instance in `[fresh, below)`.
+    /// Below `fresh` every instance is decided or in flight already; at and above it, none is
+    /// (`fresh` only grows past what is decided or proposed).
     fn fill_holes(&mut self, below: InstanceId, out: &mut Effects<V>) {
         let mut hole = self.fresh;
         while hole < below {
-            if !self.is_decided(hole) && !self.in_flight.contains_key(&hole) {
-                let entry = self.pinned.get(&hole).cloned();
-                match entry {
-                    Some(entry) => self.send_accept(hole, entry, out),
-                    None if !self.faults.skip_noop_fill => self.send_accept(hole, Entry::Noop, out),
-                    None => {}
-                }
+            match self.pinned.get(&hole).cloned() {
+                Some(entry) => self.send_accept(hole, entry, out),
+                None if !self.faults.skip_noop_fill => self.send_accept(hole, Entry::Noop, out),
+                None => {}
             }
             hole = hole.next();
         }
@@ -550,9 +534,7 @@ impl<V: Value> Proposer<V> {
         // A request pinned here is answered by this decision, whatever it is: it never moves
         // to another instance (the caller asked for this one).
         let pinned = self.pinned.remove(&instance).and_then(|e| e.id());
-        if let Some(id) = pinned
-            && entry.id() != Some(id)
-        {
+        if let Some(id) = pinned {
             self.requests.remove(&id);
         }
         if let Some(flight) = self.in_flight.remove(&instance)
@@ -636,6 +618,13 @@ impl<V: Value> Proposer<V> {
     }
 
     fn send_accept(&mut self, instance: InstanceId, entry: Entry<V>, out: &mut Effects<V>) {
+        // One entry per instance and ballot: every caller picks an instance with nothing in
+        // flight (the tests and the model run with this check on).
+        debug_assert!(
+            !self.in_flight.contains_key(&instance),
+            "{instance} is in flight at {} already",
+            self.ballot
+        );
         for &a in &self.acceptors {
             out.send(
                 a,
@@ -866,6 +855,13 @@ mod tests {
         promise(&mut p, 2, vec![reported(0, b(4, 2), e(42))], &mut out);
         promise(&mut p, 3, vec![reported(0, b(2, 3), e(23))], &mut out);
         assert_eq!(out.messages, accepts(ballot, 0, e(42)));
+        // The same, the lower ballot's report first.
+        let mut p = proposer(5);
+        p.propose_at(InstanceId(0), e(200), &mut Effects::new());
+        let mut out = Effects::new();
+        promise(&mut p, 3, vec![reported(0, b(2, 3), e(23))], &mut out);
+        promise(&mut p, 2, vec![reported(0, b(4, 2), e(42))], &mut out);
+        assert_eq!(out.messages, accepts(ballot, 0, e(42)));
     }
 
     /// Rule 4: after phase 1 every undecided instance up to the highest one reported gets the
@@ -1053,7 +1049,6 @@ mod tests {
         leading(&mut p);
         let mut out = Effects::new();
         p.on_decided(InstanceId(0), &e(110), InstanceId(1), &mut out);
-        assert!(!p.is_busy());
         p.append(id(7), 7, &mut out);
         assert_eq!(accepted(&out), vec![(1, e(7))]);
     }
@@ -1157,5 +1152,169 @@ mod tests {
         assert!(out.messages.is_empty(), "not before two phase timeouts");
         p.tick(&mut out);
         assert_eq!(out.messages, prepares(b(1, 1), 0));
+    }
+
+    /// An instance known decided (below the frontier or above it) is never proposed into.
+    #[test]
+    fn a_decided_instance_is_not_proposed_again() {
+        let mut p = proposer(0);
+        let mut out = Effects::new();
+        p.on_decided(InstanceId(0), &e(1), InstanceId(1), &mut out);
+        p.on_decided(InstanceId(2), &e(2), InstanceId(1), &mut out);
+        p.propose_at(InstanceId(0), e(5), &mut out);
+        p.propose_at(InstanceId(2), e(6), &mut out);
+        assert_eq!(out.messages, vec![]);
+    }
+
+    /// Go style: the proposer picks each value's instance; values proposed before phase 1 ends
+    /// get distinct instances, above the decided ones.
+    #[test]
+    fn values_proposed_before_phase1_get_distinct_free_instances() {
+        let mut p = proposer(0);
+        let mut out = Effects::new();
+        p.on_decided(InstanceId(1), &e(1), InstanceId(0), &mut out);
+        let first = p.next_free_instance(InstanceId(0));
+        p.propose_at(first, e(5), &mut out);
+        let second = p.next_free_instance(InstanceId(0));
+        assert_eq!((first, second), (InstanceId(2), InstanceId(3)));
+    }
+
+    /// A step-down names the requests whose Accepts were out (they may still be chosen), not
+    /// the ones that only waited.
+    #[test]
+    fn step_down_names_the_requests_that_may_still_be_chosen() {
+        let mut p = proposer(0);
+        p.start_phase1(&mut Effects::new());
+        leading(&mut p);
+        p.propose_at(InstanceId(0), e(1), &mut Effects::new());
+        p.on_nack(b(1, 1), b(3, 2));
+        p.append(id(2), 2, &mut Effects::new());
+        assert_eq!(p.step_down(), BTreeSet::new());
+        p.start_phase1(&mut Effects::new());
+        leading(&mut p);
+        p.append(id(3), 3, &mut Effects::new());
+        assert_eq!(p.step_down(), BTreeSet::from([id(3)]));
+        assert_eq!(p.phase(), &Phase::Idle);
+    }
+
+    /// A lost ballot leaves a pinned request pinned: it is proposed at its instance again, and
+    /// nowhere else.
+    #[test]
+    fn a_lost_ballot_keeps_a_pinned_request_at_its_instance() {
+        let mut p = proposer(0);
+        p.start_phase1(&mut Effects::new());
+        leading(&mut p);
+        p.propose_at(InstanceId(0), e(9), &mut Effects::new());
+        p.on_nack(b(1, 1), b(3, 2));
+        for _ in 0..3 {
+            p.tick(&mut Effects::new());
+        }
+        let mut out = Effects::new();
+        promise(&mut p, 2, vec![], &mut out);
+        promise(&mut p, 3, vec![], &mut out);
+        assert_eq!(accepted(&out), vec![(0, e(9))]);
+    }
+
+    /// A Nack changes nothing unless it answers the ballot held now and shows a higher one.
+    #[test]
+    fn stale_nacks_change_nothing() {
+        let mut p = proposer(0);
+        p.on_nack(b(1, 1), b(2, 2));
+        assert_eq!(p.phase(), &Phase::Idle, "idle: nothing to give up");
+        p.start_phase1(&mut Effects::new());
+        let ballot = p.ballot();
+        p.on_nack(b(1, 1), b(9, 2));
+        assert!(
+            matches!(p.phase(), Phase::Preparing { .. }),
+            "an old ballot's Nack"
+        );
+        p.on_nack(ballot, ballot);
+        assert!(
+            matches!(p.phase(), Phase::Preparing { .. }),
+            "no higher ballot"
+        );
+        p.on_nack(ballot, b(9, 2));
+        assert!(matches!(p.phase(), Phase::Backoff { .. }));
+        // Nothing to propose: the backoff ends in idleness, not in another phase 1.
+        let mut out = Effects::new();
+        for _ in 0..3 {
+            p.tick(&mut out);
+        }
+        assert_eq!((p.phase(), out.messages), (&Phase::Idle, vec![]));
+    }
+
+    /// Rule 5: the retry waits exactly the drawn backoff (3 ticks here), from the Nack on.
+    #[test]
+    fn a_backoff_lasts_the_drawn_wait() {
+        let mut p = proposer(0);
+        p.propose_at(InstanceId(0), e(1), &mut Effects::new());
+        for _ in 0..5 {
+            p.tick(&mut Effects::new());
+        }
+        p.on_nack(p.ballot(), b(4, 2));
+        let mut out = Effects::new();
+        p.tick(&mut out);
+        p.tick(&mut out);
+        assert_eq!(out.messages, vec![], "still backing off");
+        p.tick(&mut out);
+        assert_eq!(out.messages, prepares(b(5, 1), 0));
+    }
+
+    /// Accepted counts only from an acceptor, at the ballot held now.
+    #[test]
+    fn accepted_from_a_stranger_or_an_old_ballot_does_not_count() {
+        let mut p = proposer(0);
+        p.propose_at(InstanceId(0), e(1), &mut Effects::new());
+        leading(&mut p);
+        assert_eq!(p.on_accepted(NodeId(9), b(1, 1), InstanceId(0)), None);
+        assert_eq!(p.on_accepted(NodeId(2), b(0, 1), InstanceId(0)), None);
+        assert_eq!(p.on_accepted(NodeId(3), b(1, 1), InstanceId(0)), None);
+        assert_eq!(p.on_accepted(NodeId(2), b(1, 1), InstanceId(0)), Some(e(1)));
+    }
+
+    /// A queued request decided elsewhere (forwarded, adopted by another leader) leaves the
+    /// queue; the others stay and are proposed.
+    #[test]
+    fn a_queued_request_decided_elsewhere_is_not_proposed_again() {
+        let mut p = proposer(0);
+        p.append(id(1), 1, &mut Effects::new());
+        p.append(id(2), 2, &mut Effects::new());
+        p.on_decided(InstanceId(0), &e(1), InstanceId(1), &mut Effects::new());
+        let mut out = Effects::new();
+        promise(&mut p, 2, vec![], &mut out);
+        promise(&mut p, 3, vec![], &mut out);
+        assert_eq!(accepted(&out), vec![(1, e(2))]);
+    }
+
+    /// A gap-free decided log leaves an idle proposer idle (no hole to fill), and its next
+    /// phase 1 starts at the frontier.
+    #[test]
+    fn a_proposer_without_holes_stays_idle() {
+        let mut p = proposer(0);
+        p.on_decided(InstanceId(0), &e(1), InstanceId(1), &mut Effects::new());
+        let mut out = Effects::new();
+        for _ in 0..50 {
+            p.tick(&mut out);
+        }
+        assert_eq!(out.messages, vec![]);
+        p.propose_at(InstanceId(3), e(3), &mut out);
+        assert_eq!(out.messages, prepares(b(1, 1), 1));
+    }
+
+    /// Rule 6 timing: an Accept goes again to the silent acceptors once per phase timeout
+    /// (10 ticks here), not before.
+    #[test]
+    fn accepts_are_resent_once_per_phase_timeout() {
+        let mut p = proposer(0);
+        p.propose_at(InstanceId(0), e(1), &mut Effects::new());
+        leading(&mut p);
+        let resent_at: Vec<usize> = (1..=30)
+            .filter(|_| {
+                let mut out = Effects::new();
+                p.tick(&mut out);
+                !out.messages.is_empty()
+            })
+            .collect();
+        assert_eq!(resent_at, vec![10, 20, 30]);
     }
 }

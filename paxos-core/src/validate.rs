@@ -43,6 +43,15 @@ pub enum InputError {
         /// [`crate::Config::max_instances_ahead`].
         limit: u64,
     },
+    /// A paged promise whose next page does not start above this one: asking for it again
+    /// would loop for ever, and counting the promise complete would miss what it still holds.
+    #[error("promise page from {} says more follows from {}", .first.0, .more.0)]
+    PageDoesNotAdvance {
+        /// Where the page starts.
+        first: InstanceId,
+        /// Where it says the next one starts.
+        more: InstanceId,
+    },
 }
 
 /// Refuse `ballot` if its round is out of range.
@@ -78,7 +87,15 @@ pub(crate) fn check_message<V>(message: &Message<V>) -> Result<(), InputError> {
         } => {
             check_ballot(*ballot)?;
             check_instance(*first)?;
-            more.map_or(Ok(()), check_instance)?;
+            if let Some(more) = *more {
+                check_instance(more)?;
+                if more <= *first {
+                    return Err(InputError::PageDoesNotAdvance {
+                        first: *first,
+                        more,
+                    });
+                }
+            }
             accepted.iter().try_for_each(|e| {
                 check_ballot(e.ballot)?;
                 check_instance(e.instance)
@@ -122,6 +139,16 @@ mod tests {
         round: Ballot::MAX_ROUND,
         node: NodeId(1),
     };
+
+    /// A promise page from `first` that says the next page starts at `more`.
+    fn promise_page(first: u64, more: u64) -> Message<u64> {
+        Message::Promise {
+            ballot: OK,
+            first: InstanceId(first),
+            accepted: vec![],
+            more: Some(InstanceId(more)),
+        }
+    }
 
     /// Every field that carries a round or an instance is checked, and the bounds themselves
     /// are still valid.
@@ -232,6 +259,21 @@ mod tests {
                 Ok(()),
             ),
             (Message::Heartbeat, Ok(())),
+            (
+                promise_page(5, 5),
+                Err(InputError::PageDoesNotAdvance {
+                    first: InstanceId(5),
+                    more: InstanceId(5),
+                }),
+            ),
+            (
+                promise_page(5, 4),
+                Err(InputError::PageDoesNotAdvance {
+                    first: InstanceId(5),
+                    more: InstanceId(4),
+                }),
+            ),
+            (promise_page(5, 6), Ok(())),
         ];
         for (message, expected) in cases {
             assert_eq!(check_message(&message), expected, "{message:?}");
