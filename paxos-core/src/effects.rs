@@ -4,6 +4,7 @@ use crate::ballot::{Ballot, InstanceId, NodeId};
 use crate::log::{Entry, ProposalId};
 use crate::message::{Envelope, Message};
 use crate::session::Applied;
+use crate::snapshot::Snapshot;
 
 /// One durable change. A [`crate::Storage`] applies a slice of them atomically, in order.
 #[derive(Clone, Debug, PartialEq)]
@@ -28,6 +29,13 @@ pub enum Write<V> {
         /// The chosen entry.
         entry: Entry<V>,
     },
+    /// Keep this snapshot (unless one of a higher index is kept already).
+    Snapshot(Snapshot),
+    /// Drop every accepted and decided entry below this instance, but never past the index of
+    /// the snapshot kept. Put it in the same `save` as (or a later one than) the
+    /// [`Write::Snapshot`] that covers it: one atomic step, so a crash leaves the old log or the
+    /// new snapshot, never a log with a prefix gone and nothing in its place.
+    TruncateBelow(InstanceId),
 }
 
 /// One line per write for logs and traces: `promise 4.2`, `accept i3 4.2 =201`, `round 4`,
@@ -43,6 +51,8 @@ impl<V: std::fmt::Debug> std::fmt::Display for Write<V> {
             } => write!(f, "accept {instance} {ballot} ={entry}"),
             Write::ProposerRound(r) => write!(f, "round {r}"),
             Write::Decided { instance, entry } => write!(f, "decided {instance} ={entry}"),
+            Write::Snapshot(s) => write!(f, "{}", s.meta),
+            Write::TruncateBelow(i) => write!(f, "truncate below {i}"),
         }
     }
 }

@@ -80,6 +80,7 @@ mod replica;
 mod rng;
 mod runtime;
 mod session;
+mod snapshot;
 mod storage;
 #[cfg(feature = "testing")]
 pub mod testing;
@@ -104,6 +105,7 @@ pub use runtime::{
     Session, Step, Submitter,
 };
 pub use session::{Applied, Sessions};
+pub use snapshot::{Snapshot, SnapshotError, SnapshotMeta};
 pub use storage::{DurableState, Storage, StorageError, StorageOp};
 pub use transport::{Transport, TransportError};
 pub use validate::InputError;

@@ -1,7 +1,8 @@
 //! The [`Storage`] trait: where a node keeps what it must not forget.
 //!
 //! A node's durable state is small and fixed in shape ([`DurableState`]): the acceptor's promise,
-//! its accepted `(ballot, value)` per instance, the proposer's highest round and the decided log.
+//! its accepted `(ballot, value)` per instance, the proposer's highest round, the decided log,
+//! and the latest [`Snapshot`] with the point below which the log was dropped.
 //! A backend implements two calls: [`Storage::load`] at start-up and [`Storage::save`] for the
 //! writes of one runtime step.
 
@@ -9,6 +10,7 @@ use crate::ballot::{Ballot, InstanceId};
 use crate::effects::Write;
 use crate::log::Entry;
 use crate::message::Value;
+use crate::snapshot::Snapshot;
 use async_trait::async_trait;
 use std::collections::BTreeMap;
 use std::fmt;
@@ -24,6 +26,11 @@ pub struct DurableState<V> {
     pub proposer_round: u64,
     /// Entries this node learned as chosen.
     pub decided: BTreeMap<InstanceId, Entry<V>>,
+    /// The latest snapshot kept ([`Write::Snapshot`]).
+    pub snapshot: Option<Snapshot>,
+    /// The log was dropped below this instance ([`Write::TruncateBelow`]): `accepted` and
+    /// `decided` hold nothing below it, and never will again. Never above the snapshot's index.
+    pub log_start: InstanceId,
 }
 
 impl<V> Default for DurableState<V> {
@@ -33,18 +40,25 @@ impl<V> Default for DurableState<V> {
             accepted: BTreeMap::new(),
             proposer_round: 0,
             decided: BTreeMap::new(),
+            snapshot: None,
+            log_start: InstanceId(0),
         }
     }
 }
 
 impl<V: Clone> DurableState<V> {
     /// Apply one write with the protocol's monotonicity built in: promises and rounds never go
-    /// down, an accepted pair is only replaced by one at a ballot at least as high, and a decided
-    /// value is never changed. Backends that keep a `DurableState` in memory call this so every
-    /// backend shares one definition of "apply".
+    /// down, an accepted pair is only replaced by one at a ballot at least as high, a decided
+    /// value is never changed, the snapshot kept is only replaced by one of a higher index, and
+    /// the log is only dropped below the snapshot kept (a truncation past it stops there) and
+    /// never grows back (an entry written below [`DurableState::log_start`] is ignored).
+    /// Backends that keep a `DurableState` in memory call this so every backend shares one
+    /// definition of "apply".
     pub fn apply(&mut self, write: &Write<V>) {
         match write {
             Write::Promise(b) => self.promised = self.promised.max(*b),
+            Write::Accept { instance, .. } | Write::Decided { instance, .. }
+                if *instance < self.log_start => {}
             Write::Accept {
                 instance,
                 ballot,
@@ -64,7 +78,29 @@ impl<V: Clone> DurableState<V> {
                     .entry(*instance)
                     .or_insert_with(|| entry.clone());
             }
+            Write::Snapshot(snapshot) => {
+                if self.snapshot_index() < snapshot.meta.index || self.snapshot.is_none() {
+                    self.snapshot = Some(snapshot.clone());
+                }
+            }
+            Write::TruncateBelow(instance) => {
+                let below = (*instance).min(self.snapshot_index());
+                if below > self.log_start {
+                    self.log_start = below;
+                    self.accepted = self.accepted.split_off(&below);
+                    self.decided = self.decided.split_off(&below);
+                }
+            }
         }
+    }
+}
+
+impl<V> DurableState<V> {
+    /// The index of the snapshot kept (instance 0 without one): the log may be dropped below it.
+    pub fn snapshot_index(&self) -> InstanceId {
+        self.snapshot
+            .as_ref()
+            .map_or(InstanceId(0), |s| s.meta.index)
     }
 }
 
@@ -134,9 +170,12 @@ pub enum StorageError {
 /// 2. One `save` is all-or-nothing: after a crash either every write of the call is visible or none.
 /// 3. Calls are applied in call order; writes inside a call in slice order, with the semantics of
 ///    [`DurableState::apply`].
-/// 4. After a restart, `load` returns exactly the state of all acknowledged `save`s.
+/// 4. After a restart, `load` returns exactly the state of all acknowledged `save`s: after a
+///    truncation, no entry below [`DurableState::log_start`], and the snapshot kept.
 /// 5. Bytes that cannot be decoded, or a format of another version, give
-///    [`StorageError::Corrupt`] / [`StorageError::Version`], never a default value.
+///    [`StorageError::Corrupt`] / [`StorageError::Version`], never a default value. A snapshot
+///    whose bytes do not match its metadata ([`Snapshot::verify`]: torn or damaged) is
+///    [`StorageError::Corrupt`] too.
 /// 6. On `Err` from `save` the runtime stops the node: nothing that depended on the write has
 ///    been sent, so stopping is always safe.
 #[async_trait]

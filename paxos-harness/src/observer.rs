@@ -185,7 +185,9 @@ impl<V: Checkable> Observer<V> {
                 Write::Decided { instance, entry } => {
                     s.checker.on_decided(node, *instance, entry.clone());
                 }
-                Write::ProposerRound(_) => {}
+                // A snapshot holds no protocol fact of its own: what it covers was decided, and
+                // its install is checked against the decided prefix where it is applied.
+                Write::ProposerRound(_) | Write::Snapshot(_) | Write::TruncateBelow(_) => {}
             }
             Self::push(
                 &mut s,

@@ -63,7 +63,7 @@ impl<V: Value> MemoryStorage<V> {
     }
 
     /// A copy of the current state (for tests and invariant checkers).
-    pub fn snapshot(&self) -> DurableState<V> {
+    pub fn state(&self) -> DurableState<V> {
         self.lock().clone()
     }
 
@@ -76,7 +76,7 @@ impl<V: Value> MemoryStorage<V> {
 #[async_trait]
 impl<V: Value> Storage<V> for MemoryStorage<V> {
     async fn load(&self) -> Result<DurableState<V>, StorageError> {
-        Ok(self.snapshot())
+        Ok(self.state())
     }
 
     async fn save(&self, writes: &[Write<V>]) -> Result<(), StorageError> {

@@ -6,13 +6,17 @@
 //! turns bad bytes into a default value: every failure is a [`StorageError::Corrupt`] naming the
 //! key, or a [`StorageError::Version`] for a store written by another format.
 
-use paxos_core::{Ballot, DurableState, Entry, InstanceId, StorageError, Value};
+use paxos_core::{Ballot, DurableState, Entry, InstanceId, Snapshot, StorageError, Value};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::fmt;
 
 /// The store format this build reads and writes, kept under [`Key::Format`].
-pub(crate) const FORMAT_VERSION: u32 = 2;
+pub(crate) const FORMAT_VERSION: u32 = 3;
+
+/// The older format this build opens too, marking it [`FORMAT_VERSION`] (format 3 only added
+/// keys: a format-2 store is a format-3 store without a snapshot).
+pub(crate) const UPGRADES_FROM: u32 = 2;
 
 /// The first byte of every record value: the version of the record encoding that follows.
 const RECORD_VERSION: u8 = 1;
@@ -22,6 +26,8 @@ const PROMISED_KEY: &[u8] = b"acc/promised";
 const ROUND_KEY: &[u8] = b"prop/round";
 const ACCEPTED_PREFIX: &[u8] = b"acc/accepted/";
 const DECIDED_PREFIX: &[u8] = b"decided/";
+const LOG_START_KEY: &[u8] = b"log/start";
+const SNAPSHOT_KEY: &[u8] = b"snap/latest";
 
 /// One key of the layout. Ordered (for sets of touched keys), printed readably.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -36,6 +42,10 @@ pub(crate) enum Key {
     Accepted(InstanceId),
     /// `decided/<instance>`: the decided value of an instance.
     Decided(InstanceId),
+    /// `log/start`: the log was dropped below this instance.
+    LogStart,
+    /// `snap/latest`: the snapshot kept, metadata and bytes.
+    Snapshot,
 }
 
 impl Key {
@@ -47,6 +57,8 @@ impl Key {
             Key::ProposerRound => ROUND_KEY.to_vec(),
             Key::Accepted(i) => [ACCEPTED_PREFIX, &i.0.to_be_bytes()].concat(),
             Key::Decided(i) => [DECIDED_PREFIX, &i.0.to_be_bytes()].concat(),
+            Key::LogStart => LOG_START_KEY.to_vec(),
+            Key::Snapshot => SNAPSHOT_KEY.to_vec(),
         }
     }
 
@@ -59,6 +71,8 @@ impl Key {
             FORMAT_KEY => Some(Key::Format),
             PROMISED_KEY => Some(Key::Promised),
             ROUND_KEY => Some(Key::ProposerRound),
+            LOG_START_KEY => Some(Key::LogStart),
+            SNAPSHOT_KEY => Some(Key::Snapshot),
             _ => {
                 if let Some(rest) = bytes.strip_prefix(ACCEPTED_PREFIX) {
                     instance(rest).map(Key::Accepted)
@@ -79,6 +93,8 @@ impl Key {
             Key::ProposerRound => "proposer round".to_string(),
             Key::Accepted(i) => format!("accepted {i}"),
             Key::Decided(i) => format!("decided {i}"),
+            Key::LogStart => "log start".to_string(),
+            Key::Snapshot => "snapshot".to_string(),
         }
     }
 }
@@ -86,7 +102,7 @@ impl Key {
 impl fmt::Display for Key {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Key::Format | Key::Promised | Key::ProposerRound => {
+            Key::Format | Key::Promised | Key::ProposerRound | Key::LogStart | Key::Snapshot => {
                 f.write_str(&String::from_utf8_lossy(&self.encode()))
             }
             Key::Accepted(i) => write!(f, "acc/accepted/{}", i.0),
@@ -115,20 +131,28 @@ pub(crate) fn encode_format() -> [u8; 4] {
     FORMAT_VERSION.to_be_bytes()
 }
 
-/// Check the stored format marker.
+/// The version a stored format marker names.
 ///
 /// # Errors
-/// [`StorageError::Version`] for another version, [`StorageError::Corrupt`] if it is not a
-/// 4-byte big-endian `u32`.
-pub(crate) fn check_format(bytes: &[u8]) -> Result<(), StorageError> {
-    let found = <[u8; 4]>::try_from(bytes)
+/// [`StorageError::Corrupt`] if it is not a 4-byte big-endian `u32`.
+pub(crate) fn format_of(bytes: &[u8]) -> Result<u32, StorageError> {
+    <[u8; 4]>::try_from(bytes)
         .map(u32::from_be_bytes)
         .map_err(|_| {
             corrupt(
                 Key::Format,
                 format!("expected a 4-byte version, found {} bytes", bytes.len()),
             )
-        })?;
+        })
+}
+
+/// Check the stored format marker.
+///
+/// # Errors
+/// [`StorageError::Version`] for another version, [`StorageError::Corrupt`] if it is not a
+/// 4-byte big-endian `u32`.
+pub(crate) fn check_format(bytes: &[u8]) -> Result<(), StorageError> {
+    let found = format_of(bytes)?;
     if found == FORMAT_VERSION {
         Ok(())
     } else {
@@ -184,6 +208,8 @@ pub(crate) fn encode_field<V: Value>(
         Key::ProposerRound => encode_record(&state.proposer_round).map(Some),
         Key::Accepted(i) => state.accepted.get(&i).map(encode_record).transpose(),
         Key::Decided(i) => state.decided.get(&i).map(encode_record).transpose(),
+        Key::LogStart => encode_record(&state.log_start).map(Some),
+        Key::Snapshot => state.snapshot.as_ref().map(encode_record).transpose(),
     }
 }
 
@@ -211,6 +237,38 @@ pub(crate) fn decode_into<V: Value>(
             let v = decode_record::<Entry<V>>(key, value)?;
             state.decided.insert(i, v);
         }
+        Key::LogStart => state.log_start = decode_record::<InstanceId>(key, value)?,
+        Key::Snapshot => {
+            let snapshot = decode_record::<Snapshot>(key, value)?;
+            snapshot.verify().map_err(|e| corrupt(key, e.to_string()))?;
+            state.snapshot = Some(snapshot);
+        }
+    }
+    Ok(())
+}
+
+/// Checks across records, once every record is decoded: the log is never dropped past the
+/// snapshot kept, and nothing below the log start survives.
+///
+/// # Errors
+/// [`StorageError::Corrupt`] naming the log-start key.
+pub(crate) fn check_whole<V>(state: &DurableState<V>) -> Result<(), StorageError> {
+    if state.log_start > state.snapshot_index() {
+        return Err(corrupt(
+            Key::LogStart,
+            format!(
+                "the log starts at {} but the snapshot kept covers only below {}",
+                state.log_start,
+                state.snapshot_index()
+            ),
+        ));
+    }
+    let below = |first: Option<&InstanceId>| first.is_some_and(|i| *i < state.log_start);
+    if below(state.accepted.keys().next()) || below(state.decided.keys().next()) {
+        return Err(corrupt(
+            Key::LogStart,
+            format!("entries below the log start {} remain", state.log_start),
+        ));
     }
     Ok(())
 }
@@ -235,16 +293,24 @@ mod tests {
                 ),
             )]
             .into(),
-            decided: [(InstanceId(0), Entry::Noop)].into(),
+            decided: [(InstanceId(3), Entry::Noop)].into(),
+            snapshot: Some(Snapshot::new(
+                InstanceId(3),
+                Ballot::new(7, NodeId(3)),
+                b"i0-i2".to_vec(),
+            )),
+            log_start: InstanceId(2),
         }
     }
 
-    fn keys() -> [Key; 4] {
+    fn keys() -> [Key; 6] {
         [
             Key::Promised,
             Key::ProposerRound,
             Key::Accepted(InstanceId(u64::MAX)),
-            Key::Decided(InstanceId(0)),
+            Key::Decided(InstanceId(3)),
+            Key::LogStart,
+            Key::Snapshot,
         ]
     }
 
@@ -257,6 +323,39 @@ mod tests {
             decode_into(&mut back, &key.encode(), &bytes).unwrap();
         }
         assert_eq!(back, s);
+        assert!(check_whole(&back).is_ok());
+    }
+
+    /// A snapshot record whose bytes do not match its metadata is corrupt, and so is a log
+    /// start past the snapshot or an entry left below it.
+    #[test]
+    fn damaged_snapshots_and_inconsistent_log_starts_are_corrupt() {
+        let s = state();
+        let mut bytes = encode_field(&s, Key::Snapshot).unwrap().unwrap();
+        let last = bytes.len() - 1;
+        bytes[last] ^= 0xFF;
+        let mut into = DurableState::<String>::default();
+        match decode_into(&mut into, &Key::Snapshot.encode(), &bytes) {
+            Err(StorageError::Corrupt { key, reason }) => {
+                assert_eq!(key, "snap/latest");
+                assert!(reason.contains("checksum"), "{reason}");
+            }
+            other => panic!("a damaged snapshot decoded as {other:?}"),
+        }
+        let past = DurableState::<String> {
+            log_start: InstanceId(4),
+            ..s.clone()
+        };
+        let left_below = DurableState::<String> {
+            decided: [(InstanceId(1), Entry::Noop)].into(),
+            ..s
+        };
+        for bad in [past, left_below] {
+            assert!(matches!(
+                check_whole(&bad),
+                Err(StorageError::Corrupt { key, .. }) if key == "log/start"
+            ));
+        }
     }
 
     #[test]

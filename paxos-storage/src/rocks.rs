@@ -1,20 +1,29 @@
 //! [`RocksDbStorage`]: durable state in a RocksDB directory, synced group commit (feature
 //! `rocksdb`).
 //!
-//! # Key layout (format version 2)
+//! # Key layout (format version 3)
 //! One record per field and per instance, in the default column family:
 //!
 //! | key (bytes) | value |
 //! |---|---|
-//! | `meta/format` | the format version, `u32` big-endian (`2`) |
+//! | `meta/format` | the format version, `u32` big-endian (`3`) |
 //! | `acc/promised` | record of the promised [`Ballot`](paxos_core::Ballot) |
 //! | `prop/round` | record of the proposer round (`u64`) |
 //! | `acc/accepted/` ++ instance as `u64` big-endian | record of `(Ballot, Entry<V>)` |
 //! | `decided/` ++ instance as `u64` big-endian | record of [`Entry<V>`](paxos_core::Entry) |
+//! | `log/start` | record of the instance the log was dropped below ([`InstanceId`](paxos_core::InstanceId)) |
+//! | `snap/latest` | record of the [`Snapshot`](paxos_core::Snapshot) kept: metadata and bytes |
 //!
 //! Format 2 (issue 15) stores log entries (a no-op, or a value with the id of the request that
 //! proposed it) where format 1 stored bare values; a format-1 store is refused as
-//! [`StorageError::Version`], never misread.
+//! [`StorageError::Version`], never misread. Format 3 (issue 16) adds the last two keys only, so
+//! a format-2 store is opened as it is and marked format 3.
+//!
+//! A [`Write::TruncateBelow`] deletes the two instance ranges below the new log start with
+//! RocksDB range deletions, in the same synced batch as the rest of the save (typically the
+//! [`Write::Snapshot`] that allows it): a crash leaves the old log or the snapshot with the
+//! shorter log, never a mix. A snapshot read back is checked against its checksum; a torn or
+//! damaged one is [`StorageError::Corrupt`].
 //!
 //! A *record* is one record-version byte (`1`) followed by the value's
 //! [postcard](https://docs.rs/postcard) encoding; every byte must be consumed when decoding.
@@ -79,7 +88,7 @@ enum Engine<V> {
         writer: Option<JoinHandle<()>>,
     },
     /// The caller's thread, one save at a time (see [`RocksDbStorage::open_inline`]).
-    Inline(Mutex<Writer<V>>),
+    Inline(Box<Mutex<Writer<V>>>),
 }
 
 impl<V> fmt::Debug for RocksDbStorage<V> {
@@ -138,7 +147,7 @@ impl<V: Value> RocksDbStorage<V> {
         };
         if inline {
             return Ok(RocksDbStorage {
-                engine: Engine::Inline(Mutex::new(writer)),
+                engine: Engine::Inline(Box::new(Mutex::new(writer))),
                 path: path.to_path_buf(),
             });
         }
@@ -261,6 +270,16 @@ fn initialize<V: Value>(db: &DB, path: &Path) -> Result<DurableState<V>, Storage
     let marker = db
         .get(&format_key)
         .map_err(|e| backend(StorageOp::Read, Key::Format.subject(), e))?;
+    let upgrade = match &marker {
+        Some(bytes) => record::format_of(bytes)? == record::UPGRADES_FROM,
+        None => false,
+    };
+    if upgrade {
+        // Format 3 only added keys: the store is read as it is, and marked format 3.
+        db.put_opt(&format_key, record::encode_format(), &synced())
+            .map_err(|e| backend(StorageOp::Open, Key::Format.subject(), e))?;
+        tracing::info!(path = %path.display(), from = record::UPGRADES_FROM, to = record::FORMAT_VERSION, "upgraded the store format");
+    }
     if marker.is_none() {
         let empty = match db.iterator(IteratorMode::Start).next() {
             None => true,
@@ -300,6 +319,7 @@ fn read_state<V: Value>(db: &DB) -> Result<DurableState<V>, StorageError> {
         let (key, value) = item.map_err(|e| backend(StorageOp::Read, "iteration".into(), e))?;
         record::decode_into(&mut state, &key, &value)?;
     }
+    record::check_whole(&state)?;
     Ok(state)
 }
 
@@ -397,6 +417,9 @@ impl<V: Value> Writer<V> {
         let mut scratch = DurableState {
             promised: self.state.promised,
             proposer_round: self.state.proposer_round,
+            // Cheap: the snapshot's bytes are shared.
+            snapshot: self.state.snapshot.clone(),
+            log_start: self.state.log_start,
             ..DurableState::default()
         };
         let mut touched = BTreeSet::new();
@@ -422,6 +445,8 @@ impl<V: Value> Writer<V> {
                     }
                     Key::Decided(*instance)
                 }
+                Write::Snapshot(_) => Key::Snapshot,
+                Write::TruncateBelow(_) => Key::LogStart,
             };
             touched.insert(key);
             scratch.apply(w);
@@ -437,6 +462,14 @@ impl<V: Value> Writer<V> {
                 .map_err(|e| GroupError::Encode(key.subject(), e))?;
             if let Some(bytes) = encoded {
                 batch.put(key.encode(), bytes);
+            }
+        }
+        // A truncation deletes whole ranges, after the puts: whatever this group wrote below
+        // the new start goes too (apply dropped it from the scratch state already).
+        let (old_start, new_start) = (self.state.log_start, scratch.log_start);
+        if new_start > old_start {
+            for key in [Key::Accepted, Key::Decided] {
+                batch.delete_range(key(old_start).encode(), key(new_start).encode());
             }
         }
         // 3. One synced write for the whole group.
@@ -459,7 +492,14 @@ impl<V: Value> Writer<V> {
                         self.state.decided.insert(i, v);
                     }
                 }
+                Key::Snapshot => self.state.snapshot = scratch.snapshot.clone(),
+                Key::LogStart => {}
             }
+        }
+        if new_start > old_start {
+            self.state.log_start = new_start;
+            self.state.accepted = self.state.accepted.split_off(&new_start);
+            self.state.decided = self.state.decided.split_off(&new_start);
         }
         Ok(())
     }
@@ -472,6 +512,11 @@ impl<V: Value> Writer<V> {
             Key::ProposerRound => scratch.proposer_round != self.state.proposer_round,
             Key::Accepted(i) => scratch.accepted.get(&i) != self.state.accepted.get(&i),
             Key::Decided(i) => scratch.decided.get(&i) != self.state.decided.get(&i),
+            Key::LogStart => scratch.log_start != self.state.log_start,
+            Key::Snapshot => {
+                scratch.snapshot.as_ref().map(|s| s.meta)
+                    != self.state.snapshot.as_ref().map(|s| s.meta)
+            }
         }
     }
 }
@@ -523,9 +568,39 @@ mod tests {
             open_err(dir.path()),
             StorageError::Version {
                 found: 7,
-                expected: 2
+                expected: 3
             }
         ));
+        raw_put(dir.path(), b"meta/format", &1u32.to_be_bytes());
+        assert!(matches!(
+            open_err(dir.path()),
+            StorageError::Version { found: 1, .. }
+        ));
+    }
+
+    /// Format 3 only added keys: a format-2 store opens with its state and is marked format 3.
+    #[test]
+    fn a_format_2_store_is_upgraded_in_place() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = RocksDbStorage::<u64>::open(dir.path()).unwrap();
+        let decided = Write::Decided {
+            instance: paxos_core::InstanceId(4),
+            entry: paxos_core::Entry::Noop,
+        };
+        rt().block_on(store.save(std::slice::from_ref(&decided)))
+            .unwrap();
+        drop(store);
+        raw_put(dir.path(), b"meta/format", &2u32.to_be_bytes());
+        let store = RocksDbStorage::<u64>::open(dir.path()).unwrap();
+        let mut expected = DurableState::default();
+        expected.apply(&decided);
+        assert_eq!(rt().block_on(store.load()).unwrap(), expected);
+        drop(store);
+        let db = DB::open_default(dir.path()).unwrap();
+        assert_eq!(
+            db.get(b"meta/format").unwrap().as_deref(),
+            Some(&3u32.to_be_bytes()[..])
+        );
     }
 
     #[test]

@@ -82,6 +82,20 @@ mod rocks {
             };
             Some(damage())
         }
+
+        /// Flip the last byte of the snapshot record: a byte of the snapshot's data.
+        async fn damage_snapshot(&self, dir: &TempDir) -> Option<Result<(), FactoryError>> {
+            let damage = || -> Result<(), FactoryError> {
+                let db = rocksdb::DB::open_default(dir.path())?;
+                let mut record = db
+                    .get(b"snap/latest")?
+                    .ok_or("no snapshot record to damage")?;
+                *record.last_mut().ok_or("an empty snapshot record")? ^= 0x01;
+                db.put(b"snap/latest", record)?;
+                Ok(())
+            };
+            Some(damage())
+        }
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -91,6 +105,103 @@ mod rocks {
                 .await
                 .unwrap_or_else(|e| panic!("inline {inline}: {e}"));
             println!("inline {inline}: {report}");
+        }
+    }
+}
+
+/// The compaction cases are trusted because each fails on a backend with that one flaw.
+mod broken {
+    use super::*;
+    use paxos_core::{DurableState, InstanceId, Storage, Write};
+    use std::sync::{Arc, Mutex};
+
+    #[derive(Clone, Copy, Debug)]
+    enum Flaw {
+        /// Acknowledges a truncation and drops nothing.
+        KeepsTruncatedEntries,
+        /// Drops the whole range asked for, past what the snapshot covers.
+        TruncatesPastTheSnapshot,
+        /// Keeps a snapshot's metadata and only its first KiB.
+        TearsLargeSnapshots,
+    }
+
+    struct Flawed {
+        state: Arc<Mutex<DurableState<u64>>>,
+        flaw: Flaw,
+    }
+
+    #[async_trait]
+    impl Storage<u64> for Flawed {
+        async fn load(&self) -> Result<DurableState<u64>, StorageError> {
+            Ok(self.state.lock().unwrap().clone())
+        }
+
+        async fn save(&self, writes: &[Write<u64>]) -> Result<(), StorageError> {
+            let mut state = self.state.lock().unwrap();
+            for w in writes {
+                match (self.flaw, w) {
+                    (Flaw::KeepsTruncatedEntries, Write::TruncateBelow(_)) => {}
+                    (Flaw::TruncatesPastTheSnapshot, Write::TruncateBelow(i)) => {
+                        let below: InstanceId = *i;
+                        state.log_start = state.log_start.max(below);
+                        state.accepted = state.accepted.split_off(&below);
+                        state.decided = state.decided.split_off(&below);
+                    }
+                    (Flaw::TearsLargeSnapshots, Write::Snapshot(s)) => {
+                        let mut torn = s.clone();
+                        torn.data.truncate(1024);
+                        state.apply(&Write::Snapshot(torn));
+                    }
+                    _ => state.apply(w),
+                }
+            }
+            Ok(())
+        }
+    }
+
+    struct FlawedFactory(Flaw);
+
+    #[async_trait]
+    impl StorageFactory for FlawedFactory {
+        type Storage = Flawed;
+        type Guard = Arc<Mutex<DurableState<u64>>>;
+
+        async fn create(&self) -> Result<(Self::Guard, Flawed), FactoryError> {
+            let state = Arc::new(Mutex::new(DurableState::default()));
+            let store = Flawed {
+                state: state.clone(),
+                flaw: self.0,
+            };
+            Ok((state, store))
+        }
+
+        async fn reopen(&self, guard: &Self::Guard) -> Option<Result<Flawed, StorageError>> {
+            Some(Ok(Flawed {
+                state: guard.clone(),
+                flaw: self.0,
+            }))
+        }
+    }
+
+    #[tokio::test]
+    async fn each_compaction_case_fails_on_the_flaw_it_guards_against() {
+        for (flaw, case) in [
+            (Flaw::KeepsTruncatedEntries, "truncation_survives_reopen"),
+            (
+                Flaw::TruncatesPastTheSnapshot,
+                "truncation_stops_at_the_snapshot",
+            ),
+            (Flaw::TearsLargeSnapshots, "large_snapshot_round_trips"),
+        ] {
+            let failure = conformance::run_all(&FlawedFactory(flaw))
+                .await
+                .expect_err("a flawed backend must fail the suite");
+            let failed: Vec<_> = failure.report.failures().map(|c| c.name).collect();
+            assert!(
+                failed.contains(&case),
+                "{flaw:?} should fail {case}; failed: {failed:?}\n{}",
+                failure.report
+            );
         }
     }
 }

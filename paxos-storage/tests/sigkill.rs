@@ -12,7 +12,12 @@
 //!    save in flight at the kill; correctness 3).
 //!
 //! The same directory is reused for 20 kills in a row (each child recovers the previous crash),
-//! once with a single writer and once with 8 concurrent writers (group commit). A process kill
+//! once with a single writer, once with 8 concurrent writers (group commit), and once with a
+//! single writer whose every 8th save also installs a 64 KiB snapshot covering everything saved
+//! so far and truncates the log below it (as a follower installing a snapshot does): then
+//! every acknowledged save is present *or covered by the snapshot kept*, the snapshot's bytes
+//! are the ones saved with it, and the log starts exactly at its index (the snapshot and its
+//! truncation are one atomic step). A process kill
 //! keeps the OS page cache, so this checks that `Ok` means "in the WAL", atomicity and recovery;
 //! power loss additionally relies on the `sync = true` of every batch.
 //!
@@ -33,12 +38,33 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 const CHILD: &str = "child";
 const EPOCHS: u64 = 20;
 const MAX_ACKS_BEFORE_KILL: u64 = 120;
-const SCENARIOS: [(&str, u64); 2] = [("single_writer", 1), ("concurrent_writers", 8)];
+/// Name, writer tasks, whether every 8th save installs a snapshot.
+const SCENARIOS: [(&str, u64, bool); 3] = [
+    ("single_writer", 1, false),
+    ("concurrent_writers", 8, false),
+    ("snapshot_installs", 1, true),
+];
+const SNAPSHOT_EVERY: u64 = 8;
+
+fn instance_of(e: u64, t: u64, k: u64) -> InstanceId {
+    InstanceId((e << 40) | (t << 20) | k)
+}
+
+/// The bytes of the snapshot below `index`: 64 KiB derived from it.
+fn payload(index: InstanceId) -> Vec<u8> {
+    (0..64 * 1024u64)
+        .map(|i| {
+            (index.0 ^ i)
+                .wrapping_mul(0x9E37_79B9_7F4A_7C15)
+                .to_be_bytes()[0]
+        })
+        .collect()
+}
 
 /// The save of step `k` of task `t` in child `e`: one instance's accept and decision plus the
 /// promise and round of its ballot, all in one call.
 fn script(e: u64, t: u64, k: u64) -> Vec<Write<u64>> {
-    let instance = InstanceId((e << 40) | (t << 20) | k);
+    let instance = instance_of(e, t, k);
     let ballot = Ballot::new(e * 1_000_000 + k + 1, NodeId(t));
     let value = instance.0.wrapping_mul(0x9E37_79B9_7F4A_7C15);
     let entry = |value| Entry::Value {
@@ -60,6 +86,22 @@ fn script(e: u64, t: u64, k: u64) -> Vec<Write<u64>> {
     ]
 }
 
+/// [`script`], and for every 8th step a snapshot covering it and everything before, with the
+/// truncation below it, in the same save.
+fn script_with_snapshots(e: u64, t: u64, k: u64) -> Vec<Write<u64>> {
+    let mut writes = script(e, t, k);
+    if k % SNAPSHOT_EVERY == SNAPSHOT_EVERY - 1 {
+        let index = instance_of(e, t, k).next();
+        writes.push(Write::Snapshot(paxos_core::Snapshot::new(
+            index,
+            Ballot::new(e, NodeId(t)),
+            payload(index),
+        )));
+        writes.push(Write::TruncateBelow(index));
+    }
+    writes
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     if args.get(1).map(String::as_str) == Some(CHILD) {
@@ -67,7 +109,7 @@ fn main() {
         return;
     }
     if args.iter().any(|a| a == "--list") {
-        for (name, _) in SCENARIOS {
+        for (name, _, _) in SCENARIOS {
             println!("{name}: test");
         }
         return;
@@ -85,9 +127,9 @@ fn main() {
          --features rocksdb --test sigkill)"
     );
     let mut rng = StdRng::seed_from_u64(seed);
-    for (name, tasks) in SCENARIOS {
+    for (name, tasks, snapshots) in SCENARIOS {
         let start = Instant::now();
-        let acks = scenario(name, tasks, seed, &mut rng);
+        let acks = scenario(name, tasks, snapshots, seed, &mut rng);
         println!(
             "sigkill: {name}: {EPOCHS} kills, {acks} acknowledged saves verified in {:.1?}",
             start.elapsed()
@@ -98,9 +140,10 @@ fn main() {
 /// The writer process. Never returns normally: it is killed (or exits on an error).
 fn child(args: &[String]) {
     let (Some(dir), Some(epoch), Some(tasks)) = (args.first(), args.get(1), args.get(2)) else {
-        eprintln!("usage: sigkill child <dir> <epoch> <tasks>");
+        eprintln!("usage: sigkill child <dir> <epoch> <tasks> [snapshots]");
         std::process::exit(2);
     };
+    let snapshots = args.get(3).is_some_and(|a| a == "snapshots");
     let (epoch, tasks): (u64, u64) = match (epoch.parse(), tasks.parse()) {
         (Ok(e), Ok(t)) => (e, t),
         _ => {
@@ -122,7 +165,12 @@ fn child(args: &[String]) {
             let store = store.clone();
             writers.push(tokio::spawn(async move {
                 for k in 0..(1 << 20) {
-                    if let Err(e) = store.save(&script(epoch, t, k)).await {
+                    let writes = if snapshots {
+                        script_with_snapshots(epoch, t, k)
+                    } else {
+                        script(epoch, t, k)
+                    };
+                    if let Err(e) = store.save(&writes).await {
                         eprintln!("child: save {t} {k}: {e}");
                         std::process::exit(4);
                     }
@@ -137,7 +185,7 @@ fn child(args: &[String]) {
 }
 
 /// `EPOCHS` children on one directory; returns the number of acknowledged saves.
-fn scenario(name: &str, tasks: u64, seed: u64, rng: &mut StdRng) -> u64 {
+fn scenario(name: &str, tasks: u64, snapshots: bool, seed: u64, rng: &mut StdRng) -> u64 {
     let dir = tempfile::tempdir().expect("temp dir");
     let exe = std::env::current_exe().expect("current exe");
     // Last acknowledged step per (epoch, task).
@@ -151,6 +199,7 @@ fn scenario(name: &str, tasks: u64, seed: u64, rng: &mut StdRng) -> u64 {
             .arg(dir.path())
             .arg(epoch.to_string())
             .arg(tasks.to_string())
+            .arg(if snapshots { "snapshots" } else { "log" })
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
@@ -198,7 +247,7 @@ fn scenario(name: &str, tasks: u64, seed: u64, rng: &mut StdRng) -> u64 {
             );
         }
         total += seen;
-        if let Err(msg) = verify(dir.path(), epoch, tasks, &acked) {
+        if let Err(msg) = verify(dir.path(), epoch, tasks, snapshots, &acked) {
             fail(
                 &context,
                 format!("after a kill at {kill_after} acks ({seen} read): {msg}"),
@@ -217,6 +266,7 @@ fn verify(
     dir: &Path,
     epoch: u64,
     tasks: u64,
+    snapshots: bool,
     acked: &BTreeMap<(u64, u64), u64>,
 ) -> Result<(), String> {
     let state: DurableState<u64> = tokio::runtime::Builder::new_current_thread()
@@ -267,23 +317,54 @@ fn verify(
             state.accepted.len()
         ));
     }
-    if state.promised != max_ballot || state.proposer_round != max_ballot.round {
+    // The last save may be covered by its own snapshot: then the promise is above what is present.
+    let promise_ok = if snapshots {
+        state.promised >= max_ballot
+    } else {
+        state.promised == max_ballot
+    };
+    if !promise_ok || state.proposer_round != state.promised.round {
         return Err(format!(
             "promise {} / round {} but the highest saved ballot present is {max_ballot}",
             state.promised, state.proposer_round
         ));
     }
-    // Acknowledged saves are present; each task's saves are a prefix, at most one past its ack.
+    // What is covered by the snapshot kept is not in the log.
+    let covered = |i: InstanceId| i < state.log_start;
+    if snapshots {
+        verify_snapshot(&state)?;
+    }
+    // Acknowledged saves are present or covered; each task's saves present are consecutive,
+    // everything before them covered, and at most one past its ack.
     for e in 0..=epoch {
         for t in 0..tasks {
             let ks = present.get(&(e, t)).map_or(&[][..], Vec::as_slice);
-            if ks.iter().enumerate().any(|(n, &k)| n as u64 != k) {
+            if ks.windows(2).any(|w| w[1] != w[0] + 1) {
                 return Err(format!(
                     "epoch {e} task {t}: saves present out of order: {ks:?}"
                 ));
             }
-            let count = ks.len() as u64;
+            if let Some(&first) = ks.first()
+                && first > 0
+                && !covered(instance_of(e, t, first - 1))
+            {
+                return Err(format!(
+                    "epoch {e} task {t}: saves below step {first} are neither present nor covered \
+                     by the snapshot (log starts at {})",
+                    state.log_start
+                ));
+            }
             let acked_count = acked.get(&(e, t)).map_or(0, |&k| k + 1);
+            let Some(&last) = ks.last() else {
+                if acked_count > 0 && !covered(instance_of(e, t, acked_count - 1)) {
+                    return Err(format!(
+                        "epoch {e} task {t}: {acked_count} saves acknowledged, none present \
+                         or covered"
+                    ));
+                }
+                continue;
+            };
+            let count = last + 1;
             if count < acked_count {
                 return Err(format!(
                     "epoch {e} task {t}: {acked_count} saves acknowledged, only {count} present"
@@ -296,6 +377,35 @@ fn verify(
                 ));
             }
         }
+    }
+    Ok(())
+}
+
+/// The snapshot kept is whole, holds the bytes saved with it, and the log starts exactly at its
+/// index: the snapshot and its truncation were one atomic step.
+fn verify_snapshot(state: &DurableState<u64>) -> Result<(), String> {
+    let Some(snapshot) = &state.snapshot else {
+        return if state.log_start == InstanceId(0) {
+            Ok(())
+        } else {
+            Err(format!(
+                "the log starts at {} without a snapshot",
+                state.log_start
+            ))
+        };
+    };
+    let index = snapshot.meta.index;
+    if state.log_start != index {
+        return Err(format!(
+            "snapshot below {index} but the log starts at {}: split from its truncation",
+            state.log_start
+        ));
+    }
+    snapshot.verify().map_err(|e| e.to_string())?;
+    if snapshot.data != payload(index) {
+        return Err(format!(
+            "the snapshot below {index} holds other bytes than saved"
+        ));
     }
     Ok(())
 }

@@ -24,9 +24,14 @@
 //! | `state_survives_reopen` | reopened stores load exactly the acknowledged state and keep the monotonic rules |
 //! | `concurrent_writers_from_many_instances` | 16 tokio tasks saving different instances at once all land |
 //! | `corrupt_record_is_typed_error` | a damaged record gives `Corrupt`/`Version`, never `Ok` |
+//! | `truncation_survives_reopen` | a snapshot and the truncation below it, in one `save`, are loaded together (also after reopen): no entry below the new log start, and none written there later |
+//! | `truncation_stops_at_the_snapshot` | a truncation never drops what no snapshot covers; an older snapshot never replaces a newer one |
+//! | `large_snapshot_round_trips` | a 4 MiB snapshot is loaded byte for byte and verifies |
+//! | `damaged_snapshot_is_typed_error` | a torn or damaged snapshot gives `Corrupt`, never `Ok` |
 //!
-//! Cases that need [`StorageFactory::reopen`] or [`StorageFactory::corrupt`] are reported as
-//! skipped when the factory returns `None` for them.
+//! Cases that need [`StorageFactory::reopen`], [`StorageFactory::corrupt`] or
+//! [`StorageFactory::damage_snapshot`] are reported as skipped when the factory returns `None`
+//! for them.
 //!
 //! # Runtime
 //! [`run_all`] must be awaited inside a tokio runtime (it spawns tasks with [`tokio::spawn`]).
@@ -77,7 +82,8 @@
 //!
 //! # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
 //! let report = conformance::run_all(&MyFactory).await.unwrap_or_else(|e| panic!("{e}"));
-//! assert_eq!(report.skipped().count(), 1); // corrupt_record_is_typed_error
+//! // corrupt_record_is_typed_error and damaged_snapshot_is_typed_error
+//! assert_eq!(report.skipped().count(), 2);
 //! println!("{report}");
 //! # });
 //! ```
@@ -85,6 +91,7 @@
 use crate::ballot::{Ballot, InstanceId, NodeId};
 use crate::effects::Write;
 use crate::log::{ClientId, Entry, ProposalId};
+use crate::snapshot::Snapshot;
 use crate::storage::{DurableState, Storage, StorageError};
 use async_trait::async_trait;
 use std::fmt;
@@ -131,6 +138,18 @@ pub trait StorageFactory: Send + Sync {
     /// Return `None` if the backend has no bytes to damage; the suite then skips
     /// `corrupt_record_is_typed_error`. The default returns `None`.
     async fn corrupt(&self, guard: &Self::Guard) -> Option<Result<(), FactoryError>> {
+        let _ = guard;
+        None
+    }
+
+    /// Damage the stored snapshot at `guard`'s location (the previous store has been dropped):
+    /// change one of its bytes, or cut it short, as a torn write would. The next
+    /// [`reopen`](Self::reopen), or the first `load` after it, must then fail with
+    /// [`StorageError::Corrupt`]: a backend checks [`Snapshot::verify`] when it reads one.
+    ///
+    /// Return `None` if the backend has no bytes to damage; the suite then skips
+    /// `damaged_snapshot_is_typed_error`. The default returns `None`.
+    async fn damage_snapshot(&self, guard: &Self::Guard) -> Option<Result<(), FactoryError>> {
         let _ = guard;
         None
     }
@@ -267,6 +286,22 @@ pub async fn run_all<F: StorageFactory>(factory: &F) -> Result<Report, SuiteFail
         "corrupt_record_is_typed_error",
         corrupt_record_is_typed_error(factory).await,
     );
+    report.record(
+        "truncation_survives_reopen",
+        truncation_survives_reopen(factory).await,
+    );
+    report.record(
+        "truncation_stops_at_the_snapshot",
+        truncation_stops_at_the_snapshot(factory).await,
+    );
+    report.record(
+        "large_snapshot_round_trips",
+        large_snapshot_round_trips(factory).await,
+    );
+    report.record(
+        "damaged_snapshot_is_typed_error",
+        damaged_snapshot_is_typed_error(factory).await,
+    );
     if report.passed() {
         Ok(report)
     } else {
@@ -286,6 +321,7 @@ enum Ran {
 
 const NO_REOPEN: &str = "factory cannot reopen";
 const NO_CORRUPT: &str = "factory cannot corrupt";
+const NO_DAMAGE: &str = "factory cannot damage a snapshot";
 
 fn ballot(round: u64, node: u64) -> Ballot {
     Ballot::new(round, NodeId(node))
@@ -335,6 +371,25 @@ fn diff(expected: &DurableState<u64>, actual: &DurableState<u64>) -> Option<Stri
         return Some(format!(
             "proposer_round: expected {}, loaded {}",
             expected.proposer_round, actual.proposer_round
+        ));
+    }
+    if expected.log_start != actual.log_start {
+        return Some(format!(
+            "log_start: expected {}, loaded {}",
+            expected.log_start, actual.log_start
+        ));
+    }
+    if expected.snapshot != actual.snapshot {
+        let show = |s: &Option<Snapshot>| s.as_ref().map(|s| format!("{:?}", s.meta));
+        return Some(format!(
+            "snapshot: expected {:?}, loaded {:?}{}",
+            show(&expected.snapshot),
+            show(&actual.snapshot),
+            if show(&expected.snapshot) == show(&actual.snapshot) {
+                " (the bytes differ)"
+            } else {
+                ""
+            }
         ));
     }
     for (what, e, a) in [
@@ -839,6 +894,176 @@ async fn corrupt_record_is_typed_error<F: StorageFactory>(f: &F) -> Result<Ran, 
         Ok(state) => Err(format!(
             "load of a corrupted store returned Ok: {:?}",
             diff(&fx.model, &state).unwrap_or_else(|| "the full pre-corruption state".into())
+        )),
+    }
+}
+
+fn snapshot(index: u64, data: &[u8]) -> Snapshot {
+    Snapshot::new(InstanceId(index), ballot(index, 1), data.to_vec())
+}
+
+/// Storage correctness 2 and 4 for compaction: a snapshot and the truncation it allows, saved
+/// together, are loaded together; nothing below the new log start comes back, not even an
+/// entry written there afterwards (across a reopen too), and everything above stays.
+async fn truncation_survives_reopen<F: StorageFactory>(f: &F) -> Result<Ran, String> {
+    let mut fx = Fixture::new(f).await?;
+    let b = ballot(2, 1);
+    let mut log: Vec<_> = (0..10).map(|i| accept(i, b, 100 + i)).collect();
+    log.extend((0..8).map(|i| decided(i, 100 + i)));
+    fx.save(&log).await?;
+    fx.save(&[
+        Write::Snapshot(snapshot(6, b"state of i0-i5")),
+        Write::TruncateBelow(InstanceId(6)),
+        accept(10, b, 110),
+    ])
+    .await?;
+    let loaded = fx
+        .expect_model("after a snapshot and its truncation")
+        .await?;
+    let lowest = |s: &DurableState<u64>| {
+        (
+            s.accepted.keys().next().copied(),
+            s.decided.keys().next().copied(),
+        )
+    };
+    ensure(
+        loaded.log_start == InstanceId(6)
+            && lowest(&loaded) == (Some(InstanceId(6)), Some(InstanceId(6)))
+            && loaded.accepted.len() == 5,
+        || {
+            format!(
+                "after truncating below i6: log start {}, lowest (accepted, decided) {:?}, {} accepted",
+                loaded.log_start,
+                lowest(&loaded),
+                loaded.accepted.len()
+            )
+        },
+    )?;
+    if fx.reopen().await? {
+        fx.expect_model("after reopen following the truncation")
+            .await?;
+    }
+    // Entries below the log start are part of the snapshot: writing them again changes nothing.
+    fx.save(&[accept(2, ballot(3, 1), 7), decided(3, 7)])
+        .await?;
+    let loaded = fx.expect_model("after writing below the log start").await?;
+    ensure(
+        lowest(&loaded) == (Some(InstanceId(6)), Some(InstanceId(6))),
+        || {
+            format!(
+                "entries below the log start came back: lowest (accepted, decided) {:?}",
+                lowest(&loaded)
+            )
+        },
+    )?;
+    fx.finish().await
+}
+
+/// A truncation drops only what the kept snapshot covers (without one, nothing), and a
+/// snapshot never goes back to a lower index (an install racing a newer local snapshot).
+async fn truncation_stops_at_the_snapshot<F: StorageFactory>(f: &F) -> Result<Ran, String> {
+    let mut fx = Fixture::new(f).await?;
+    fx.save(&(0..8).map(|i| decided(i, i)).collect::<Vec<_>>())
+        .await?;
+    fx.save(&[Write::TruncateBelow(InstanceId(5))]).await?;
+    let loaded = fx
+        .expect_model("after truncating without a snapshot")
+        .await?;
+    ensure(
+        loaded.decided.len() == 8 && loaded.log_start == InstanceId(0),
+        || {
+            format!(
+                "a truncation without a snapshot dropped entries: {} decided, log start {}",
+                loaded.decided.len(),
+                loaded.log_start
+            )
+        },
+    )?;
+    fx.save(&[
+        Write::Snapshot(snapshot(3, b"three")),
+        Write::TruncateBelow(InstanceId(5)),
+    ])
+    .await?;
+    let loaded = fx
+        .expect_model("after truncating past the snapshot")
+        .await?;
+    ensure(loaded.log_start == InstanceId(3), || {
+        format!(
+            "truncating below i5 with a snapshot below i3: log start {}, expected i3",
+            loaded.log_start
+        )
+    })?;
+    fx.save(&[Write::Snapshot(snapshot(6, b"six"))]).await?;
+    fx.save(&[
+        Write::Snapshot(snapshot(4, b"four")),
+        Write::TruncateBelow(InstanceId(7)),
+    ])
+    .await?;
+    let loaded = fx.expect_model("after an older snapshot").await?;
+    ensure(
+        loaded.snapshot_index() == InstanceId(6) && loaded.log_start == InstanceId(6),
+        || {
+            format!(
+                "after snapshots below i6 then i4: kept the one below {}, log start {}",
+                loaded.snapshot_index(),
+                loaded.log_start
+            )
+        },
+    )?;
+    fx.finish().await
+}
+
+/// A snapshot of some megabytes is loaded byte for byte (and verifies), also after reopen.
+async fn large_snapshot_round_trips<F: StorageFactory>(f: &F) -> Result<Ran, String> {
+    let mut fx = Fixture::new(f).await?;
+    let data: Vec<u8> = (0..4u32 << 20)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8)
+        .collect();
+    fx.save(&[Write::Snapshot(snapshot(1 << 20, &data))])
+        .await?;
+    let loaded = fx.expect_model("after a 4 MiB snapshot").await?;
+    let verified = loaded.snapshot.as_ref().map(Snapshot::verify);
+    ensure(verified == Some(Ok(())), || {
+        format!("the loaded snapshot does not verify: {verified:?}")
+    })?;
+    fx.finish().await
+}
+
+/// Storage correctness 5 for snapshots: a torn or damaged snapshot is `Corrupt`, at reopen or
+/// at the first load, never a state machine restored from garbage.
+async fn damaged_snapshot_is_typed_error<F: StorageFactory>(f: &F) -> Result<Ran, String> {
+    let mut fx = Fixture::new(f).await?;
+    fx.save(&[
+        decided(0, 1),
+        Write::Snapshot(snapshot(1, b"the state of i0")),
+        Write::TruncateBelow(InstanceId(1)),
+    ])
+    .await?;
+    drop(fx.storage.take());
+    match f.damage_snapshot(&fx.guard).await {
+        None => return Ok(Ran::Skipped(NO_DAMAGE)),
+        Some(Err(e)) => return Err(format!("factory.damage_snapshot failed: {e}")),
+        Some(Ok(())) => {}
+    }
+    let corrupt = |e: &StorageError| matches!(e, StorageError::Corrupt { .. });
+    let reopened = match f.reopen(&fx.guard).await {
+        None => return Err("factory can damage a snapshot but not reopen".into()),
+        Some(Err(e)) if corrupt(&e) => return Ok(Ran::Passed),
+        Some(Err(e)) => {
+            return Err(format!(
+                "reopen with a damaged snapshot gave another error: {e}"
+            ));
+        }
+        Some(Ok(s)) => s,
+    };
+    match reopened.load().await {
+        Err(e) if corrupt(&e) => Ok(Ran::Passed),
+        Err(e) => Err(format!(
+            "load of a damaged snapshot gave another error: {e}"
+        )),
+        Ok(state) => Err(format!(
+            "load of a damaged snapshot returned Ok: {:?}",
+            state.snapshot.map(|s| s.meta)
         )),
     }
 }
