@@ -31,11 +31,18 @@ pub struct AcceptorFaults {
 /// [`Config::promise_page_bytes`] bytes (at least one entry), so no `Promise` outgrows a frame
 /// however long the history: the proposer asks for the next page with a `Prepare` at the same
 /// ballot from the page's `more`.
+///
+/// Compaction ([`Acceptor::compact_below`]) drops the accepted pairs below an instance this
+/// node has applied and snapshotted. From then on the acceptor accepts nothing below it, and
+/// every promise says where its log starts (`compacted`): a proposer must not fill those
+/// instances with no-ops, because this acceptor no longer reports the chosen values there.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Acceptor<V> {
     id: NodeId,
     promised: Ballot,
     accepted: BTreeMap<InstanceId, (Ballot, Entry<V>)>,
+    /// Everything below was dropped (and is chosen): nothing is accepted or reported there.
+    log_start: InstanceId,
     /// Where `Accepted` goes besides the proposer (the learner strategy).
     notify: BTreeSet<NodeId>,
     /// Leave the entry out of `Accepted` (the proposer, its only addressee, holds it).
@@ -56,6 +63,7 @@ impl<V: Value> Acceptor<V> {
             id: config.id,
             promised,
             accepted,
+            log_start: InstanceId(0),
             notify: config.accepted_recipients().clone(),
             elide_entry: config.learner_strategy == crate::config::LearnerStrategy::Leader,
             page_entries: config.promise_page_entries.max(1),
@@ -78,6 +86,21 @@ impl<V: Value> Acceptor<V> {
     /// The accepted pair of `instance`, if any.
     pub fn accepted(&self, instance: InstanceId) -> Option<&(Ballot, Entry<V>)> {
         self.accepted.get(&instance)
+    }
+
+    /// Every accepted pair below this was dropped.
+    pub fn log_start(&self) -> InstanceId {
+        self.log_start
+    }
+
+    /// Drop the accepted pairs below `below`, which this node has applied (so they are chosen)
+    /// and covered with a snapshot; the log start never goes back. The caller records it
+    /// durably ([`Write::TruncateBelow`]) in the same save as the snapshot.
+    pub fn compact_below(&mut self, below: InstanceId) {
+        if below > self.log_start {
+            self.log_start = below;
+            self.accepted = self.accepted.split_off(&below);
+        }
     }
 
     /// Phase 1b. Promise `ballot` if it is not below the current promise, reporting one page of
@@ -131,12 +154,14 @@ impl<V: Value> Acceptor<V> {
                 first,
                 accepted,
                 more,
+                compacted: self.log_start,
             },
         );
     }
 
     /// Phase 2b. Accept `entry` in `instance` unless a higher ballot was promised; tell the
-    /// proposer and the learners.
+    /// proposer and the learners. Nothing is accepted below the log start: the instance is
+    /// chosen already, and accepting another entry there could help choose a second one.
     pub fn on_accept(
         &mut self,
         from: NodeId,
@@ -145,6 +170,10 @@ impl<V: Value> Acceptor<V> {
         entry: Entry<V>,
         out: &mut Effects<V>,
     ) {
+        if instance < self.log_start {
+            tracing::debug!(node = %self.id, %instance, log_start = %self.log_start, "accept below the compacted log ignored");
+            return;
+        }
         if ballot < self.promised && !self.faults.accept_below_promise {
             out.send(
                 from,
@@ -231,6 +260,7 @@ mod tests {
                     first: InstanceId(0),
                     accepted: vec![],
                     more: None,
+                    compacted: InstanceId(0),
                 }
             }]
         );
@@ -311,8 +341,50 @@ mod tests {
                     entry: e(5)
                 }],
                 more: None,
+                compacted: InstanceId(0),
             }
         );
+    }
+
+    /// After compaction below i3: nothing is reported or accepted below i3, the promise says
+    /// the log starts at i3, everything from i3 on is reported as before, and the log start
+    /// never goes back.
+    #[test]
+    fn a_compacted_acceptor_reports_where_its_log_starts_and_accepts_nothing_below() {
+        let mut a = acceptor();
+        for i in 0..5 {
+            a.on_accept(NodeId(2), b(1, 2), InstanceId(i), e(i), &mut Effects::new());
+        }
+        a.compact_below(InstanceId(3));
+        a.compact_below(InstanceId(1));
+        assert_eq!(a.log_start(), InstanceId(3));
+        assert_eq!(a.accepted(InstanceId(2)), None);
+        let mut out = Effects::new();
+        a.on_prepare(NodeId(3), b(2, 3), InstanceId(0), &mut out);
+        let reported = |i: u64| AcceptedEntry {
+            instance: InstanceId(i),
+            ballot: b(1, 2),
+            entry: e(i),
+        };
+        assert_eq!(
+            out.messages[0].message,
+            Message::Promise {
+                ballot: b(2, 3),
+                first: InstanceId(0),
+                accepted: vec![reported(3), reported(4)],
+                more: None,
+                compacted: InstanceId(3),
+            }
+        );
+        let mut out = Effects::new();
+        a.on_accept(NodeId(3), b(2, 3), InstanceId(2), Entry::Noop, &mut out);
+        assert_eq!(
+            out,
+            Effects::new(),
+            "nothing accepted, written or sent below i3"
+        );
+        a.on_accept(NodeId(3), b(2, 3), InstanceId(3), Entry::Noop, &mut out);
+        assert_eq!(a.accepted(InstanceId(3)), Some(&(b(2, 3), Entry::Noop)));
     }
 
     /// Duplicated messages are harmless: a repeated prepare or accept writes nothing new.

@@ -73,10 +73,22 @@ pub struct Config {
     /// decided prefix: the leader fills every hole below what it proposes, so an instance far
     /// ahead would make it propose that many no-ops.
     pub max_instances_ahead: u64,
+    /// Take a snapshot once this many entries were applied since the last one (0: never).
+    /// Needs a state machine to take it from (see [`crate::Replica::compact`]).
+    pub snapshot_every_entries: u64,
+    /// Entries kept below a snapshot's index when compacting, so a peer a little behind
+    /// catches up from the log instead of a whole snapshot.
+    pub snapshot_keep_entries: u64,
+    /// A snapshot moves in pieces of at most this many bytes. Keep it well under the
+    /// transport's frame limit.
+    pub snapshot_chunk_bytes: usize,
+    /// A snapshot offered by a peer that declares more bytes than this is refused (the
+    /// receiver buffers a whole snapshot before it installs it).
+    pub max_snapshot_bytes: u64,
 }
 
 /// A [`Config`] that cannot work.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[derive(Clone, Debug, thiserror::Error, PartialEq, Eq)]
 pub enum ConfigError {
     /// No acceptors.
     #[error("a cluster needs at least one acceptor")]
@@ -90,6 +102,9 @@ pub enum ConfigError {
     /// A timing parameter is zero or inverted.
     #[error("invalid timing: {0}")]
     Timing(&'static str),
+    /// A snapshot parameter cannot work.
+    #[error("invalid snapshot setting: {0}")]
+    Snapshot(&'static str),
 }
 
 impl Config {
@@ -114,6 +129,10 @@ impl Config {
             promise_page_entries: 1024,
             promise_page_bytes: 1 << 20,
             max_instances_ahead: 1 << 20,
+            snapshot_every_entries: 0,
+            snapshot_keep_entries: 1024,
+            snapshot_chunk_bytes: 256 << 10,
+            max_snapshot_bytes: 1 << 30,
         }
     }
 
@@ -211,6 +230,9 @@ impl Config {
             return Err(ConfigError::Timing(
                 "leader_timeout_ticks must exceed heartbeat_ticks",
             ));
+        }
+        if self.snapshot_chunk_bytes == 0 {
+            return Err(ConfigError::Snapshot("snapshot_chunk_bytes is zero"));
         }
         Ok(())
     }

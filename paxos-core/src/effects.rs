@@ -4,7 +4,8 @@ use crate::ballot::{Ballot, InstanceId, NodeId};
 use crate::log::{Entry, ProposalId};
 use crate::message::{Envelope, Message};
 use crate::session::Applied;
-use crate::snapshot::Snapshot;
+use crate::snapshot::{Snapshot, SnapshotMeta};
+use bytes::Bytes;
 
 /// One durable change. A [`crate::Storage`] applies a slice of them atomically, in order.
 #[derive(Clone, Debug, PartialEq)]
@@ -107,6 +108,22 @@ pub struct Effects<V> {
     /// because it lost leadership: answer them `Aborted`. The flag says whether Accepts for
     /// it were out (a later leader may still choose it).
     pub abandoned: Vec<(ProposalId, bool)>,
+    /// A snapshot from a peer was installed: the state machine restores it after applying
+    /// `applied[..Restored::after]` and before the rest.
+    pub restored: Option<Restored>,
+}
+
+/// A snapshot installed in one step ([`Effects::restored`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Restored {
+    /// What it covers: everything below `meta.index` is applied now.
+    pub meta: SnapshotMeta,
+    /// The state machine's bytes in it.
+    pub state: Bytes,
+    /// Requests of this node's clients it shows applied, and where: answer them.
+    pub requests: Vec<(ProposalId, InstanceId)>,
+    /// How many entries of [`Effects::applied`] come before it.
+    pub after: usize,
 }
 
 impl<V> Default for Effects<V> {
@@ -117,6 +134,7 @@ impl<V> Default for Effects<V> {
             decided: Vec::new(),
             applied: Vec::new(),
             abandoned: Vec::new(),
+            restored: None,
         }
     }
 }
@@ -134,6 +152,7 @@ impl<V> Effects<V> {
             && self.decided.is_empty()
             && self.applied.is_empty()
             && self.abandoned.is_empty()
+            && self.restored.is_none()
     }
 
     /// Queue `message` for `to`.
@@ -153,6 +172,7 @@ impl<V> Effects<V> {
         self.decided.clear();
         self.applied.clear();
         self.abandoned.clear();
+        self.restored = None;
     }
 }
 
@@ -188,6 +208,7 @@ mod tests {
             first: i,
             accepted: vec![],
             more: None,
+            compacted: InstanceId(0),
         };
         assert!(!may_leave_before_save(&promise, &[Write::Promise(b)]));
         let with_round = [Write::ProposerRound(1), own_accept[0].clone()];

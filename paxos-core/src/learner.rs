@@ -17,6 +17,10 @@ use std::collections::{BTreeMap, BTreeSet};
 /// other learners. Under [`LearnerStrategy::Leader`] the proposer that saw a quorum announces
 /// the instances (not the values) with `Chosen`, batched with its next `Accept`s. Anyone who
 /// missed decisions asks with `CatchUp` on a timer.
+///
+/// Compaction drops the decisions below [`Learner::log_start`] (a snapshot holds their
+/// effect); a `CatchUp` from below it cannot be answered with decisions, and the replica sends
+/// the snapshot instead. Nothing below the log start is learned again.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Learner<V> {
     id: NodeId,
@@ -33,6 +37,8 @@ pub struct Learner<V> {
     unannounced: Vec<(Ballot, InstanceId)>,
     decided: BTreeMap<InstanceId, Entry<V>>,
     first_undecided: InstanceId,
+    /// Decisions below this were dropped (a snapshot covers them).
+    log_start: InstanceId,
     /// `Accepted` votes of undecided instances.
     votes: BTreeMap<InstanceId, BTreeMap<Ballot, (Entry<V>, Votes)>>,
     catch_up_every: u64,
@@ -81,6 +87,7 @@ impl<V: Value> Learner<V> {
             forward_to,
             decided,
             first_undecided: InstanceId(0),
+            log_start: InstanceId(0),
             votes: BTreeMap::new(),
             catch_up_every: config.catch_up_ticks,
             catch_up_batch: config.catch_up_batch.max(1),
@@ -106,12 +113,41 @@ impl<V: Value> Learner<V> {
         self.first_undecided
     }
 
-    /// Highest instance decided here plus one (0 if none).
+    /// Highest instance decided here plus one (the frontier if none is kept above it).
     pub fn next_after_decided(&self) -> InstanceId {
         self.decided
             .keys()
             .next_back()
-            .map_or(InstanceId(0), |i| i.next())
+            .map_or(self.first_undecided, |i| i.next())
+            .max(self.first_undecided)
+    }
+
+    /// Decisions below this were dropped: a snapshot holds their effect.
+    pub fn log_start(&self) -> InstanceId {
+        self.log_start
+    }
+
+    /// Drop the decisions below `below` (never past the frontier: only what is decided, and
+    /// applied, may go); the log start never goes back.
+    pub fn compact_below(&mut self, below: InstanceId) {
+        let below = below.min(self.first_undecided);
+        if below > self.log_start {
+            self.log_start = below;
+            self.decided = self.decided.split_off(&below);
+            self.votes = self.votes.split_off(&below);
+        }
+    }
+
+    /// Every instance below `index` is chosen and its effect is in a snapshot this node holds
+    /// (installed, or restored at start-up): the frontier moves up to it. Decisions kept above
+    /// it still count.
+    pub fn skip_to(&mut self, index: InstanceId) {
+        if index > self.first_undecided {
+            self.first_undecided = index;
+            self.votes = self.votes.split_off(&index);
+            self.unannounced.retain(|(_, i)| *i >= index);
+            self.advance_frontier();
+        }
     }
 
     /// An acceptor accepted `entry` in `instance` at `ballot`. Returns true if this made the
@@ -124,7 +160,10 @@ impl<V: Value> Learner<V> {
         entry: Entry<V>,
         out: &mut Effects<V>,
     ) -> bool {
-        if self.decided.contains_key(&instance) || !self.acceptors.contains(&from) {
+        if instance < self.first_undecided
+            || self.decided.contains_key(&instance)
+            || !self.acceptors.contains(&from)
+        {
             return false;
         }
         let (_, votes) = self
@@ -158,6 +197,10 @@ impl<V: Value> Learner<V> {
         entry: Entry<V>,
         out: &mut Effects<V>,
     ) -> bool {
+        if instance < self.first_undecided && !self.decided.contains_key(&instance) {
+            // Covered by a snapshot: decided, its entry no longer kept.
+            return false;
+        }
         match self.decided.get(&instance) {
             Some(existing) => {
                 if *existing != entry {
@@ -225,8 +268,12 @@ impl<V: Value> Learner<V> {
         }
     }
 
-    /// A peer asks for decisions from `first` on: send what we know, bounded.
-    pub fn on_catch_up(&self, from: NodeId, first: InstanceId, out: &mut Effects<V>) {
+    /// A peer asks for decisions from `first` on: send what we know, bounded. Returns false,
+    /// sending nothing, if decisions it needs were dropped (it needs the snapshot).
+    pub fn on_catch_up(&self, from: NodeId, first: InstanceId, out: &mut Effects<V>) -> bool {
+        if first < self.log_start {
+            return false;
+        }
         for (&instance, entry) in self.decided.range(first..).take(self.catch_up_batch) {
             out.send(
                 from,
@@ -236,6 +283,7 @@ impl<V: Value> Learner<V> {
                 },
             );
         }
+        true
     }
 
     /// One tick: announce what is still unannounced (the cluster went quiet), and periodically
@@ -321,6 +369,41 @@ mod tests {
 
     fn config(strategy: LearnerStrategy) -> Config {
         Config::symmetric(NodeId(1), (1..=5).map(NodeId)).with_learner_strategy(strategy)
+    }
+
+    /// Compaction drops decisions below the log start, never past the frontier; a catch-up
+    /// from below it is refused (the replica sends the snapshot); nothing below the frontier
+    /// is learned again; a snapshot's index moves the frontier over kept decisions above it.
+    #[test]
+    fn a_compacted_learner_serves_only_what_it_kept() {
+        let mut l = Learner::new(&config(LearnerStrategy::AllToAll), BTreeMap::new());
+        let mut out = Effects::new();
+        for i in 0..4 {
+            l.on_decided(InstanceId(i), e(i), &mut out);
+        }
+        l.compact_below(InstanceId(9));
+        assert_eq!(l.log_start(), InstanceId(4), "never past the frontier");
+        assert!(l.decisions().is_empty());
+        assert_eq!(l.next_after_decided(), InstanceId(4));
+        let mut out = Effects::new();
+        assert!(!l.on_catch_up(NodeId(2), InstanceId(3), &mut out));
+        assert!(l.on_catch_up(NodeId(2), InstanceId(4), &mut out));
+        assert!(out.messages.is_empty());
+        assert!(!l.on_decided(InstanceId(2), e(9), &mut out));
+        for from in 1..=3 {
+            assert!(!l.on_accepted(NodeId(from), b(5, 1), InstanceId(1), e(9), &mut out));
+        }
+        assert_eq!(
+            out,
+            Effects::new(),
+            "nothing below the frontier is learned again"
+        );
+        // A snapshot below i7 with i7 decided already: the frontier passes both.
+        l.on_decided(InstanceId(7), e(7), &mut Effects::new());
+        l.skip_to(InstanceId(7));
+        assert_eq!(l.first_undecided(), InstanceId(8));
+        l.skip_to(InstanceId(2));
+        assert_eq!(l.first_undecided(), InstanceId(8), "never back");
     }
 
     /// A value is chosen once a majority accepted it at one ballot; the decision is persisted

@@ -84,6 +84,7 @@ mod snapshot;
 mod storage;
 #[cfg(feature = "testing")]
 pub mod testing;
+mod transfer;
 mod transport;
 mod validate;
 mod zero_copy;
@@ -91,14 +92,14 @@ mod zero_copy;
 pub use acceptor::Acceptor;
 pub use ballot::{Ballot, InstanceId, NodeId};
 pub use config::{Config, ConfigError, LeaderMode, LearnerStrategy};
-pub use effects::{Effects, Write};
+pub use effects::{Effects, Restored, Write};
 pub use election::Election;
 pub use learner::Learner;
 pub use log::{ClientId, Decision, Entry, ProposalId};
 pub use message::{AcceptedEntry, Envelope, Message, Value};
 pub use proposer::{Phase, Proposer};
 pub use quorum::majority;
-pub use replica::{AppendStatus, ProposeStatus, Replica};
+pub use replica::{AppendStatus, CompactError, ProposeStatus, Replica, SnapshotPoint, StartError};
 pub use runtime::{
     Batch, BatchConfig, BatchError, Batcher, Commit, Commits, Committed, Decisions, Fatal,
     MAX_UNSAVED_DECISIONS, Node, NodeError, NodeHandle, NodeStatus, NodeTask, Outcome, PackedBytes,

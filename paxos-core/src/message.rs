@@ -3,10 +3,13 @@
 //! Paper names (Paxos Made Simple): `Prepare` = 1a, `Promise` = 1b, `Accept` = 2a,
 //! `Accepted` = 2b. `Nack` tells a proposer which higher ballot beat it, so it can jump straight
 //! above it. `Decided` spreads a chosen value; `Heartbeat` feeds the leader detector;
-//! `CatchUp` lets a node that missed decisions ask for them.
+//! `CatchUp` lets a node that missed decisions ask for them; `SnapshotChunk` and
+//! `SnapshotRead` move a snapshot, piece by piece, to a node that needs compacted instances.
 
 use crate::ballot::{Ballot, InstanceId, NodeId};
 use crate::log::{Entry, ProposalId};
+use crate::snapshot::SnapshotMeta;
+use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
 /// Anything a node can put on the wire as a value: cheap to clone, comparable, serializable.
@@ -71,6 +74,11 @@ pub enum Message<V> {
         /// `None` if the page holds everything from `first` on; otherwise the instance where
         /// the next page starts (ask with `Prepare` at the same ballot).
         more: Option<InstanceId>,
+        /// The acceptor dropped its log below this instance (a snapshot covers it): every
+        /// instance below is chosen, and what it accepted there is no longer reported. The
+        /// proposer must not propose below it (a no-op there could be chosen over the value
+        /// a quorum chose, by acceptors that did not compact yet). 0 if nothing was dropped.
+        compacted: InstanceId,
     },
     /// Phase 2a: "accept `entry` in `instance` at `ballot`".
     Accept {
@@ -135,6 +143,25 @@ pub enum Message<V> {
         /// The instance the client asked for (`propose_at`), or `None` for the next free one.
         at: Option<InstanceId>,
     },
+    /// A piece of the sender's latest snapshot, for a node that needs instances the sender
+    /// compacted: the answer to a `CatchUp` from below the sender's log start (offset 0), or
+    /// to a `SnapshotRead`. Pieces are at most [`crate::Config::snapshot_chunk_bytes`] long.
+    SnapshotChunk {
+        /// The snapshot the piece belongs to.
+        meta: SnapshotMeta,
+        /// Where the piece starts in the snapshot's bytes.
+        offset: u64,
+        /// The piece.
+        data: Bytes,
+    },
+    /// "Send me the piece of your snapshot below `index` that starts at `offset`": the next
+    /// piece of a transfer, or the same one again after a loss.
+    SnapshotRead {
+        /// The snapshot's index.
+        index: InstanceId,
+        /// Where the piece starts.
+        offset: u64,
+    },
 }
 
 impl<V> Message<V> {
@@ -151,6 +178,8 @@ impl<V> Message<V> {
             Message::Heartbeat => "heartbeat",
             Message::CatchUp { .. } => "catch-up",
             Message::Forward { .. } => "forward",
+            Message::SnapshotChunk { .. } => "snapshot-chunk",
+            Message::SnapshotRead { .. } => "snapshot-read",
         }
     }
 }
@@ -166,12 +195,16 @@ impl<V: std::fmt::Debug> std::fmt::Display for Message<V> {
                 first,
                 accepted,
                 more,
+                compacted,
             } => {
                 write!(
                     f,
                     "promise {ballot} from {first} ({} accepted",
                     accepted.len()
                 )?;
+                if *compacted > InstanceId(0) {
+                    write!(f, ", compacted below {compacted}")?;
+                }
                 match more {
                     Some(next) => write!(f, ", more from {next})"),
                     None => f.write_str(")"),
@@ -207,6 +240,14 @@ impl<V: std::fmt::Debug> std::fmt::Display for Message<V> {
                 Some(at) => write!(f, "forward {id} ={value:?} to {at}"),
                 None => write!(f, "forward {id} ={value:?}"),
             },
+            Message::SnapshotChunk { meta, offset, data } => write!(
+                f,
+                "{meta}: bytes {offset}..{}",
+                offset.saturating_add(data.len() as u64)
+            ),
+            Message::SnapshotRead { index, offset } => {
+                write!(f, "read snapshot below {index} from byte {offset}")
+            }
         }
     }
 }

@@ -26,6 +26,9 @@ pub struct ProposerFaults {
     /// The node answers an append as soon as its instance is decided, not once every instance
     /// below it is (acknowledgements out of log order). Read by the runtime.
     pub ack_before_prefix: bool,
+    /// Ignore where promises say an acceptor's log was compacted: fill below it as if nothing
+    /// had been accepted there (breaks agreement once acceptors compact).
+    pub ignore_compaction: bool,
 }
 
 /// Where the proposer is.
@@ -113,6 +116,11 @@ pub struct Proposer<V> {
     first_undecided: InstanceId,
     /// Instances known decided above `first_undecided`.
     decided_above: BTreeSet<InstanceId>,
+    /// An acceptor compacted its log below this: every instance below is chosen, even where
+    /// this node does not know the entry yet (it gets the snapshot), so nothing is proposed
+    /// there. A no-op there could be chosen over the value a quorum chose: the compacted
+    /// acceptor no longer reports that value, and the others of that quorum may not be asked.
+    chosen_below: InstanceId,
     /// Above every instance this proposer knows used: where the next queued request goes.
     fresh: InstanceId,
     /// Leaderless mode: an idle proposer that sees a hole below a decision for long enough
@@ -155,6 +163,7 @@ impl<V: Value> Proposer<V> {
             requests: BTreeMap::new(),
             first_undecided,
             decided_above,
+            chosen_below: InstanceId(0),
             fresh,
             fills_idle_holes: config.leader_mode == crate::config::LeaderMode::Leaderless,
             hole_ticks: 0,
@@ -169,6 +178,12 @@ impl<V: Value> Proposer<V> {
             .last()
             .map_or(self.first_undecided, |i| i.next())
             .max(self.first_undecided)
+            .max(self.chosen_below)
+    }
+
+    /// The lowest instance this proposer may propose in: below it everything is known chosen.
+    fn lowest_open(&self) -> InstanceId {
+        self.first_undecided.max(self.chosen_below)
     }
 
     /// Break the proposer on purpose (tests of the checkers only).
@@ -225,7 +240,41 @@ impl<V: Value> Proposer<V> {
     }
 
     fn is_decided(&self, instance: InstanceId) -> bool {
-        instance < self.first_undecided || self.decided_above.contains(&instance)
+        instance < self.lowest_open() || self.decided_above.contains(&instance)
+    }
+
+    /// Every instance below `below` is chosen (an acceptor or this node's own snapshot covers
+    /// it): nothing is proposed there again. A request of ours in flight there may or may not
+    /// have been chosen, so it goes back to the queue (the sessions apply it once either way);
+    /// one pinned there is answered by whatever was chosen, as for any decision.
+    pub fn on_compacted(&mut self, below: InstanceId, out: &mut Effects<V>) {
+        if below <= self.chosen_below {
+            return;
+        }
+        self.chosen_below = below;
+        let kept = self.pinned.split_off(&below);
+        let pinned: BTreeSet<ProposalId> = std::mem::replace(&mut self.pinned, kept)
+            .into_values()
+            .filter_map(|entry| entry.id())
+            .collect();
+        for id in &pinned {
+            self.requests.remove(id);
+        }
+        let kept = self.in_flight.split_off(&below);
+        let dropped = std::mem::replace(&mut self.in_flight, kept);
+        for (_, flight) in dropped.into_iter().rev() {
+            if let (true, Entry::Value { id, value }) = (flight.ours, flight.entry)
+                && !pinned.contains(&id)
+            {
+                self.requests.insert(id, None);
+                self.queue.push_front((id, value));
+            }
+        }
+        self.decided_above = self.decided_above.split_off(&below);
+        self.fresh = self.fresh.max(below);
+        if matches!(self.phase, Phase::Leading { .. }) {
+            self.drain_queue(out);
+        }
     }
 
     /// A client pinned `entry` to `instance` (Elixir's `propose_at`): the instance ends up
@@ -287,7 +336,7 @@ impl<V: Value> Proposer<V> {
         // What was in flight at the lost ballot is not known used: the new phase 1 finds
         // whatever a quorum accepted, and every other instance is free again (no holes).
         self.fresh = self.above_decided();
-        let first = self.first_undecided;
+        let first = self.lowest_open();
         self.phase = Phase::Preparing {
             first,
             promises: Votes::new(),
@@ -324,6 +373,7 @@ impl<V: Value> Proposer<V> {
     }
 
     /// Phase 1b arrived: one page of `from`'s promise of `ballot`, from instance `first`.
+    #[allow(clippy::too_many_arguments)] // the fields of one `Message::Promise`
     pub fn on_promise(
         &mut self,
         from: NodeId,
@@ -331,9 +381,17 @@ impl<V: Value> Proposer<V> {
         first: InstanceId,
         accepted: Vec<AcceptedEntry<V>>,
         more: Option<InstanceId>,
+        compacted: InstanceId,
         out: &mut Effects<V>,
     ) {
-        if ballot != self.ballot || !self.acceptors.contains(&from) {
+        if !self.acceptors.contains(&from) {
+            return;
+        }
+        // A fact about the log, whatever the ballot: never propose below a compacted prefix.
+        if !self.faults.ignore_compaction {
+            self.on_compacted(compacted, out);
+        }
+        if ballot != self.ballot {
             return;
         }
         let Phase::Preparing {
@@ -390,6 +448,8 @@ impl<V: Value> Proposer<V> {
         adopted: BTreeMap<InstanceId, (Ballot, Entry<V>)>,
         out: &mut Effects<V>,
     ) {
+        // Below a prefix some acceptor compacted, everything is chosen: nothing to propose.
+        let first = first.max(self.chosen_below);
         self.phase = Phase::Leading { first };
         let top = adopted
             .keys()
@@ -754,7 +814,15 @@ mod tests {
             Phase::Preparing { first, .. } => *first,
             _ => InstanceId(0),
         };
-        p.on_promise(NodeId(from), p.ballot(), first, entries, None, out);
+        p.on_promise(
+            NodeId(from),
+            p.ballot(),
+            first,
+            entries,
+            None,
+            InstanceId(0),
+            out,
+        );
     }
 
     /// Phase 1 done on a quorum that reported nothing.
@@ -941,6 +1009,7 @@ mod tests {
             InstanceId(0),
             page,
             Some(InstanceId(1)),
+            InstanceId(0),
             &mut out,
         );
         assert_eq!(
@@ -965,12 +1034,21 @@ mod tests {
             InstanceId(0),
             vec![],
             None,
+            InstanceId(0),
             &mut Effects::new(),
         );
         assert!(matches!(p.phase(), Phase::Preparing { .. }));
         let mut out = Effects::new();
         let last = vec![reported(1, b(1, 2), e(6))];
-        p.on_promise(NodeId(2), ballot, InstanceId(1), last, None, &mut out);
+        p.on_promise(
+            NodeId(2),
+            ballot,
+            InstanceId(1),
+            last,
+            None,
+            InstanceId(0),
+            &mut out,
+        );
         assert_eq!(accepted(&out), vec![(0, e(5)), (1, e(6))]);
     }
 
@@ -1134,7 +1212,15 @@ mod tests {
         p.propose_at(InstanceId(0), e(100), &mut Effects::new());
         let mut out = Effects::new();
         for from in 1..=2 {
-            p.on_promise(NodeId(from), b(1, 1), InstanceId(0), vec![], None, &mut out);
+            p.on_promise(
+                NodeId(from),
+                b(1, 1),
+                InstanceId(0),
+                vec![],
+                None,
+                InstanceId(0),
+                &mut out,
+            );
         }
         assert!(out.messages.is_empty());
     }
@@ -1261,6 +1347,74 @@ mod tests {
     }
 
     /// Accepted counts only from an acceptor, at the ballot held now.
+    #[test]
+    fn a_compacted_prefix_is_never_proposed_in() {
+        let mut p = proposer(0);
+        p.append(id(7), 7, &mut Effects::new());
+        let ballot = p.ballot();
+        let mut out = Effects::new();
+        // n2 compacted below i3; what it reported below is gone, and n3 reports i1 (as if it
+        // accepted there once): phase 1 must not propose it, nor a no-op, below i3.
+        p.on_promise(
+            NodeId(2),
+            ballot,
+            InstanceId(0),
+            vec![],
+            None,
+            InstanceId(3),
+            &mut out,
+        );
+        promise(&mut p, 3, vec![reported(1, b(0, 3), e(9))], &mut out);
+        assert_eq!(
+            p.phase(),
+            &Phase::Leading {
+                first: InstanceId(3)
+            }
+        );
+        assert_eq!(accepted(&out), vec![(3, e(7))]);
+        assert!(p.is_decided(InstanceId(2)));
+        // Pinning below it does nothing; the next request goes above everything.
+        let mut out = Effects::new();
+        p.propose_at(InstanceId(1), e(8), &mut out);
+        p.append(id(10), 10, &mut out);
+        assert_eq!(accepted(&out), vec![(4, e(10))]);
+    }
+
+    /// A compaction learned while leading: a request of ours in flight below it may not have
+    /// been chosen, so it is proposed again above (the sessions apply it once); one pinned
+    /// below is dropped (what was chosen there answers it). An older compaction changes
+    /// nothing.
+    #[test]
+    fn a_compaction_while_leading_requeues_what_was_in_flight_below() {
+        let mut p = proposer(0);
+        p.propose_at(InstanceId(1), e(1), &mut Effects::new());
+        leading(&mut p);
+        p.append(id(2), 2, &mut Effects::new());
+        let mut out = Effects::new();
+        p.on_compacted(InstanceId(3), &mut out);
+        assert_eq!(accepted(&out), vec![(3, e(2))]);
+        assert!(
+            p.pinned.is_empty(),
+            "the pinned request below is answered by the log"
+        );
+        let before = p.clone();
+        let mut out = Effects::new();
+        p.on_compacted(InstanceId(2), &mut out);
+        assert_eq!(out, Effects::new());
+        assert_eq!(p, before);
+    }
+
+    /// The next phase 1 asks only above a compacted prefix.
+    #[test]
+    fn phase1_starts_above_a_compacted_prefix() {
+        let mut p = proposer(0);
+        p.on_compacted(InstanceId(5), &mut Effects::new());
+        let mut out = Effects::new();
+        p.start_phase1(&mut out);
+        assert_eq!(out.messages, prepares(p.ballot(), 5));
+        assert_eq!(p.next_free_instance(InstanceId(0)), InstanceId(5));
+    }
+
     #[test]
     fn accepted_from_a_stranger_or_an_old_ballot_does_not_count() {
         let mut p = proposer(0);

@@ -4,16 +4,62 @@
 use crate::acceptor::{Acceptor, AcceptorFaults};
 use crate::ballot::{Ballot, InstanceId, NodeId};
 use crate::config::{Config, ConfigError, LeaderMode};
-use crate::effects::Effects;
+use crate::effects::{Effects, Restored, Write};
 use crate::election::Election;
 use crate::learner::Learner;
 use crate::log::{ClientId, Decision, Entry, ProposalId};
 use crate::message::{Message, Value};
 use crate::proposer::{Phase, Proposer, ProposerFaults};
 use crate::session::Sessions;
+use crate::snapshot::{Snapshot, SnapshotError, SnapshotMeta, decode_payload, encode_payload};
 use crate::storage::DurableState;
+use crate::transfer::{Piece, Receiver, piece};
 use crate::validate::{InputError, check_instance, check_message};
+use bytes::Bytes;
 use std::collections::{BTreeMap, BTreeSet};
+
+/// Why a node could not be built from its configuration and durable state.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum StartError {
+    /// The configuration cannot work.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The stored snapshot cannot be read by this build.
+    #[error(transparent)]
+    Snapshot(#[from] SnapshotError),
+}
+
+/// Why [`Replica::compact`] took no snapshot.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum CompactError {
+    /// The point is not above the snapshot kept (nothing new was applied since, or a newer
+    /// snapshot was installed meanwhile): snapshots never go back.
+    #[error("a snapshot below {index} is not newer than the one kept (below {kept})")]
+    NotNewer {
+        /// The point's index.
+        index: InstanceId,
+        /// The kept snapshot's index.
+        kept: InstanceId,
+    },
+}
+
+/// A point of the applied log a snapshot can be taken at ([`Replica::snapshot_point`]): every
+/// instance below `index` applied, with the sessions as they were there. The state machine's
+/// state at the same point goes with it into [`Replica::compact`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SnapshotPoint {
+    index: InstanceId,
+    sessions: Sessions,
+}
+
+impl SnapshotPoint {
+    /// Every instance below this is in the snapshot.
+    pub fn index(&self) -> InstanceId {
+        self.index
+    }
+}
 
 /// What became of a client's proposal ([`Replica::propose`]), as far as this node can tell at
 /// once.
@@ -91,25 +137,47 @@ pub struct Replica<V> {
     max_ahead: u64,
     /// A forwarded request the leader has not decided within this many ticks is sent again.
     forward_every: u64,
+    /// The latest snapshot this node holds (taken here or installed): what a peer that needs
+    /// compacted instances is sent.
+    snapshot: Option<Snapshot>,
+    /// Snapshots coming from peers.
+    receiver: Receiver,
+    chunk_bytes: usize,
+    keep_entries: u64,
     now: u64,
 }
 
 impl<V: Value> Replica<V> {
     /// Rebuild a node from its durable state; `seed` feeds its backoff jitter.
     ///
+    /// A node with a stored snapshot resumes from it: its sessions come from the snapshot,
+    /// every instance below its index counts as applied, and the decided entries kept above
+    /// are applied on top (the state machine restores [`Replica::snapshot`] and replays
+    /// [`Replica::applied_log`] from its index).
+    ///
     /// # Errors
-    /// An invalid `config`.
-    pub fn new(config: &Config, state: DurableState<V>, seed: u64) -> Result<Self, ConfigError> {
+    /// An invalid `config`; a stored snapshot this build cannot decode.
+    pub fn new(config: &Config, state: DurableState<V>, seed: u64) -> Result<Self, StartError> {
         config.validate()?;
-        Ok(Self::assemble(config, state, seed))
+        Ok(Self::assemble(config, state, seed)?)
     }
 
     /// [`Replica::new`] for a `config` already validated (the runtime checks it when the node
     /// is built, before anything runs).
-    pub(crate) fn assemble(config: &Config, state: DurableState<V>, seed: u64) -> Self {
+    pub(crate) fn assemble(
+        config: &Config,
+        state: DurableState<V>,
+        seed: u64,
+    ) -> Result<Self, SnapshotError> {
         // Rule: never reuse a ballot. Start above every round used (persisted) or seen (promised).
         let max_round = state.proposer_round.max(state.promised.round);
-        let learner = Learner::new(config, state.decided);
+        let (mut sessions, snapshot_index) = match &state.snapshot {
+            Some(s) => (decode_payload(s)?.0, s.meta.index),
+            None => (Sessions::new(), InstanceId(0)),
+        };
+        let mut learner = Learner::new(config, state.decided);
+        learner.skip_to(snapshot_index);
+        learner.compact_below(state.log_start);
         // The proposer starts at what the learner recovered, not at instance 0, so a restarted
         // leader's phase 1 asks only for what it does not know.
         let frontier = learner.first_undecided();
@@ -119,17 +187,20 @@ impl<V: Value> Replica<V> {
             .map(|(i, _)| *i)
             .collect();
         let proposer = Proposer::new(config, max_round, seed, frontier, decided_above);
-        // The sessions are a function of the decided prefix: replay it.
-        let mut sessions = Sessions::new();
-        for (&instance, entry) in learner.decisions().range(..frontier) {
+        // The sessions are a function of the decided prefix: replay what the snapshot (if
+        // any) does not cover.
+        for (&instance, entry) in learner.decisions().range(snapshot_index..frontier) {
             sessions.apply(instance, entry);
         }
-        Replica {
+        let acceptor = config.is_acceptor().then(|| {
+            let mut a = Acceptor::new(config, state.promised, state.accepted);
+            a.compact_below(state.log_start);
+            a
+        });
+        Ok(Replica {
             id: config.id,
             nodes: config.nodes.clone(),
-            acceptor: config
-                .is_acceptor()
-                .then(|| Acceptor::new(config, state.promised, state.accepted)),
+            acceptor,
             proposer,
             learner,
             election: (config.leader_mode == LeaderMode::Elected).then(|| Election::new(config)),
@@ -142,8 +213,12 @@ impl<V: Value> Replica<V> {
             applied: frontier,
             max_ahead: config.max_instances_ahead,
             forward_every: config.phase_timeout_ticks.saturating_mul(2).max(1),
+            snapshot: state.snapshot,
+            receiver: Receiver::new(config.max_snapshot_bytes, config.phase_timeout_ticks),
+            chunk_bytes: config.snapshot_chunk_bytes.max(1),
+            keep_entries: config.snapshot_keep_entries,
             now: 0,
-        }
+        })
     }
 
     /// Break this node on purpose, to prove a checker catches it (feature `testing`).
@@ -225,6 +300,142 @@ impl<V: Value> Replica<V> {
             .collect()
     }
 
+    /// The latest snapshot this node holds (taken here, installed from a peer, or restored at
+    /// start-up), if any.
+    pub fn snapshot(&self) -> Option<&Snapshot> {
+        self.snapshot.as_ref()
+    }
+
+    /// The state machine bytes of the snapshot this node holds, and what it covers: what a
+    /// state machine restores at start-up before replaying [`Replica::applied_log`] from
+    /// `meta.index`.
+    pub fn snapshot_state(&self) -> Option<(SnapshotMeta, Bytes)> {
+        let s = self.snapshot.as_ref()?;
+        // Decoded once already (at start-up or install): it cannot fail now.
+        decode_payload(s).ok().map(|(_, state)| (s.meta, state))
+    }
+
+    /// The snapshot being received from a peer, if any.
+    pub fn receiving_snapshot(&self) -> Option<SnapshotMeta> {
+        self.receiver.receiving()
+    }
+
+    /// Where a snapshot of this node would be taken now: at the applied index, with the
+    /// sessions there. The state machine captures its own state at the same point (before it
+    /// applies anything further) and hands it to [`Replica::compact`], whenever it has encoded
+    /// it; the node carries on meanwhile.
+    pub fn snapshot_point(&self) -> SnapshotPoint {
+        SnapshotPoint {
+            index: self.applied,
+            sessions: self.sessions.clone(),
+        }
+    }
+
+    /// Keep a snapshot at `point` holding the state machine's `state`, and drop the log below
+    /// `point.index` minus [`Config::snapshot_keep_entries`]: in memory now, durably in this
+    /// step's save ([`Write::Snapshot`] and [`Write::TruncateBelow`], one atomic step).
+    /// Bounded by what this node *applied*, never by what it merely decided (OmniPaxos #131),
+    /// and never waits for other nodes: one that needs what was dropped is sent the snapshot.
+    ///
+    /// # Errors
+    /// [`CompactError::NotNewer`] if a snapshot at or above the point is kept already.
+    pub fn compact(
+        &mut self,
+        point: SnapshotPoint,
+        state: Bytes,
+        out: &mut Effects<V>,
+    ) -> Result<SnapshotMeta, CompactError> {
+        let kept = self
+            .snapshot
+            .as_ref()
+            .map_or(InstanceId(0), |s| s.meta.index);
+        if point.index <= kept {
+            return Err(CompactError::NotNewer {
+                index: point.index,
+                kept,
+            });
+        }
+        let ballot = self.promised().max(self.proposer.ballot());
+        let snapshot = Snapshot::new(point.index, ballot, encode_payload(&point.sessions, &state));
+        let meta = snapshot.meta;
+        let start = InstanceId(point.index.0.saturating_sub(self.keep_entries));
+        out.write(Write::Snapshot(snapshot.clone()));
+        if start > self.learner.log_start() {
+            out.write(Write::TruncateBelow(start));
+            self.learner.compact_below(start);
+            if let Some(a) = &mut self.acceptor {
+                a.compact_below(start);
+            }
+        }
+        tracing::info!(node = %self.id, %meta, log_start = %self.learner.log_start(), "snapshot taken");
+        self.snapshot = Some(snapshot);
+        Ok(meta)
+    }
+
+    /// A complete snapshot from a peer: install it, in one atomic save, if it is ahead of
+    /// what this node applied. Its sessions replace this node's; every instance below its
+    /// index counts as applied and decided; the log below it is dropped; the state machine is
+    /// told to restore ([`Effects::restored`]), and decisions kept above it are applied next.
+    fn install(&mut self, snapshot: Snapshot, out: &mut Effects<V>) {
+        let index = snapshot.meta.index;
+        if index <= self.applied {
+            return;
+        }
+        let (sessions, state) = match decode_payload(&snapshot) {
+            Ok(payload) => payload,
+            Err(e) => {
+                tracing::warn!(node = %self.id, error = %e, "received snapshot dropped");
+                return;
+            }
+        };
+        out.write(Write::Snapshot(snapshot.clone()));
+        out.write(Write::TruncateBelow(index));
+        self.learner.skip_to(index);
+        self.learner.compact_below(index);
+        if let Some(a) = &mut self.acceptor {
+            a.compact_below(index);
+        }
+        self.proposer.on_compacted(index, out);
+        self.sessions = sessions;
+        self.applied = index;
+        // This node's clients' requests the snapshot shows applied are answered; one pinned
+        // below it was decided with an entry no longer known here.
+        let mut requests = Vec::new();
+        let mut below = Vec::new();
+        for (&id, own) in &self.own {
+            if let Some(at) = self.sessions.applied_at(id) {
+                requests.push((id, at));
+            } else if own.at.is_some_and(|at| at < index) {
+                below.push(id);
+            }
+        }
+        for (id, _) in &requests {
+            self.own.remove(id);
+        }
+        for id in below {
+            self.own.remove(&id);
+            out.abandoned.push((id, true));
+        }
+        tracing::info!(node = %self.id, meta = %snapshot.meta, "snapshot installed");
+        out.restored = Some(Restored {
+            meta: snapshot.meta,
+            state,
+            requests,
+            after: out.applied.len(),
+        });
+        self.snapshot = Some(snapshot);
+        self.apply_decided(out);
+    }
+
+    /// Send `to` the piece of the kept snapshot at `offset` (from the start if `index` is not
+    /// the kept one's: the peer restarts on it if it is newer than what it has).
+    fn serve_snapshot(&self, to: NodeId, index: InstanceId, offset: u64, out: &mut Effects<V>) {
+        if let Some(s) = &self.snapshot {
+            let offset = if s.meta.index == index { offset } else { 0 };
+            out.send(to, piece(s, offset, self.chunk_bytes));
+        }
+    }
+
     /// A new client session of this node: its requests are `ProposalId { client, seq }` for
     /// the client's own `seq`s. `None` before [`Replica::start`].
     pub fn mint_session(&mut self) -> Option<ClientId> {
@@ -269,6 +480,12 @@ impl<V: Value> Replica<V> {
             }
             if let Some(entry) = self.learner.decided(i) {
                 return ProposeStatus::Decided(entry.clone());
+            }
+            if i < self.learner.first_undecided() {
+                return ProposeStatus::Rejected(InputError::Compacted {
+                    instance: i,
+                    log_start: self.learner.log_start(),
+                });
             }
             if i.0
                 > self
@@ -423,9 +640,10 @@ impl<V: Value> Replica<V> {
                 first,
                 accepted,
                 more,
+                compacted,
             } => self
                 .proposer
-                .on_promise(from, ballot, first, accepted, more, out),
+                .on_promise(from, ballot, first, accepted, more, compacted, out),
             Message::Nack { ballot, promised } => self.proposer.on_nack(ballot, promised),
             Message::Accepted {
                 ballot,
@@ -456,9 +674,24 @@ impl<V: Value> Replica<V> {
                     }
                 }
             }
-            Message::CatchUp { first } => self.learner.on_catch_up(from, first, out),
+            Message::CatchUp { first } => {
+                if !self.learner.on_catch_up(from, first, out) {
+                    self.serve_snapshot(from, InstanceId(0), 0, out);
+                }
+            }
             Message::Heartbeat => {}
             Message::Forward { id, value, at } => self.on_forward(id, value, at, out),
+            Message::SnapshotRead { index, offset } => {
+                self.serve_snapshot(from, index, offset, out);
+            }
+            Message::SnapshotChunk { meta, offset, data } => {
+                let piece = self
+                    .receiver
+                    .on_chunk(from, meta, offset, data, self.applied, out);
+                if let Piece::Complete(snapshot) = piece {
+                    self.install(snapshot, out);
+                }
+            }
         }
         self.after_decisions(decided_before, out);
         Ok(())
@@ -498,6 +731,7 @@ impl<V: Value> Replica<V> {
         self.reroute_stale(out);
         self.proposer.tick(out);
         self.learner.tick(out);
+        self.receiver.tick(self.applied, out);
         self.after_decisions(decided_before, out);
     }
 
@@ -555,6 +789,12 @@ impl<V: Value> Replica<V> {
             // A client's request pinned to this instance is answered by its decision.
             self.own.retain(|_, o| o.at != Some(*instance));
         }
+        self.apply_decided(out);
+    }
+
+    /// Apply the decided prefix, in order, from the applied index on.
+    fn apply_decided(&mut self, out: &mut Effects<V>) {
+        let first = self.learner.first_undecided();
         while self.applied < first {
             let instance = self.applied;
             let Some(entry) = self.learner.decided(instance).cloned() else {
@@ -591,11 +831,24 @@ mod tests {
     }
 
     /// Deliver every message (FIFO) until the cluster is quiet; returns the messages seen.
-    fn pump(nodes: &mut [Replica<u64>], mut out: Effects<u64>, from: NodeId) -> Vec<Message<u64>> {
+    fn pump(nodes: &mut [Replica<u64>], out: Effects<u64>, from: NodeId) -> Vec<Message<u64>> {
+        pump_except(nodes, out, from, &[])
+    }
+
+    /// [`pump`], dropping every message to or from the nodes in `cut`.
+    fn pump_except(
+        nodes: &mut [Replica<u64>],
+        mut out: Effects<u64>,
+        from: NodeId,
+        cut: &[NodeId],
+    ) -> Vec<Message<u64>> {
         let mut queue: VecDeque<(NodeId, Envelope<u64>)> =
             out.messages.drain(..).map(|e| (from, e)).collect();
         let mut seen = Vec::new();
         while let Some((from, env)) = queue.pop_front() {
+            if cut.contains(&env.to) || cut.contains(&from) {
+                continue;
+            }
             seen.push(env.message.clone());
             let node = &mut nodes[(env.to.0 - 1) as usize];
             let mut out = Effects::new();
@@ -709,6 +962,186 @@ mod tests {
                 .and_then(Entry::value),
             Some(&9)
         );
+    }
+
+    /// A follower cut off while the others decide and compact catches up by snapshot, in
+    /// pieces: it installs it in one save (snapshot + truncation), takes the sessions and the
+    /// applied index from it, hands the state to its state machine, and a request of its own
+    /// the snapshot shows applied is answered.
+    #[test]
+    fn a_follower_behind_a_compacted_log_installs_the_snapshot() {
+        let mut nodes = cluster();
+        for n in &mut nodes {
+            n.chunk_bytes = 16;
+            n.keep_entries = 0;
+        }
+        let n3 = NodeId(3);
+        // n3's own request reaches n1 before n3 is cut off (n3's own phase 1 is lost).
+        let id = nodes[2].next_own_request();
+        nodes[2].append(id, 300, &mut Effects::new());
+        let mut out = Effects::new();
+        nodes[0]
+            .on_message(
+                n3,
+                Message::Forward {
+                    id,
+                    value: 300,
+                    at: None,
+                },
+                &mut out,
+            )
+            .expect("valid");
+        pump_except(&mut nodes, out, NodeId(1), &[n3]);
+        for v in 1..=4 {
+            let mut out = Effects::new();
+            nodes[0].propose(None, v, &mut out);
+            nodes[0].tick(&mut out);
+            pump_except(&mut nodes, out, NodeId(1), &[n3]);
+        }
+        let mut out = Effects::new();
+        nodes[0].tick(&mut out);
+        pump_except(&mut nodes, out, NodeId(1), &[n3]);
+        assert_eq!(nodes[1].applied(), InstanceId(5));
+        for n in &mut nodes[..2] {
+            let point = n.snapshot_point();
+            let mut out = Effects::new();
+            let meta = n
+                .compact(point, Bytes::from_static(b"state after i0-i4"), &mut out)
+                .expect("new");
+            assert_eq!(meta.index, InstanceId(5));
+            assert_eq!(n.learner().log_start(), InstanceId(5));
+            assert!(matches!(
+                out.writes[..],
+                [Write::Snapshot(_), Write::TruncateBelow(InstanceId(5))]
+            ));
+        }
+        // n3 asks for what it missed; n1 and n2 can only send the snapshot.
+        let mut out = Effects::new();
+        nodes[2].tick(&mut out);
+        assert!(out.messages.iter().any(|e| matches!(
+            e.message,
+            Message::CatchUp {
+                first: InstanceId(0)
+            }
+        )));
+        let mut installed = None;
+        let mut queue: VecDeque<(NodeId, Envelope<u64>)> =
+            out.messages.drain(..).map(|e| (n3, e)).collect();
+        let mut pieces = 0;
+        while let Some((from, env)) = queue.pop_front() {
+            let to = env.to;
+            if matches!(env.message, Message::SnapshotChunk { .. }) {
+                pieces += 1;
+            }
+            let node = &mut nodes[(to.0 - 1) as usize];
+            let mut out = Effects::new();
+            node.on_message(from, env.message, &mut out)
+                .expect("valid input");
+            if to == n3
+                && let Some(r) = out.restored.take()
+            {
+                assert!(matches!(
+                    out.writes[..],
+                    [Write::Snapshot(_), Write::TruncateBelow(InstanceId(5))]
+                ));
+                installed = Some(r);
+            }
+            queue.extend(out.messages.into_iter().map(|e| (to, e)));
+        }
+        let restored = installed.expect("n3 installed the snapshot");
+        assert!(pieces > 2, "the snapshot came in pieces ({pieces})");
+        assert_eq!(restored.meta.index, InstanceId(5));
+        assert_eq!(restored.state, Bytes::from_static(b"state after i0-i4"));
+        assert_eq!(
+            restored.requests,
+            vec![(id, nodes[0].applied_at(id).expect("applied"))]
+        );
+        assert_eq!(nodes[2].applied(), InstanceId(5));
+        assert_eq!(nodes[2].learner().first_undecided(), InstanceId(5));
+        assert_eq!(nodes[2].sessions, nodes[0].sessions);
+        assert_eq!(
+            nodes[2].snapshot().map(|s| s.meta),
+            nodes[0].snapshot().map(|s| s.meta)
+        );
+        // The next decision is applied on top, everywhere.
+        let mut out = Effects::new();
+        nodes[0].propose(None, 6, &mut out);
+        nodes[0].tick(&mut out);
+        pump(&mut nodes, out, NodeId(1));
+        let mut out = Effects::new();
+        nodes[0].tick(&mut out);
+        pump(&mut nodes, out, NodeId(1));
+        for n in &nodes {
+            assert_eq!(n.applied(), InstanceId(6), "{}", n.id());
+        }
+    }
+
+    /// A node restarted over a stored snapshot and a kept tail resumes from them: the sessions
+    /// of the snapshot plus the tail, everything below the tail's end applied, and a pinned
+    /// proposal below the kept log refused as compacted.
+    #[test]
+    fn a_restart_resumes_from_the_snapshot_and_the_kept_tail() {
+        let mut nodes = cluster();
+        for v in 1..=4 {
+            let mut out = Effects::new();
+            nodes[0].propose(None, v, &mut out);
+            nodes[0].tick(&mut out);
+            pump(&mut nodes, out, NodeId(1));
+        }
+        let n = &mut nodes[0];
+        n.keep_entries = 1;
+        let mut out = Effects::new();
+        n.compact(n.snapshot_point(), Bytes::from_static(b"s"), &mut out)
+            .expect("new");
+        let mut disk = DurableState::default();
+        for (i, e) in n.learner().decisions() {
+            disk.apply(&Write::Decided {
+                instance: *i,
+                entry: e.clone(),
+            });
+        }
+        out.writes.iter().for_each(|w| disk.apply(w));
+        assert_eq!(disk.log_start, InstanceId(3));
+        let config = Config::symmetric(NodeId(1), [NodeId(1), NodeId(2), NodeId(3)])
+            .with_learner_strategy(crate::config::LearnerStrategy::Leader);
+        let mut back = Replica::new(&config, disk.clone(), 1).expect("restored");
+        assert_eq!(back.applied(), n.applied());
+        assert_eq!(back.sessions, n.sessions);
+        assert_eq!(back.learner().log_start(), InstanceId(3));
+        assert_eq!(
+            back.snapshot_state(),
+            Some((n.snapshot().expect("kept").meta, Bytes::from_static(b"s")))
+        );
+        assert_eq!(
+            back.propose(Some(InstanceId(1)), 9, &mut Effects::new()),
+            ProposeStatus::Rejected(InputError::Compacted {
+                instance: InstanceId(1),
+                log_start: InstanceId(3)
+            })
+        );
+        assert_eq!(
+            back.compact(back.snapshot_point(), Bytes::new(), &mut Effects::new()),
+            Err(CompactError::NotNewer {
+                index: InstanceId(4),
+                kept: InstanceId(4)
+            })
+        );
+        let mut no_pieces = config.clone();
+        no_pieces.snapshot_chunk_bytes = 0;
+        assert!(matches!(
+            Replica::<u64>::new(&no_pieces, disk.clone(), 1),
+            Err(StartError::Config(ConfigError::Snapshot(_)))
+        ));
+        // A snapshot this build cannot read stops the start, typed.
+        disk.snapshot = Some(Snapshot::new(
+            InstanceId(4),
+            Ballot::ZERO,
+            b"garbage".to_vec(),
+        ));
+        assert!(matches!(
+            Replica::<u64>::new(&config, disk, 1),
+            Err(StartError::Snapshot(SnapshotError::Undecodable { .. }))
+        ));
     }
 
     /// Input no correct member sends is refused before any rule runs and changes nothing: a

@@ -9,6 +9,7 @@
 
 use crate::ballot::InstanceId;
 use crate::log::{Entry, ProposalId};
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 /// What applying one decided entry did.
@@ -23,8 +24,8 @@ pub enum Applied {
 }
 
 /// The requests applied so far, by id. Part of the replicated state: every replica that
-/// applied the same prefix holds the same sessions.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+/// applied the same prefix holds the same sessions, and a snapshot carries them.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct Sessions {
     applied: BTreeMap<ProposalId, InstanceId>,
 }
@@ -52,6 +53,16 @@ impl Sessions {
     /// Where request `id` was applied, if it was.
     pub fn applied_at(&self, id: ProposalId) -> Option<InstanceId> {
         self.applied.get(&id).copied()
+    }
+
+    /// How many requests are remembered.
+    pub fn len(&self) -> usize {
+        self.applied.len()
+    }
+
+    /// True if no request was applied.
+    pub fn is_empty(&self) -> bool {
+        self.applied.is_empty()
     }
 
     /// What applying `entry`, decided in `instance` and applied already, did (the same answer

@@ -52,6 +52,25 @@ pub enum InputError {
         /// Where it says the next one starts.
         more: InstanceId,
     },
+    /// A client pinned a proposal to an instance whose entry was compacted into a snapshot:
+    /// it is decided, and what was decided there is no longer kept.
+    #[error("instance {} is compacted (the log starts at {})", .instance.0, .log_start.0)]
+    Compacted {
+        /// The instance asked for.
+        instance: InstanceId,
+        /// Where the kept log starts.
+        log_start: InstanceId,
+    },
+    /// A snapshot piece that reaches past the end its snapshot's metadata names.
+    #[error("snapshot piece at byte {offset} of {len} bytes overruns the snapshot's {size} bytes")]
+    ChunkOutOfBounds {
+        /// Where the piece starts.
+        offset: u64,
+        /// Its length.
+        len: u64,
+        /// The snapshot's size.
+        size: u64,
+    },
 }
 
 /// Refuse `ballot` if its round is out of range.
@@ -84,9 +103,11 @@ pub(crate) fn check_message<V>(message: &Message<V>) -> Result<(), InputError> {
             first,
             accepted,
             more,
+            compacted,
         } => {
             check_ballot(*ballot)?;
             check_instance(*first)?;
+            check_instance(*compacted)?;
             if let Some(more) = *more {
                 check_instance(more)?;
                 if more <= *first {
@@ -122,6 +143,20 @@ pub(crate) fn check_message<V>(message: &Message<V>) -> Result<(), InputError> {
         Message::CatchUp { first } => check_instance(*first),
         Message::Forward { at, .. } => at.map_or(Ok(()), check_instance),
         Message::Heartbeat => Ok(()),
+        Message::SnapshotChunk { meta, offset, data } => {
+            check_ballot(meta.ballot)?;
+            check_instance(meta.index)?;
+            let len = data.len() as u64;
+            match offset.checked_add(len) {
+                Some(end) if end <= meta.size => Ok(()),
+                _ => Err(InputError::ChunkOutOfBounds {
+                    offset: *offset,
+                    len,
+                    size: meta.size,
+                }),
+            }
+        }
+        Message::SnapshotRead { index, .. } => check_instance(*index),
     }
 }
 
@@ -140,6 +175,15 @@ mod tests {
         node: NodeId(1),
     };
 
+    fn chunk_meta(index: InstanceId, ballot: Ballot, size: u64) -> crate::SnapshotMeta {
+        crate::SnapshotMeta {
+            index,
+            ballot,
+            size,
+            checksum: 0,
+        }
+    }
+
     /// A promise page from `first` that says the next page starts at `more`.
     fn promise_page(first: u64, more: u64) -> Message<u64> {
         Message::Promise {
@@ -147,6 +191,7 @@ mod tests {
             first: InstanceId(first),
             accepted: vec![],
             more: Some(InstanceId(more)),
+            compacted: InstanceId(0),
         }
     }
 
@@ -189,6 +234,17 @@ mod tests {
                         entry: Entry::Noop,
                     }],
                     more: None,
+                    compacted: InstanceId(0),
+                },
+                instance.clone(),
+            ),
+            (
+                Message::Promise {
+                    ballot: OK,
+                    first: InstanceId(0),
+                    accepted: vec![],
+                    more: None,
+                    compacted: top,
                 },
                 instance.clone(),
             ),
@@ -202,6 +258,7 @@ mod tests {
                         entry: Entry::Noop,
                     }],
                     more: None,
+                    compacted: InstanceId(0),
                 },
                 round.clone(),
             ),
@@ -244,6 +301,61 @@ mod tests {
                 instance.clone(),
             ),
             (Message::CatchUp { first: top }, instance.clone()),
+            (
+                Message::SnapshotRead {
+                    index: top,
+                    offset: 0,
+                },
+                instance.clone(),
+            ),
+            (
+                Message::SnapshotChunk {
+                    meta: chunk_meta(top, OK, 4),
+                    offset: 0,
+                    data: bytes::Bytes::new(),
+                },
+                instance.clone(),
+            ),
+            (
+                Message::SnapshotChunk {
+                    meta: chunk_meta(InstanceId(1), TOP, 4),
+                    offset: 0,
+                    data: bytes::Bytes::new(),
+                },
+                round.clone(),
+            ),
+            (
+                Message::SnapshotChunk {
+                    meta: chunk_meta(InstanceId(1), OK, 4),
+                    offset: 2,
+                    data: bytes::Bytes::from_static(b"abc"),
+                },
+                Err(InputError::ChunkOutOfBounds {
+                    offset: 2,
+                    len: 3,
+                    size: 4,
+                }),
+            ),
+            (
+                Message::SnapshotChunk {
+                    meta: chunk_meta(InstanceId(1), OK, 4),
+                    offset: u64::MAX,
+                    data: bytes::Bytes::from_static(b"a"),
+                },
+                Err(InputError::ChunkOutOfBounds {
+                    offset: u64::MAX,
+                    len: 1,
+                    size: 4,
+                }),
+            ),
+            (
+                Message::SnapshotChunk {
+                    meta: chunk_meta(InstanceId(1), OK, 4),
+                    offset: 1,
+                    data: bytes::Bytes::from_static(b"abc"),
+                },
+                Ok(()),
+            ),
             (
                 Message::Decided {
                     instance: InstanceId::MAX,

@@ -6,7 +6,7 @@
 //! ```text
 //! +----------------+---------+-------------------------------+
 //! | length: u32 BE | version | postcard(Frame<V>)            |
-//! | (bytes after)  |  u8 = 1 |                               |
+//! | (bytes after)  |  u8 = 2 |                               |
 //! +----------------+---------+-------------------------------+
 //! ```
 //! The length counts the version byte and the payload. A length above the limit (default
@@ -32,6 +32,8 @@
 //! [`CodecError::UnknownVersion`]; a listener answers it with
 //! [`Refusal::UnsupportedVersion`] naming the version it speaks. The variant order of [`Frame`],
 //! [`Refusal`] and `paxos_core::Message` is part of the wire format: append, never reorder.
+//! A change inside a variant bumps the version: 2 (issue 16) added `Promise::compacted` and
+//! the snapshot pieces (`SnapshotChunk`, `SnapshotRead`).
 
 use bytes::{BufMut, Bytes, BytesMut};
 use paxos_core::{Message, NodeId};
@@ -40,7 +42,7 @@ use std::marker::PhantomData;
 use tokio_util::codec::{Decoder, Encoder, LengthDelimitedCodec};
 
 /// The wire version this build speaks.
-pub const WIRE_VERSION: u8 = 1;
+pub const WIRE_VERSION: u8 = 2;
 /// Default maximum frame length (version byte + payload): 16 MiB.
 pub const DEFAULT_MAX_FRAME_LEN: usize = 16 * 1024 * 1024;
 /// Maximum frame length before the peer is authenticated: handshake frames are tiny, so a

@@ -12,7 +12,7 @@ use crate::log::{ClientId, Decision, Entry, ProposalId};
 use crate::message::{Envelope, Message, Value};
 use crate::proposer::ProposerFaults;
 use crate::replica::{AppendStatus, ProposeStatus, Replica};
-use crate::storage::Storage;
+use crate::storage::{Storage, StorageError};
 use crate::transport::Transport;
 use futures::FutureExt;
 use std::collections::BTreeMap;
@@ -227,7 +227,12 @@ async fn serve<V: Value, S: Storage<V>, T: Transport<V>>(
 ) -> Result<(), Fatal> {
     let id = config.id;
     let state = storage.load().await?;
-    let mut replica = Replica::assemble(config, state, seed).break_on_purpose(faults);
+    let mut replica = Replica::assemble(config, state, seed)
+        .map_err(|e| StorageError::Corrupt {
+            key: "snapshot".into(),
+            reason: e.to_string(),
+        })?
+        .break_on_purpose(faults);
     // This boot's number is durable before anything of this boot leaves the node.
     let mut out = Effects::new();
     replica.start(&mut out);

@@ -93,6 +93,7 @@ mod tests {
             first: InstanceId(0),
             accepted: vec![],
             more: None,
+            compacted: InstanceId(0),
         }
     }
 

@@ -67,6 +67,17 @@ pub struct PaxosModel {
     pub proposer_faults: ProposerFaults,
     /// Also check that every state heals (see [`PaxosModel::heal`]): costly, so opt-in.
     pub check_healing: bool,
+    /// Nodes that may take a snapshot of what they applied and compact their log below it.
+    pub compactable: BTreeSet<NodeId>,
+    /// Snapshots allowed in one run, over all nodes.
+    pub max_compactions: u8,
+    /// Nodes (besides the proposers) whose clock ticks: their learner asks for missed
+    /// decisions every tick (`catch_up_ticks = 1`), and gets a snapshot where its peers
+    /// compacted.
+    pub catch_up: BTreeSet<NodeId>,
+    /// Break the model's state machine on purpose: its snapshots leave out the last entry
+    /// applied (to prove the install check catches a snapshot that is not the prefix).
+    pub snapshot_drops_last_entry: bool,
 }
 
 /// Ghost state: what happened so far, for the properties only.
@@ -80,6 +91,29 @@ pub struct History {
     pub votes: BTreeSet<(InstanceId, Ballot, Entry<u64>, NodeId)>,
     /// Every `Accept(instance, ballot, entry)` a proposer sent.
     pub accepts_sent: BTreeSet<(InstanceId, Ballot, Entry<u64>)>,
+    /// Every snapshot a node installed from a peer: its index and the state machine bytes
+    /// (the applied prefix, see [`applied_prefix`]).
+    pub installed: BTreeSet<(InstanceId, Vec<u8>)>,
+}
+
+/// The model's state machine: the applied prefix itself, `(instance, entry)` in order. Its
+/// state at a node is what its snapshot holds plus what it applied since.
+pub fn applied_prefix(replica: &Replica<u64>) -> Vec<(InstanceId, Entry<u64>)> {
+    let (mut prefix, from) = match replica.snapshot_state() {
+        Some((meta, state)) => (
+            postcard::from_bytes::<Vec<(InstanceId, Entry<u64>)>>(&state)
+                .expect("the model's snapshots hold a prefix"),
+            meta.index,
+        ),
+        None => (Vec::new(), InstanceId(0)),
+    };
+    prefix.extend(
+        replica
+            .applied_log(from, usize::MAX)
+            .into_iter()
+            .map(|d| (d.instance, d.entry)),
+    );
+    prefix
 }
 
 /// One node: its protocol state and its durable state.
@@ -99,6 +133,7 @@ pub struct State {
     /// Indices into `PaxosModel::proposals` already made.
     pub proposed: BTreeSet<usize>,
     pub crashes: u8,
+    pub compactions: u8,
     pub history: History,
 }
 
@@ -111,6 +146,8 @@ pub enum Action {
     Tick(NodeId),
     /// The node crashes and restarts from its durable state.
     Crash(NodeId),
+    /// The node snapshots what it applied and compacts its log below it.
+    Compact(NodeId),
     /// The packet is delivered; in `Lossy` mode it leaves the network.
     Deliver(Packet),
     /// The packet is delivered and a copy stays in flight (`Lossy` mode only).
@@ -125,6 +162,7 @@ impl fmt::Debug for Action {
             Action::Propose(i) => write!(f, "propose #{i}"),
             Action::Tick(n) => write!(f, "tick {n}"),
             Action::Crash(n) => write!(f, "crash+recover {n}"),
+            Action::Compact(n) => write!(f, "compact {n}"),
             Action::Deliver(p) => write!(f, "deliver {p:?}"),
             Action::Duplicate(p) => write!(f, "deliver (keep copy) {p:?}"),
             Action::Drop(p) => write!(f, "drop {p:?}"),
@@ -169,7 +207,31 @@ impl PaxosModel {
             acceptor_faults: AcceptorFaults::default(),
             proposer_faults: ProposerFaults::default(),
             check_healing: false,
+            compactable: BTreeSet::new(),
+            max_compactions: 0,
+            catch_up: BTreeSet::new(),
+            snapshot_drops_last_entry: false,
         }
+    }
+
+    /// Let `compactable` snapshot and compact (at most `max` times in a run, their log kept
+    /// from the snapshot's index only), and `catch_up` tick and ask for what they missed.
+    pub fn with_compaction(
+        mut self,
+        compactable: impl IntoIterator<Item = NodeId>,
+        max: u8,
+        catch_up: impl IntoIterator<Item = NodeId>,
+    ) -> Self {
+        self.compactable = compactable.into_iter().collect();
+        self.max_compactions = max;
+        self.catch_up = catch_up.into_iter().collect();
+        for c in &mut self.configs {
+            c.snapshot_keep_entries = 0;
+            if self.catch_up.contains(&c.id) {
+                c.catch_up_ticks = 1;
+            }
+        }
+        self
     }
 
     /// The faults stop in `state`: whatever is in flight is lost, and from then on every
@@ -265,9 +327,15 @@ impl PaxosModel {
         for w in &out.writes {
             node.disk.apply(w);
         }
-        // 2. ... decisions are reported ...
+        // 2. ... decisions are reported (and installed snapshots) ...
         for (instance, entry) in &out.decided {
             state.history.learned.insert((*instance, entry.clone()));
+        }
+        if let Some(r) = &out.restored {
+            state
+                .history
+                .installed
+                .insert((r.meta.index, r.state.to_vec()));
         }
         state.nodes[index] = Shared::new(node);
         // 3. ... and only then do the messages leave.
@@ -335,6 +403,7 @@ impl Model for PaxosModel {
             network: BTreeSet::new(),
             proposed: BTreeSet::new(),
             crashes: 0,
+            compactions: 0,
             history: History::default(),
         };
         if self.propose_at_start {
@@ -369,8 +438,22 @@ impl Model for PaxosModel {
                 actions.push(Action::Tick(n));
             }
         }
+        for &n in &self.catch_up {
+            if state.nodes[self.index(n)].ticks < self.ticks_per_proposer {
+                actions.push(Action::Tick(n));
+            }
+        }
         if state.crashes < self.max_crashes {
             actions.extend(self.crashable.iter().map(|&n| Action::Crash(n)));
+        }
+        if state.compactions < self.max_compactions {
+            for &n in &self.compactable {
+                let r = &state.nodes[self.index(n)].replica;
+                let kept = r.snapshot().map_or(InstanceId(0), |s| s.meta.index);
+                if r.applied() > kept {
+                    actions.push(Action::Compact(n));
+                }
+            }
         }
         for p in &state.network {
             actions.push(Action::Deliver(p.clone()));
@@ -399,6 +482,19 @@ impl Model for PaxosModel {
                 node.restarts += 1;
                 node.replica = self.boot(i, &mut node.disk);
                 state.nodes[i] = Shared::new(node);
+            }
+            Action::Compact(n) => {
+                state.compactions += 1;
+                let drop_last = self.snapshot_drops_last_entry;
+                self.step(&mut state, self.index(n), |r, out| {
+                    let mut prefix = applied_prefix(r);
+                    if drop_last {
+                        prefix.pop();
+                    }
+                    let state = postcard::to_allocvec(&prefix).expect("encodes");
+                    r.compact(r.snapshot_point(), state.into(), out)
+                        .expect("applied past the kept snapshot");
+                });
             }
             Action::Deliver(p) => {
                 if self.network == NetworkMode::Lossy {

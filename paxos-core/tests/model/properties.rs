@@ -26,6 +26,11 @@ pub const EVERY_NAMED_INSTANCE_LEARNED: &str = "every named instance learned";
 /// Liveness: once the faults stop (whatever was in flight lost), every instance below the
 /// highest one any node decided becomes decided (no hole is left for ever).
 pub const HEALS_WITHOUT_HOLES: &str = "heals without holes";
+/// Safety: a snapshot a node installs holds exactly the decided prefix below its index (one
+/// entry per instance, each the one learned there).
+pub const INSTALL_IS_DECIDED_PREFIX: &str = "install is the decided prefix";
+/// Liveness witness (models with compaction): some run installs a snapshot at a follower.
+pub const SNAPSHOT_INSTALLED: &str = "snapshot installed";
 
 /// Every property, for `Model::properties`.
 pub fn all() -> Vec<Property<PaxosModel>> {
@@ -42,7 +47,29 @@ pub fn all() -> Vec<Property<PaxosModel>> {
         Property::always(HEALS_WITHOUT_HOLES, |m, s| {
             !m.check_healing || heals_without_holes(m, s)
         }),
+        Property::always(INSTALL_IS_DECIDED_PREFIX, |_, s| {
+            install_is_decided_prefix(s)
+        }),
+        Property::sometimes(SNAPSHOT_INSTALLED, |m: &PaxosModel, s: &State| {
+            m.max_compactions == 0 || !s.history.installed.is_empty()
+        }),
     ]
+}
+
+fn install_is_decided_prefix(s: &State) -> bool {
+    let learned = learned(s);
+    s.history.installed.iter().all(|(index, bytes)| {
+        let Ok(prefix) = postcard::from_bytes::<Vec<(InstanceId, Entry<u64>)>>(bytes) else {
+            return false;
+        };
+        prefix.len() as u64 == index.0
+            && prefix.iter().enumerate().all(|(k, (i, e))| {
+                i.0 == k as u64
+                    && learned
+                        .get(i)
+                        .is_some_and(|vs| vs.len() == 1 && vs.contains(e))
+            })
+    })
 }
 
 /// From `s`, the faults stop: after healing, some node has learned every instance below the

@@ -1,7 +1,9 @@
 //! The wire codec: round trips, hostile bytes, limits.
 
 use bytes::BytesMut;
-use paxos_core::{AcceptedEntry, Ballot, ClientId, Entry, InstanceId, Message, NodeId, ProposalId};
+use paxos_core::{
+    AcceptedEntry, Ballot, ClientId, Entry, InstanceId, Message, NodeId, ProposalId, SnapshotMeta,
+};
 use paxos_net::CodecError;
 use paxos_net::codec::{EncodedFrame, Frame, FrameCodec, Hello, WIRE_VERSION};
 use pretty_assertions::assert_eq;
@@ -61,14 +63,18 @@ fn message<V: Clone + Debug + 'static>(
             ballot(),
             instance(),
             prop::collection::vec(accepted, 0..8),
-            prop::option::of(instance())
+            prop::option::of(instance()),
+            instance()
         )
-            .prop_map(|(ballot, first, accepted, more)| Message::Promise {
-                ballot,
-                first,
-                accepted,
-                more
-            }),
+            .prop_map(
+                |(ballot, first, accepted, more, compacted)| Message::Promise {
+                    ballot,
+                    first,
+                    accepted,
+                    more,
+                    compacted
+                }
+            ),
         (ballot(), instance(), entry(value.clone())).prop_map(|(ballot, instance, entry)| {
             Message::Accept {
                 ballot,
@@ -94,6 +100,28 @@ fn message<V: Clone + Debug + 'static>(
         instance().prop_map(|first| Message::CatchUp { first }),
         (proposal(), value, prop::option::of(instance()))
             .prop_map(|(id, value, at)| Message::Forward { id, value, at }),
+        (
+            instance(),
+            ballot(),
+            any::<u64>(),
+            any::<u32>(),
+            any::<u64>(),
+            prop::collection::vec(any::<u8>(), 0..64)
+        )
+            .prop_map(|(index, ballot, size, checksum, offset, data)| {
+                Message::SnapshotChunk {
+                    meta: SnapshotMeta {
+                        index,
+                        ballot,
+                        size,
+                        checksum,
+                    },
+                    offset,
+                    data: data.into(),
+                }
+            }),
+        (instance(), any::<u64>())
+            .prop_map(|(index, offset)| Message::SnapshotRead { index, offset }),
     ]
 }
 
