@@ -110,18 +110,18 @@ pub struct Effects<V> {
     pub abandoned: Vec<(ProposalId, bool)>,
     /// A snapshot from a peer was installed: the state machine restores it after applying
     /// `applied[..Restored::after]` and before the rest.
-    pub restored: Option<Restored>,
+    pub restored: Option<Restored<V>>,
 }
 
 /// A snapshot installed in one step ([`Effects::restored`]).
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Restored {
+pub struct Restored<V> {
     /// What it covers: everything below `meta.index` is applied now.
     pub meta: SnapshotMeta,
     /// The state machine's bytes in it.
     pub state: Bytes,
-    /// Requests of this node's clients it shows applied, and where: answer them.
-    pub requests: Vec<(ProposalId, InstanceId)>,
+    /// Requests of this node's clients it shows applied: where, and their entry. Answer them.
+    pub requests: Vec<(InstanceId, Entry<V>)>,
     /// How many entries of [`Effects::applied`] come before it.
     pub after: usize,
 }

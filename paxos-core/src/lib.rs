@@ -81,6 +81,7 @@ mod rng;
 mod runtime;
 mod session;
 mod snapshot;
+mod state_machine;
 mod storage;
 #[cfg(feature = "testing")]
 pub mod testing;
@@ -107,6 +108,7 @@ pub use runtime::{
 };
 pub use session::{Applied, Sessions};
 pub use snapshot::{Snapshot, SnapshotError, SnapshotMeta};
+pub use state_machine::{RestoreError, StateMachine};
 pub use storage::{DurableState, Storage, StorageError, StorageOp};
 pub use transport::{Transport, TransportError};
 pub use validate::InputError;

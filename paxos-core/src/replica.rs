@@ -404,13 +404,16 @@ impl<V: Value> Replica<V> {
         let mut below = Vec::new();
         for (&id, own) in &self.own {
             if let Some(at) = self.sessions.applied_at(id) {
-                requests.push((id, at));
+                let value = own.value.clone();
+                requests.push((at, Entry::Value { id, value }));
             } else if own.at.is_some_and(|at| at < index) {
                 below.push(id);
             }
         }
-        for (id, _) in &requests {
-            self.own.remove(id);
+        for (_, entry) in &requests {
+            if let Some(id) = entry.id() {
+                self.own.remove(&id);
+            }
         }
         for id in below {
             self.own.remove(&id);
@@ -1054,7 +1057,10 @@ mod tests {
         assert_eq!(restored.state, Bytes::from_static(b"state after i0-i4"));
         assert_eq!(
             restored.requests,
-            vec![(id, nodes[0].applied_at(id).expect("applied"))]
+            vec![(
+                nodes[0].applied_at(id).expect("applied"),
+                Entry::Value { id, value: 300 }
+            )]
         );
         assert_eq!(nodes[2].applied(), InstanceId(5));
         assert_eq!(nodes[2].learner().first_undecided(), InstanceId(5));

@@ -61,6 +61,8 @@ pub enum Break {
     AckBeforePrefix,
     /// Restarted proposers prepare from instance 0 instead of their recovered frontier.
     PrepareFromZero,
+    /// The reference state machines' snapshots leave out a key (where a run drives them).
+    LossySnapshots,
 }
 
 impl Break {
@@ -75,6 +77,8 @@ impl Break {
             Break::SkipNoopFill => o.proposer_faults.skip_noop_fill = true,
             Break::AckBeforePrefix => o.proposer_faults.ack_before_prefix = true,
             Break::PrepareFromZero => o.proposer_faults.prepare_from_zero = true,
+            // Not a node fault: see `ClusterSpec::with_lossy_snapshots`.
+            Break::LossySnapshots => {}
         }
         o
     }
@@ -87,7 +91,8 @@ named!(Break, "protocol break",
     SkipRoundPersist => "skip-round-persist",
     SkipNoopFill => "skip-noop-fill",
     AckBeforePrefix => "ack-before-prefix",
-    PrepareFromZero => "prepare-from-zero");
+    PrepareFromZero => "prepare-from-zero",
+    LossySnapshots => "lossy-snapshots");
 
 /// What every seed of a chaos window runs on.
 #[derive(Clone, Debug)]

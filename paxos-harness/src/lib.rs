@@ -27,6 +27,7 @@ pub mod faults;
 pub mod history;
 pub mod invariants;
 pub mod junit;
+pub mod kv;
 pub mod observer;
 pub mod ports;
 pub mod runner;

@@ -167,6 +167,9 @@ pub fn run_once(
         trace,
     };
     let mut spec = (s.spec)();
+    if options.protocol_break == Some(crate::chaos::Break::LossySnapshots) {
+        spec = spec.with_lossy_snapshots();
+    }
     if let Some(b) = options.protocol_break {
         for node in spec.nodes() {
             let broken = b.node_options();

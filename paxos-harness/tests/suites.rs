@@ -157,6 +157,7 @@ fn the_log_scenarios_fail_on_the_breaks_they_guard_against() {
         "theory/restarted-leader-long-history",
         Break::PrepareFromZero,
     );
+    fails("theory/snapshot-catch-up", Break::LossySnapshots);
 }
 
 /// A selection that runs nothing is an error that says what exists, never `0 passed`: a typo

@@ -6,6 +6,7 @@
 //! on (fix the request, retry it); [`NodeError::Fatal`] means the node has stopped and every
 //! later request fails the same way, carrying the same [`Fatal`] cause, whichever handle asks.
 
+use crate::state_machine::RestoreError;
 use crate::storage::StorageError;
 use crate::transport::TransportError;
 use crate::validate::InputError;
@@ -51,6 +52,10 @@ pub enum Fatal {
     /// The transport closed: no message can arrive any more.
     #[error("node stopped: transport failed: {0}")]
     Transport(Arc<TransportError>),
+    /// The state machine could not restore a snapshot's state: running on would diverge from
+    /// the peers.
+    #[error("node stopped: {0}")]
+    Restore(RestoreError),
     /// The node's task panicked (a bug: please report it).
     #[error("node stopped: its task panicked")]
     Panicked,

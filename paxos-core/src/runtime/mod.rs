@@ -8,6 +8,7 @@
 //! save, and decision records may ride along with a later one). [`NodeHandle`] is the client
 //! API; [`Batcher`] batches and pipelines values onto it.
 
+mod apply;
 mod batcher;
 mod error;
 mod handle;

@@ -1,5 +1,6 @@
 //! The node loop.
 
+use super::apply::Applier;
 use super::error::{Fatal, Fate, NodeError};
 use super::handle::{NodeHandle, NodeStatus};
 use super::step::Step;
@@ -12,6 +13,7 @@ use crate::log::{ClientId, Decision, Entry, ProposalId};
 use crate::message::{Envelope, Message, Value};
 use crate::proposer::ProposerFaults;
 use crate::replica::{AppendStatus, ProposeStatus, Replica};
+use crate::state_machine::StateMachine;
 use crate::storage::{Storage, StorageError};
 use crate::transport::Transport;
 use futures::FutureExt;
@@ -84,6 +86,7 @@ pub struct Node<V, S, T> {
     seed: u64,
     faults: (AcceptorFaults, ProposerFaults),
     fate: Fate,
+    state_machine: Option<Box<dyn StateMachine<V>>>,
 }
 
 /// A spawned node ([`Node::spawn`]): resolves once the node has stopped and dropped its
@@ -145,9 +148,19 @@ impl<V: Value, S: Storage<V>, T: Transport<V>> Node<V, S, T> {
                 seed,
                 faults: Default::default(),
                 fate,
+                state_machine: None,
             },
             handle,
         ))
+    }
+
+    /// Drive `machine` with this node's log: restored from the node's snapshot at start-up,
+    /// then every decided request applied in order, snapshots taken by
+    /// [`Config::snapshot_every_entries`] and the log compacted below them (see
+    /// [`StateMachine`]). Without one, a node keeps its whole decided log.
+    pub fn with_state_machine(mut self, machine: impl StateMachine<V>) -> Self {
+        self.state_machine = Some(Box::new(machine));
+        self
     }
 
     /// Break this node's protocol on purpose, to prove that checkers catch it (feature
@@ -189,6 +202,7 @@ impl<V: Value, S: Storage<V>, T: Transport<V>> Node<V, S, T> {
             seed,
             faults,
             fate,
+            state_machine,
         } = self;
         let id = config.id;
         let mut waiters = Waiters::default();
@@ -198,8 +212,11 @@ impl<V: Value, S: Storage<V>, T: Transport<V>> Node<V, S, T> {
             transport,
             &mut commands,
             &mut waiters,
-            seed,
-            faults,
+            Boot {
+                seed,
+                faults,
+                state_machine,
+            },
         )
         .await;
         match &result {
@@ -215,6 +232,13 @@ impl<V: Value, S: Storage<V>, T: Transport<V>> Node<V, S, T> {
     }
 }
 
+/// What a node starts with besides its backends.
+struct Boot<V> {
+    seed: u64,
+    faults: (AcceptorFaults, ProposerFaults),
+    state_machine: Option<Box<dyn StateMachine<V>>>,
+}
+
 /// The node loop, until shutdown (`Ok`) or a fatal error.
 async fn serve<V: Value, S: Storage<V>, T: Transport<V>>(
     config: &Config,
@@ -222,9 +246,13 @@ async fn serve<V: Value, S: Storage<V>, T: Transport<V>>(
     mut transport: T,
     commands: &mut mpsc::Receiver<Command<V>>,
     waiters: &mut Waiters<V>,
-    seed: u64,
-    faults: (AcceptorFaults, ProposerFaults),
+    boot: Boot<V>,
 ) -> Result<(), Fatal> {
+    let Boot {
+        seed,
+        faults,
+        state_machine,
+    } = boot;
     let id = config.id;
     let state = storage.load().await?;
     let mut replica = Replica::assemble(config, state, seed)
@@ -233,6 +261,9 @@ async fn serve<V: Value, S: Storage<V>, T: Transport<V>>(
             reason: e.to_string(),
         })?
         .break_on_purpose(faults);
+    let mut applier = state_machine
+        .map(|m| Applier::start(m, config, &replica))
+        .transpose()?;
     // This boot's number is durable before anything of this boot leaves the node.
     let mut out = Effects::new();
     replica.start(&mut out);
@@ -328,6 +359,9 @@ async fn serve<V: Value, S: Storage<V>, T: Transport<V>>(
             send(&transport, id, env).await;
         }
         waiters.answer(&out, faults.1.ack_before_prefix);
+        if let Some(applier) = &mut applier {
+            applier.after_step(&mut replica, &out, &mut unsaved)?;
+        }
         waiters.feed(|from, limit| replica.applied_log(from, limit));
         if replica.leader() != leader {
             leader = replica.leader();

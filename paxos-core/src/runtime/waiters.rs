@@ -126,12 +126,17 @@ impl<V: Clone> Waiters<V> {
                 }
             }
         }
-        for (instance, entry, applied) in &effects.applied {
-            let Some(id) = entry.id() else { continue };
+        let restored = effects.restored.iter().flat_map(|r| &r.requests);
+        let applied = effects.applied.iter().map(|(instance, entry, applied)| {
             let first = match applied {
                 Applied::DuplicateOf(first) => *first,
                 _ => *instance,
             };
+            (first, entry)
+        });
+        // Requests a snapshot showed applied are answered as any applied one.
+        for (first, entry) in restored.map(|(at, e)| (*at, e)).chain(applied) {
+            let Some(id) = entry.id() else { continue };
             match self.by_request.remove(&id) {
                 Some(ForRequest::Append(reply)) => {
                     let _ = reply.send(Ok(first));

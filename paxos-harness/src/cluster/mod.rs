@@ -43,13 +43,15 @@ mod spec;
 mod storage;
 
 pub use handle::Cluster;
-pub use spec::{ClusterSpec, Env, NodeOptions, SimNetwork, StorageKind, TransportKind};
+pub use spec::{
+    ClusterSpec, Env, MachineFactory, NodeOptions, SimNetwork, StorageKind, TransportKind,
+};
 pub use storage::CustomStorage;
 
 use crate::faults::{Faults, FaultyTransport};
 use crate::invariants::{Checkable, Val};
 use crate::observer::{ObservedStorage, Observer};
-use paxos_core::{ConfigError, Fatal, Node, NodeError, NodeHandle, NodeId, Transport};
+use paxos_core::{ConfigError, Fatal, Node, NodeError, NodeHandle, NodeId, Storage, Transport};
 use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
 use std::pin::Pin;
@@ -233,6 +235,18 @@ impl<V: Checkable> Shared<V> {
     /// Build the next incarnation of node `id` over `transport`: reopen its storage, wrap the
     /// backends in the observer and the fault injector (unless the spec runs nodes bare),
     /// register its handle. The returned loop is awaited inline (turmoil) or spawned.
+    /// `node` driving a fresh state machine, if the spec runs one.
+    fn with_machine<S: Storage<V>, T: Transport<V>>(
+        &self,
+        id: NodeId,
+        node: Node<V, S, T>,
+    ) -> Node<V, S, T> {
+        match &self.spec.state_machine {
+            Some(factory) => node.with_state_machine((factory.0)(id)),
+            None => node,
+        }
+    }
+
     fn incarnate<T: Transport<V>>(&self, id: NodeId, transport: T) -> Result<NodeRun, Failure> {
         let incarnation = {
             let mut inc = lock(&self.incarnations);
@@ -259,10 +273,10 @@ impl<V: Checkable> Shared<V> {
             );
             let (node, handle) = Node::new(config, storage, transport, seed)?;
             let node = node.with_faults(options.acceptor_faults, options.proposer_faults);
-            (Box::pin(node.run()), handle)
+            (Box::pin(self.with_machine(id, node).run()), handle)
         } else {
             let (node, handle) = Node::new(config, storage, transport, seed)?;
-            (Box::pin(node.run()), handle)
+            (Box::pin(self.with_machine(id, node).run()), handle)
         };
         lock(&self.handles).insert(id, handle);
         Ok(run)

@@ -2,8 +2,9 @@
 
 use super::storage::CustomStorage;
 use crate::invariants::Val;
+use crate::kv::{Digests, KvStore};
 use paxos_core::testing::{AcceptorFaults, ProposerFaults};
-use paxos_core::{Config, LeaderMode, LearnerStrategy, NodeId, Storage};
+use paxos_core::{Config, LeaderMode, LearnerStrategy, NodeId, StateMachine, Storage};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -131,7 +132,60 @@ pub struct ClusterSpec<V = Val> {
     /// The TCP transports' frame limit instead of `paxos-net`'s default (16 MiB), to make a
     /// long history outgrow a message.
     pub frame_limit: Option<usize>,
+    /// Drive a state machine on every node (a fresh one per incarnation, restored from the
+    /// node's storage): see [`ClusterSpec::with_kv`].
+    pub state_machine: Option<MachineFactory<V>>,
+    /// The digests of the reference key-value state machines, when the spec runs them.
+    pub digests: Option<Digests>,
 }
+
+/// Makes each node's state machine, once per incarnation.
+pub struct MachineFactory<V>(
+    pub(super) Arc<dyn Fn(NodeId) -> Box<dyn StateMachine<V>> + Send + Sync>,
+);
+
+impl<V> Clone for MachineFactory<V> {
+    fn clone(&self) -> Self {
+        MachineFactory(self.0.clone())
+    }
+}
+
+impl<V> std::fmt::Debug for MachineFactory<V> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("MachineFactory(..)")
+    }
+}
+
+impl ClusterSpec<Val> {
+    /// Run the reference key-value state machine ([`crate::kv`]) on every node, reporting to
+    /// fresh [`ClusterSpec::digests`], with a snapshot every `every` entries (keeping `keep`
+    /// entries below it). `lossy` breaks its snapshots on purpose.
+    pub fn with_kv(mut self, every: u64, keep: u64, lossy: bool) -> Self {
+        let digests = Digests::default();
+        self.state_machine = Some(kv_machines(digests.clone(), lossy));
+        self.digests = Some(digests);
+        self.config.snapshot_every_entries = every;
+        self.config.snapshot_keep_entries = keep;
+        self
+    }
+
+    /// Break the key-value state machines on purpose (if the spec runs them): their
+    /// snapshots leave out a key (tests of the digest check).
+    pub fn with_lossy_snapshots(mut self) -> Self {
+        if let Some(digests) = &self.digests {
+            self.state_machine = Some(kv_machines(digests.clone(), true));
+        }
+        self
+    }
+}
+
+fn kv_machines(digests: Digests, lossy: bool) -> MachineFactory<Val> {
+    MachineFactory(Arc::new(move |id| {
+        Box::new(KvStore::new(id, digests.clone(), lossy))
+    }))
+}
+
+impl ClusterSpec<Val> {}
 
 impl<V> ClusterSpec<V> {
     /// `n` nodes `n1..=nN`, each proposer, acceptor and learner (the Elixir shape).
@@ -147,6 +201,8 @@ impl<V> ClusterSpec<V> {
             learners_chosen: false,
             observed: true,
             frame_limit: None,
+            state_machine: None,
+            digests: None,
         }
     }
 

@@ -65,7 +65,13 @@ pub fn scenarios() -> Vec<Scenario> {
         scenario(
             "callers-answered",
             "issue 15 (4, 7): a caller of a node that cannot decide gets an answer; a retry through another node is applied once; a step-down answers {:abort}",
-            || ClusterSpec::symmetric(3).elected(),
+            // A long phase timeout: p2 must hear p1 again before it re-sends its lost Accepts,
+            // however loaded the machine running a real-time transport is.
+            || {
+                ClusterSpec::symmetric(3)
+                    .elected()
+                    .tune(|c| c.phase_timeout_ticks = 200)
+            },
             |c| Box::pin(callers_answered(c)),
         ),
     ]
@@ -216,7 +222,7 @@ async fn callers_answered(c: Cluster) -> Result<(), Failure> {
     // p2 cannot decide what it holds now, then hears p1 again and steps down: {:abort}.
     c.faults().drop_kind(n(2), n(3), "accept");
     let pending = c.propose_at(n(2), InstanceId(at.0 + 1), 302, DECIDE_WITHIN);
-    // Healed well before p2 would re-send its Accepts (a phase timeout, 50 ms): it hears p1's
+    // Healed well before p2 would re-send its Accepts (a phase timeout, 200 ms): it hears p1's
     // heartbeats first.
     let heal = async {
         c.sleep(Duration::from_millis(15)).await;

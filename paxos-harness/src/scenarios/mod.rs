@@ -17,6 +17,7 @@ pub mod elixir;
 pub mod go;
 pub mod holes;
 pub mod restart;
+pub mod snapshots;
 pub mod theory;
 
 /// One named scenario.
@@ -73,6 +74,7 @@ pub fn all() -> Vec<Scenario> {
     v.extend(elixir::scenarios());
     v.extend(theory::scenarios());
     v.extend(holes::scenarios());
+    v.extend(snapshots::scenarios());
     v.extend(restart::scenarios());
     v
 }
