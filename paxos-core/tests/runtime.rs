@@ -175,6 +175,19 @@ async fn the_state_machine_is_snapshotted_compacted_and_restored() {
         handle.append(v, wait).await.expect("appended");
     }
     assert_eq!(*sum.0.lock().unwrap(), (55, 10));
+    // A reader of a compacted instance gets a typed answer, not a wait.
+    let compacted = handle.wait_decided(InstanceId(0)).await;
+    assert!(
+        matches!(
+            compacted,
+            Err(NodeError::Rejected(InputError::Compacted {
+                instance: InstanceId(0),
+                ..
+            }))
+        ),
+        "{compacted:?}"
+    );
+    assert!(handle.wait_decided(InstanceId(9)).await.is_ok(), "kept");
     handle.shutdown().await;
     let _ = task.await;
     let stored = disk.0.lock().unwrap().clone();

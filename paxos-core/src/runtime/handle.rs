@@ -224,11 +224,14 @@ impl<V: Value> NodeHandle<V> {
     /// The entry decided in `instance`, once this node knows it.
     ///
     /// # Errors
-    /// [`NodeError::Fatal`] with the cause if the node stopped.
+    /// [`NodeError::Rejected`] with [`crate::InputError::Compacted`] if the instance is decided
+    /// but its entry was compacted into a snapshot (already, or while waiting: the node
+    /// installed a snapshot covering it); [`NodeError::Fatal`] with the cause if the node
+    /// stopped.
     pub async fn wait_decided(&self, instance: InstanceId) -> Result<Entry<V>, NodeError> {
         let (reply, rx) = oneshot::channel();
         self.send(Command::WaitDecided { instance, reply }).await?;
-        rx.await.map_err(|_| self.fate.error())
+        rx.await.map_err(|_| self.fate.error())?
     }
 
     /// The applied log from `from` on, in instance order with no gaps, as it grows: every

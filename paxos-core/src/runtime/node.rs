@@ -16,6 +16,7 @@ use crate::replica::{AppendStatus, ProposeStatus, Replica};
 use crate::state_machine::StateMachine;
 use crate::storage::{Storage, StorageError};
 use crate::transport::Transport;
+use crate::validate::InputError;
 use futures::FutureExt;
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -54,7 +55,7 @@ pub(crate) enum Command<V> {
     },
     WaitDecided {
         instance: InstanceId,
-        reply: oneshot::Sender<Entry<V>>,
+        reply: oneshot::Sender<Result<Entry<V>, NodeError>>,
     },
     Subscribe {
         from: InstanceId,
@@ -458,7 +459,14 @@ fn on_command<V: Value>(
         }
         Command::WaitDecided { instance, reply } => match replica.learner().decided(instance) {
             Some(entry) => {
-                let _ = reply.send(entry.clone());
+                let _ = reply.send(Ok(entry.clone()));
+            }
+            // Decided, and compacted into the snapshot: its entry is no longer known here.
+            None if instance < replica.learner().first_undecided() => {
+                let _ = reply.send(Err(NodeError::Rejected(InputError::Compacted {
+                    instance,
+                    log_start: replica.learner().log_start(),
+                })));
             }
             None => waiters.decision(instance, reply),
         },

@@ -7,6 +7,7 @@ use crate::ballot::InstanceId;
 use crate::effects::Effects;
 use crate::log::{Decision, Entry, ProposalId};
 use crate::session::Applied;
+use crate::validate::InputError;
 use std::collections::{BTreeMap, BTreeSet};
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
@@ -22,7 +23,7 @@ enum ForInstance<V> {
     /// A proposal pinned there (`propose`, `propose_at`), by its request id.
     Proposal(ProposalId, ProposeReply<V>),
     /// `wait_decided`.
-    Decision(oneshot::Sender<Entry<V>>),
+    Decision(oneshot::Sender<Result<Entry<V>, NodeError>>),
 }
 
 /// A caller waiting for one request to be applied.
@@ -74,7 +75,11 @@ impl<V: Clone> Waiters<V> {
     }
 
     /// A caller waits for `instance`'s decision.
-    pub(crate) fn decision(&mut self, instance: InstanceId, reply: oneshot::Sender<Entry<V>>) {
+    pub(crate) fn decision(
+        &mut self,
+        instance: InstanceId,
+        reply: oneshot::Sender<Result<Entry<V>, NodeError>>,
+    ) {
         self.by_instance
             .entry(instance)
             .or_default()
@@ -121,7 +126,27 @@ impl<V: Clone> Waiters<V> {
                         let _ = reply.send(Ok((*instance, entry.clone())));
                     }
                     ForInstance::Decision(reply) => {
-                        let _ = reply.send(entry.clone());
+                        let _ = reply.send(Ok(entry.clone()));
+                    }
+                }
+            }
+        }
+        // A snapshot installed over instances someone waits on: decided, entries not kept.
+        if let Some(r) = &effects.restored {
+            let above = self.by_instance.split_off(&r.meta.index);
+            for (instance, list) in std::mem::replace(&mut self.by_instance, above) {
+                for w in list {
+                    let compacted = NodeError::Rejected(InputError::Compacted {
+                        instance,
+                        log_start: r.meta.index,
+                    });
+                    match w {
+                        ForInstance::Decision(reply) => {
+                            let _ = reply.send(Err(compacted));
+                        }
+                        ForInstance::Proposal(_, reply) => {
+                            let _ = reply.send(Err(compacted));
+                        }
                     }
                 }
             }
