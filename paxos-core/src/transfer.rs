@@ -266,11 +266,17 @@ mod tests {
         );
         let mut small = Receiver::new(5, 5);
         assert_eq!(
-            small.on_chunk(NodeId(2), meta, 0, data, InstanceId(0), &mut out),
+            small.on_chunk(NodeId(2), meta, 0, data.clone(), InstanceId(0), &mut out),
             Piece::Ignored,
             "above the size limit"
         );
         assert_eq!(out, Effects::new());
+        let mut exact = Receiver::new(6, 5);
+        assert_eq!(
+            exact.on_chunk(NodeId(2), meta, 0, data, InstanceId(0), &mut out),
+            Piece::Complete(new),
+            "at the size limit"
+        );
     }
 
     /// Bytes that do not match the checksum are never handed over.
