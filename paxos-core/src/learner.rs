@@ -290,8 +290,10 @@ impl<V: Value> Learner<V> {
     /// ask peers for decisions we may have missed. A node whose frontier
     /// moved since the last check is keeping up and does not ask, so a busy cluster pays nothing;
     /// one that stalled (it missed messages, or restarted into an idle cluster) asks everyone,
-    /// and so does every node at its first tick.
-    pub fn tick(&mut self, out: &mut Effects<V>) {
+    /// and so does every node at its first tick. With `catch_up` false it asks nobody: a
+    /// snapshot is on its way, and every peer that compacted would answer with its first piece
+    /// again.
+    pub fn tick(&mut self, catch_up: bool, out: &mut Effects<V>) {
         self.now += 1;
         self.announce(out);
         if self.catch_up_every == 0 {
@@ -305,7 +307,7 @@ impl<V: Value> Learner<V> {
         }
         let stalled = self.frontier_at_last_check == Some(self.first_undecided);
         self.frontier_at_last_check = Some(self.first_undecided);
-        if !stalled && !just_started {
+        if (!stalled && !just_started) || !catch_up {
             return;
         }
         for &peer in &self.peers {
@@ -404,6 +406,29 @@ mod tests {
         assert_eq!(l.first_undecided(), InstanceId(8));
         l.skip_to(InstanceId(2));
         assert_eq!(l.first_undecided(), InstanceId(8), "never back");
+    }
+
+    /// A stalled learner asks every peer at its first tick and then every `catch_up_ticks`,
+    /// unless told a snapshot is on its way.
+    #[test]
+    fn a_stalled_learner_asks_unless_a_snapshot_is_coming() {
+        let asks = |catch_up: bool| {
+            let mut l = Learner::<u64>::new(&config(LearnerStrategy::AllToAll), BTreeMap::new());
+            let mut out = Effects::new();
+            for _ in 0..=l.catch_up_every {
+                l.tick(catch_up, &mut out);
+            }
+            out.messages
+                .iter()
+                .filter(|e| matches!(e.message, Message::CatchUp { .. }))
+                .count()
+        };
+        assert_eq!(
+            asks(true),
+            2 * 4,
+            "at the first tick and once stalled, each of 4 peers"
+        );
+        assert_eq!(asks(false), 0);
     }
 
     /// A value is chosen once a majority accepted it at one ballot; the decision is persisted

@@ -733,8 +733,11 @@ impl<V: Value> Replica<V> {
         }
         self.reroute_stale(out);
         self.proposer.tick(out);
-        self.learner.tick(out);
         self.receiver.tick(self.applied, out);
+        // A transfer in progress is what catching up needs; asking again would only bring
+        // first pieces.
+        let catch_up = self.receiver.receiving().is_none();
+        self.learner.tick(catch_up, out);
         self.after_decisions(decided_before, out);
     }
 
@@ -1007,6 +1010,7 @@ mod tests {
         assert_eq!(nodes[1].applied(), InstanceId(5));
         for n in &mut nodes[..2] {
             let point = n.snapshot_point();
+            assert_eq!(point.index(), InstanceId(5));
             let mut out = Effects::new();
             let meta = n
                 .compact(point, Bytes::from_static(b"state after i0-i4"), &mut out)
@@ -1052,6 +1056,26 @@ mod tests {
             queue.extend(out.messages.into_iter().map(|e| (to, e)));
         }
         let restored = installed.expect("n3 installed the snapshot");
+        // While a transfer is under way the follower does not ask for catch-up (peers would
+        // only send first pieces again): it asks for the next piece after a silence instead.
+        let mut out = Effects::new();
+        let first = nodes[0].snapshot().map(|s| piece(s, 0, 16)).expect("kept");
+        let mut fresh = cluster().remove(2);
+        fresh.on_message(NodeId(1), first, &mut out).expect("valid");
+        assert!(fresh.receiving_snapshot().is_some());
+        for _ in 0..120 {
+            fresh.tick(&mut out);
+        }
+        assert!(
+            !out.messages
+                .iter()
+                .any(|e| matches!(e.message, Message::CatchUp { .. }))
+        );
+        assert!(
+            out.messages
+                .iter()
+                .any(|e| matches!(e.message, Message::SnapshotRead { .. }))
+        );
         assert!(pieces > 2, "the snapshot came in pieces ({pieces})");
         assert_eq!(restored.meta.index, InstanceId(5));
         assert_eq!(restored.state, Bytes::from_static(b"state after i0-i4"));

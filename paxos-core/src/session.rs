@@ -55,16 +55,6 @@ impl Sessions {
         self.applied.get(&id).copied()
     }
 
-    /// How many requests are remembered.
-    pub fn len(&self) -> usize {
-        self.applied.len()
-    }
-
-    /// True if no request was applied.
-    pub fn is_empty(&self) -> bool {
-        self.applied.is_empty()
-    }
-
     /// What applying `entry`, decided in `instance` and applied already, did (the same answer
     /// [`Sessions::apply`] gave then).
     pub fn applied_as<V>(&self, instance: InstanceId, entry: &Entry<V>) -> Applied {

@@ -79,7 +79,11 @@ impl<V: Clone> DurableState<V> {
                     .or_insert_with(|| entry.clone());
             }
             Write::Snapshot(snapshot) => {
-                if self.snapshot_index() < snapshot.meta.index || self.snapshot.is_none() {
+                let newer = self
+                    .snapshot
+                    .as_ref()
+                    .is_none_or(|kept| kept.meta.index < snapshot.meta.index);
+                if newer {
                     self.snapshot = Some(snapshot.clone());
                 }
             }

@@ -16,6 +16,12 @@ pub const DECIDE_WITHIN: Duration = Duration::from_secs(20);
 /// The timeout a client passes to `propose_at`.
 pub const PROPOSE_TIMEOUT: Duration = Duration::from_millis(500);
 
+/// Heal every fault after `after`: run it beside a request that must see the heal happen.
+pub async fn healed_after(c: &Cluster, after: Duration) {
+    c.sleep(after).await;
+    c.faults().heal();
+}
+
 /// The client value in `entry`, decided in `instance`; a no-op there fails the scenario (the
 /// scenarios pin client values to instances, so only a hole below them may hold a no-op).
 pub fn value_in(instance: InstanceId, entry: &Entry<Val>) -> Result<Val, Failure> {

@@ -8,8 +8,8 @@
 //! spares re-propose until they see the decision.
 
 use super::common::{
-    PROPOSE_TIMEOUT, all_survivors_agree, elixir_values, jitter, p, propose_until_decided, rng,
-    until_chosen, value_in,
+    PROPOSE_TIMEOUT, all_survivors_agree, elixir_values, healed_after, jitter, p,
+    propose_until_decided, rng, until_chosen, value_in,
 };
 use super::{Scenario, n};
 use crate::cluster::{BodyFuture, Cluster, ClusterSpec, Failure};
@@ -439,11 +439,7 @@ async fn abort(c: Cluster) -> Result<(), Failure> {
         "cut off, p3 trusts {alone:?}, expected itself"
     );
     let proposal = c.propose_at(n(3), I1, v, Duration::from_secs(2));
-    let heal = async {
-        c.sleep(Duration::from_millis(100)).await;
-        c.faults().heal();
-    };
-    let (got, ()) = futures::join!(proposal, heal);
+    let (got, ()) = futures::join!(proposal, healed_after(&c, Duration::from_millis(100)));
     let got = got?;
     ensure!(
         got == Outcome::Aborted,

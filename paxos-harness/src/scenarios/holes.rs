@@ -9,26 +9,17 @@
 //! | `restarted-leader-long-history` | a leader with a long history restarts, frames are small | it prepared from instance 0; every promise outgrew the frame limit and phase 1 never ended |
 //! | `callers-answered` | a node loses leadership with callers waiting; a client retries through another node | waiters hung forever; a retry was applied twice |
 
-use super::common::{DECIDE_WITHIN, value_in};
+use super::common::{DECIDE_WITHIN, healed_after, value_in};
+use super::theory::scenario;
 use super::{Scenario, n};
-use crate::cluster::{BodyFuture, Cluster, ClusterSpec, Failure};
+use crate::cluster::{Cluster, ClusterSpec, Failure};
 use crate::ensure;
 use paxos_core::{Applied, Entry, InstanceId, Outcome};
 use std::time::Duration;
 
-const RUNS: u32 = 10;
 const I0: InstanceId = InstanceId(0);
 const I1: InstanceId = InstanceId(1);
 const I2: InstanceId = InstanceId(2);
-
-fn scenario(
-    name: &'static str,
-    about: &'static str,
-    spec: fn() -> ClusterSpec,
-    body: fn(Cluster) -> BodyFuture,
-) -> Scenario {
-    Scenario::new("theory", RUNS, name, about, spec, body)
-}
 
 /// The regression scenarios of the log.
 pub fn scenarios() -> Vec<Scenario> {
@@ -224,11 +215,7 @@ async fn callers_answered(c: Cluster) -> Result<(), Failure> {
     let pending = c.propose_at(n(2), InstanceId(at.0 + 1), 302, DECIDE_WITHIN);
     // Healed well before p2 would re-send its Accepts (a phase timeout, 200 ms): it hears p1's
     // heartbeats first.
-    let heal = async {
-        c.sleep(Duration::from_millis(15)).await;
-        c.faults().heal();
-    };
-    let (aborted, ()) = futures::join!(pending, heal);
+    let (aborted, ()) = futures::join!(pending, healed_after(&c, Duration::from_millis(15)));
     let aborted = aborted?;
     ensure!(
         aborted == Outcome::Aborted,

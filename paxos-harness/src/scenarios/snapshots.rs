@@ -7,24 +7,15 @@
 //! |---|---|---|
 //! | `snapshot-catch-up` | a node is down and cut off while 60 appends go through, snapshots every 10 entries (5 kept) | its peers compacted what it missed, so it installs a snapshot, in pieces, and is back in step: its applied index reaches the leader's and its log starts above i0 |
 
+use super::Scenario;
 use super::common::DECIDE_WITHIN;
-use super::{Scenario, n};
-use crate::cluster::{BodyFuture, Cluster, ClusterSpec, Failure};
+use super::n;
+use super::theory::scenario;
+use crate::cluster::{Cluster, ClusterSpec, Failure};
 use crate::ensure;
 use crate::wait::{Look, eventually};
 use paxos_core::{InstanceId, NodeId};
 use std::time::Duration;
-
-const RUNS: u32 = 10;
-
-fn scenario(
-    name: &'static str,
-    about: &'static str,
-    spec: fn() -> ClusterSpec,
-    body: fn(Cluster) -> BodyFuture,
-) -> Scenario {
-    Scenario::new("theory", RUNS, name, about, spec, body)
-}
 
 /// The snapshot scenarios.
 pub fn scenarios() -> Vec<Scenario> {

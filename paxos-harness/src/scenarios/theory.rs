@@ -15,7 +15,8 @@ use std::time::Duration;
 const I0: InstanceId = InstanceId(0);
 const RUNS: u32 = 10;
 
-fn scenario(
+/// A scenario of the theory suite (also the log's regressions in `holes` and `snapshots`).
+pub(super) fn scenario(
     name: &'static str,
     about: &'static str,
     spec: fn() -> ClusterSpec,
