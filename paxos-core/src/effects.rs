@@ -108,9 +108,11 @@ pub struct Effects<V> {
     /// because it lost leadership: answer them `Aborted`. The flag says whether Accepts for
     /// it were out (a later leader may still choose it).
     pub abandoned: Vec<(ProposalId, bool)>,
-    /// A snapshot from a peer was installed: the state machine restores it after applying
-    /// `applied[..Restored::after]` and before the rest.
-    pub restored: Option<Restored<V>>,
+    /// Snapshots from peers installed, in the order installed (a step that folds several
+    /// inputs may install more than one): the state machine restores each after applying
+    /// `applied[..Restored::after]` and before the rest, so a later one overwrites what the
+    /// entries applied between them did.
+    pub restored: Vec<Restored<V>>,
 }
 
 /// A snapshot installed in one step ([`Effects::restored`]).
@@ -134,7 +136,7 @@ impl<V> Default for Effects<V> {
             decided: Vec::new(),
             applied: Vec::new(),
             abandoned: Vec::new(),
-            restored: None,
+            restored: Vec::new(),
         }
     }
 }
@@ -152,7 +154,7 @@ impl<V> Effects<V> {
             && self.decided.is_empty()
             && self.applied.is_empty()
             && self.abandoned.is_empty()
-            && self.restored.is_none()
+            && self.restored.is_empty()
     }
 
     /// Queue `message` for `to`.
@@ -172,7 +174,7 @@ impl<V> Effects<V> {
         self.decided.clear();
         self.applied.clear();
         self.abandoned.clear();
-        self.restored = None;
+        self.restored.clear();
     }
 }
 

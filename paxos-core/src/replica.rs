@@ -375,7 +375,8 @@ impl<V: Value> Replica<V> {
     /// A complete snapshot from a peer: install it, in one atomic save, if it is ahead of
     /// what this node applied. Its sessions replace this node's; every instance below its
     /// index counts as applied and decided; the log below it is dropped; the state machine is
-    /// told to restore ([`Effects::restored`]), and decisions kept above it are applied next.
+    /// told to restore ([`Effects::restored`]; after whatever an earlier install of the same
+    /// step applied), and decisions kept above it are applied next.
     fn install(&mut self, snapshot: Snapshot, out: &mut Effects<V>) {
         let index = snapshot.meta.index;
         if index <= self.applied {
@@ -420,7 +421,7 @@ impl<V: Value> Replica<V> {
             out.abandoned.push((id, true));
         }
         tracing::info!(node = %self.id, meta = %snapshot.meta, "snapshot installed");
-        out.restored = Some(Restored {
+        out.restored.push(Restored {
             meta: snapshot.meta,
             state,
             requests,
@@ -1045,7 +1046,7 @@ mod tests {
             node.on_message(from, env.message, &mut out)
                 .expect("valid input");
             if to == n3
-                && let Some(r) = out.restored.take()
+                && let Some(r) = out.restored.pop()
             {
                 assert!(matches!(
                     out.writes[..],
@@ -1109,6 +1110,53 @@ mod tests {
     /// A node restarted over a stored snapshot and a kept tail resumes from them: the sessions
     /// of the snapshot plus the tail, everything below the tail's end applied, and a pinned
     /// proposal below the kept log refused as compacted.
+    /// A step that folds several inputs may install two snapshots: both are reported, in the
+    /// order installed, each at its place in the applied entries (the runtime restores each).
+    #[test]
+    fn two_snapshots_installed_in_one_step_are_both_reported() {
+        let mut nodes = cluster();
+        let n3 = NodeId(3);
+        let mut snapshots = Vec::new();
+        for round in 0..2u64 {
+            for v in 1..=5 {
+                let mut out = Effects::new();
+                nodes[0].propose(None, round * 10 + v, &mut out);
+                nodes[0].tick(&mut out);
+                pump_except(&mut nodes, out, NodeId(1), &[n3]);
+            }
+            let mut out = Effects::new();
+            nodes[0].tick(&mut out);
+            pump_except(&mut nodes, out, NodeId(1), &[n3]);
+            let point = nodes[0].snapshot_point();
+            let state = Bytes::from(format!("state {round}"));
+            let mut out = Effects::new();
+            nodes[0].compact(point, state, &mut out).expect("newer");
+            snapshots.push(nodes[0].snapshot().cloned().expect("taken"));
+        }
+        let mut out = Effects::new();
+        for s in &snapshots {
+            nodes[2]
+                .on_message(NodeId(1), piece(s, 0, 1 << 20), &mut out)
+                .expect("valid");
+        }
+        let installed: Vec<(InstanceId, Bytes)> = out
+            .restored
+            .iter()
+            .map(|r| (r.meta.index, r.state.clone()))
+            .collect();
+        let first = snapshots[0].meta.index;
+        let second = snapshots[1].meta.index;
+        assert!(first < second);
+        assert_eq!(
+            installed,
+            [
+                (first, Bytes::from_static(b"state 0")),
+                (second, Bytes::from_static(b"state 1"))
+            ]
+        );
+        assert_eq!(nodes[2].applied(), second);
+    }
+
     #[test]
     fn a_restart_resumes_from_the_snapshot_and_the_kept_tail() {
         let mut nodes = cluster();

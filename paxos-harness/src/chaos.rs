@@ -61,7 +61,8 @@ pub enum Break {
     AckBeforePrefix,
     /// Restarted proposers prepare from instance 0 instead of their recovered frontier.
     PrepareFromZero,
-    /// The reference state machines' snapshots leave out a key (where a run drives them).
+    /// The reference state machines' snapshots leave out a key (where a run drives them:
+    /// every chaos run, unless `--no-snapshots`).
     LossySnapshots,
 }
 
@@ -113,6 +114,10 @@ pub struct ChaosOptions {
     pub print_failures: bool,
     /// Also print one line per passing seed.
     pub verbose: bool,
+    /// Run the reference key-value state machine on every node, with the seed's small
+    /// snapshot thresholds, so logs are compacted and lagging nodes install snapshots (the
+    /// default). Off, every node keeps its whole log.
+    pub snapshots: bool,
 }
 
 impl Default for ChaosOptions {
@@ -126,6 +131,7 @@ impl Default for ChaosOptions {
             trace_dir: None,
             print_failures: true,
             verbose: false,
+            snapshots: true,
         }
     }
 }
@@ -155,6 +161,9 @@ impl ChaosOptions {
         if let Some(b) = self.protocol_break {
             cmd.push_str(&format!(" --break {b}"));
         }
+        if !self.snapshots {
+            cmd.push_str(" --no-snapshots");
+        }
         cmd
     }
 }
@@ -172,6 +181,10 @@ pub fn spec_for(schedule: &Schedule, options: &ChaosOptions) -> ClusterSpec {
     spec.network = schedule.network;
     spec.write_latency = schedule.write_latency;
     spec.storage = options.custom_storage.clone();
+    if options.snapshots {
+        let lossy = options.protocol_break == Some(Break::LossySnapshots);
+        spec = spec.with_kv(schedule.snapshot_every, schedule.snapshot_keep, lossy);
+    }
     for node in spec.nodes() {
         let mut o = schedule.skew.get(&node).copied().unwrap_or_default();
         if let Some(b) = options.protocol_break {
@@ -198,6 +211,8 @@ pub struct SeedRun {
     pub observer: Observer,
     /// Simulated time the run took.
     pub elapsed: Duration,
+    /// Snapshots the nodes' state machines restored (installed from a peer, or at restart).
+    pub restores: usize,
 }
 
 /// Run one seed: draw its schedule and play it.
@@ -209,6 +224,7 @@ pub fn run_seed(seed: u64, options: &ChaosOptions) -> SeedRun {
 /// simulation.
 pub fn run_schedule(schedule: Schedule, options: &ChaosOptions) -> SeedRun {
     let spec = spec_for(&schedule, options);
+    let digests = spec.digests.clone();
     let env = Env {
         seed: schedule.seed,
         storage: options.storage,
@@ -228,6 +244,7 @@ pub fn run_schedule(schedule: Schedule, options: &ChaosOptions) -> SeedRun {
         violations,
         observer: run.observer,
         elapsed: run.elapsed,
+        restores: digests.map_or(0, |d| d.restores()),
     }
 }
 
@@ -240,6 +257,10 @@ pub struct ChaosSummary {
     pub failed: u64,
     /// The failing seeds.
     pub failures: Vec<u64>,
+    /// Snapshots restored over all seeds (installed from a peer, or at restart).
+    pub restores: u64,
+    /// Seeds in which no node restored a snapshot.
+    pub without_restore: u64,
 }
 
 /// Run seeds `start..start + seeds`, printing each failure (if `options.print_failures`) and
@@ -254,6 +275,8 @@ pub fn run_window(
     for seed in start..start.saturating_add(seeds) {
         let run = run_seed(seed, options);
         summary.done += 1;
+        summary.restores += run.restores as u64;
+        summary.without_restore += u64::from(run.restores == 0);
         if let Err(e) = &run.verdict {
             summary.failed += 1;
             summary.failures.push(seed);
@@ -262,10 +285,11 @@ pub fn run_window(
             }
         } else if options.verbose {
             println!(
-                "--- PASS: chaos seed {seed} ({} nodes, {:?}, {} faults, {:.3}s simulated)",
+                "--- PASS: chaos seed {seed} ({} nodes, {:?}, {} faults, {} snapshots restored, {:.3}s simulated)",
                 run.schedule.nodes,
                 run.schedule.leader_mode,
                 run.schedule.faults.len(),
+                run.restores,
                 run.elapsed.as_secs_f64()
             );
         }

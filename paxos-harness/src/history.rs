@@ -4,7 +4,7 @@
 //! | check | what fails it |
 //! |---|---|
 //! | linearizable: some total order of the appends respects real time and puts each at its acknowledged instance, in increasing order (stateright's [`LinearizabilityTester`] over [`LogSpec`]) | an append acknowledged before another was invoked sits above it (acknowledged out of log order, or a new value put into a hole) |
-//! | every acknowledged append is in every node's log at its instance, under its request id | a lost or moved acknowledged value |
+//! | every acknowledged append is in every node's log at its instance, under its request id (where the node still holds its log: below its log start the instance is in its snapshot, whose state the digest check covers, and the value was checked against the chosen one when it was acknowledged) | a lost or moved acknowledged value |
 //! | no request is applied twice | a retry decided twice and applied twice (no sessions) |
 //!
 //! An operation that never returned (its client gave up, or its node crashed) is indeterminate,
@@ -33,6 +33,25 @@ pub struct Op<V> {
     pub invoked: Instant,
     /// When it returned with an instance, if it did.
     pub acked: Option<(Instant, InstanceId)>,
+}
+
+/// One node's applied log as the history checks it.
+#[derive(Clone, Copy, Debug)]
+pub struct NodeLog<'a, V> {
+    /// The node's log start: everything below is compacted into its snapshot.
+    pub start: InstanceId,
+    /// The decisions it holds from `start` up to its applied index, in order.
+    pub decisions: &'a [Decision<V>],
+}
+
+impl<'a, V> From<&'a [Decision<V>]> for NodeLog<'a, V> {
+    /// A whole log, never compacted.
+    fn from(decisions: &'a [Decision<V>]) -> Self {
+        NodeLog {
+            start: InstanceId(0),
+            decisions,
+        }
+    }
 }
 
 /// Every append of a run, in invocation order.
@@ -185,12 +204,13 @@ impl<V: Clone + PartialEq + fmt::Debug> History<V> {
     }
 
     /// The first anomaly of the history against `logs` (each node's applied log), if any.
-    pub fn check<'a>(&self, logs: impl IntoIterator<Item = &'a [Decision<V>]>) -> Option<Anomaly<V>>
+    pub fn check<'a, L>(&self, logs: impl IntoIterator<Item = L>) -> Option<Anomaly<V>>
     where
         V: 'a,
+        L: Into<NodeLog<'a, V>>,
     {
         self.check_linearizable()
-            .or_else(|| logs.into_iter().find_map(|log| self.check_log(log)))
+            .or_else(|| logs.into_iter().find_map(|log| self.check_log(log.into())))
     }
 
     /// Linearizability of the acknowledged appends (stateright's tester over [`LogSpec`]);
@@ -256,13 +276,17 @@ impl<V: Clone + PartialEq + fmt::Debug> History<V> {
         None
     }
 
-    /// Every acknowledged append sits at its instance in `log`, and no request is applied
-    /// twice there.
-    fn check_log(&self, log: &[Decision<V>]) -> Option<Anomaly<V>> {
+    /// Every acknowledged append at or above the log's start sits at its instance in `log`,
+    /// and no request is applied twice there.
+    fn check_log(&self, NodeLog { start, decisions }: NodeLog<'_, V>) -> Option<Anomaly<V>> {
+        let log = decisions;
         let by_instance: BTreeMap<InstanceId, &Decision<V>> =
             log.iter().map(|d| (d.instance, d)).collect();
         for op in &self.ops {
             let Some((_, at)) = op.acked else { continue };
+            if at < start {
+                continue; // compacted into the node's snapshot
+            }
             let found = by_instance.get(&at).map(|d| &d.entry);
             let right = matches!(found, Some(Entry::Value { id, value }) if *id == op.id && *value == op.value);
             if !right {
@@ -382,5 +406,27 @@ mod tests {
             h.invoke(1, id(4), 4, t(5)).is_err(),
             "one operation in flight per client"
         );
+    }
+
+    /// Below a node's log start an acknowledged append is in its snapshot, not its log: not
+    /// demanded there; at the start and above, it is.
+    #[test]
+    fn a_compacted_log_is_checked_from_its_start() {
+        let mut h = History::default();
+        h.invoke(1, id(1), 1, t(0)).unwrap();
+        h.returned(1, Some(InstanceId(1)), t(1));
+        let tail = [Decision {
+            instance: InstanceId(2),
+            ..entry(2)
+        }];
+        let log = |start| NodeLog {
+            start: InstanceId(start),
+            decisions: &tail[..],
+        };
+        assert_eq!(h.check([log(2)]), None);
+        assert!(matches!(
+            h.check([log(1)]),
+            Some(Anomaly::NotAtItsInstance { found: None, .. })
+        ));
     }
 }

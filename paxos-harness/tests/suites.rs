@@ -157,7 +157,14 @@ fn the_log_scenarios_fail_on_the_breaks_they_guard_against() {
         "theory/restarted-leader-long-history",
         Break::PrepareFromZero,
     );
-    fails("theory/snapshot-catch-up", Break::LossySnapshots);
+    for snapshots in [
+        "theory/snapshot-catch-up",
+        "theory/snapshot-receiver-crash",
+        "theory/snapshot-sender-crash",
+        "theory/compact-while-partitioned",
+    ] {
+        fails(snapshots, Break::LossySnapshots);
+    }
 }
 
 /// A selection that runs nothing is an error that says what exists, never `0 passed`: a typo

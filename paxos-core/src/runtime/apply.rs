@@ -58,17 +58,19 @@ impl<V: Value> Applier<V> {
         out: &Effects<V>,
         unsaved: &mut Vec<Write<V>>,
     ) -> Result<(), Fatal> {
-        let after = out.restored.as_ref().map_or(out.applied.len(), |r| r.after);
         let machine = self.machine.as_mut();
-        for (instance, entry, applied) in &out.applied[..after] {
-            apply(machine, *instance, entry, *applied);
-        }
-        if let Some(r) = &out.restored {
+        let mut done = 0;
+        for r in &out.restored {
+            // `after` only grows within a step; `get` keeps a broken one from panicking.
+            for (instance, entry, applied) in out.applied.get(done..r.after).unwrap_or_default() {
+                apply(machine, *instance, entry, *applied);
+            }
             machine
                 .restore(r.meta.index, &r.state)
                 .map_err(Fatal::Restore)?;
+            done = r.after;
         }
-        for (instance, entry, applied) in &out.applied[after..] {
+        for (instance, entry, applied) in out.applied.get(done..).unwrap_or_default() {
             apply(machine, *instance, entry, *applied);
         }
         let kept = replica.snapshot().map_or(InstanceId(0), |s| s.meta.index);
@@ -96,5 +98,90 @@ fn apply<V: Value>(
 ) {
     if let (Applied::First, Entry::Value { value, .. }) = (applied, entry) {
         machine.apply(instance, value);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ballot::{Ballot, NodeId};
+    use crate::effects::Restored;
+    use crate::log::{ClientId, ProposalId};
+    use crate::snapshot::SnapshotMeta;
+    use crate::state_machine::RestoreError;
+    use crate::storage::DurableState;
+    use bytes::Bytes;
+    use std::sync::{Arc, Mutex};
+
+    /// Records what it is told, in order.
+    struct Recorder(Arc<Mutex<Vec<String>>>);
+
+    impl StateMachine<u64> for Recorder {
+        fn apply(&mut self, instance: InstanceId, value: &u64) {
+            self.0
+                .lock()
+                .unwrap()
+                .push(format!("apply {instance} {value}"));
+        }
+        fn snapshot(&self) -> Bytes {
+            Bytes::new()
+        }
+        fn restore(&mut self, below: InstanceId, _: &[u8]) -> Result<(), RestoreError> {
+            self.0.lock().unwrap().push(format!("restore {below}"));
+            Ok(())
+        }
+    }
+
+    fn value(i: u64) -> (InstanceId, Entry<u64>, Applied) {
+        let id = ProposalId {
+            client: ClientId::default(),
+            seq: i,
+        };
+        let entry = Entry::Value { id, value: i };
+        (InstanceId(i), entry, Applied::First)
+    }
+
+    fn installed(index: u64, after: usize) -> Restored<u64> {
+        let meta = SnapshotMeta {
+            index: InstanceId(index),
+            ballot: Ballot::ZERO,
+            size: 0,
+            checksum: 0,
+        };
+        Restored {
+            meta,
+            state: Bytes::new(),
+            requests: Vec::new(),
+            after,
+        }
+    }
+
+    /// Two snapshots installed in one step (it folded several inputs) are both restored, each
+    /// at its place among the applied entries: dropping the first would leave the entries
+    /// between them applied on top of the state from before it (seen in chaos seed 179).
+    #[test]
+    fn every_snapshot_installed_in_a_step_is_restored_in_its_place() {
+        let config = Config::symmetric(NodeId(1), [NodeId(1), NodeId(2), NodeId(3)]);
+        let mut replica = Replica::new(&config, DurableState::default(), 1).expect("valid");
+        let calls = Arc::new(Mutex::new(Vec::new()));
+        let mut applier = Applier::start(Box::new(Recorder(calls.clone())), &config, &replica)
+            .expect("nothing to restore");
+        let mut out = Effects::new();
+        out.applied = vec![value(0), value(5), value(6), value(9)];
+        out.restored = vec![installed(5, 1), installed(9, 3)];
+        applier
+            .after_step(&mut replica, &out, &mut Vec::new())
+            .expect("restored");
+        assert_eq!(
+            *calls.lock().unwrap(),
+            [
+                "apply i0 0",
+                "restore i5",
+                "apply i5 5",
+                "apply i6 6",
+                "restore i9",
+                "apply i9 9"
+            ]
+        );
     }
 }

@@ -5,6 +5,7 @@ use super::node::Command;
 use crate::ballot::{Ballot, InstanceId, NodeId};
 use crate::log::{ClientId, Decision, Entry, ProposalId};
 use crate::message::Value;
+use crate::snapshot::SnapshotMeta;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -38,6 +39,11 @@ pub struct NodeStatus {
     pub first_undecided: InstanceId,
     /// Every instance below this is applied here (decided, in order).
     pub applied: InstanceId,
+    /// The first instance of the log kept here: everything below is in the node's snapshot
+    /// (`InstanceId(0)` until it compacts).
+    pub log_start: InstanceId,
+    /// The snapshot this node is receiving from a peer, if a transfer is under way.
+    pub receiving_snapshot: Option<SnapshotMeta>,
     /// Number of decisions known here.
     pub decided: usize,
     /// Inputs waiting to be handled when the status was taken: messages in the transport's

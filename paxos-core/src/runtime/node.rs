@@ -485,6 +485,8 @@ fn on_command<V: Value>(
                 promised: replica.promised(),
                 first_undecided: replica.learner().first_undecided(),
                 applied: replica.applied(),
+                log_start: replica.learner().log_start(),
+                receiving_snapshot: replica.receiving_snapshot(),
                 decided: replica.learner().decisions().len(),
                 backlog: backlog(),
             });

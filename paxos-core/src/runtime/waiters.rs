@@ -132,7 +132,7 @@ impl<V: Clone> Waiters<V> {
             }
         }
         // A snapshot installed over instances someone waits on: decided, entries not kept.
-        if let Some(r) = &effects.restored {
+        for r in &effects.restored {
             let above = self.by_instance.split_off(&r.meta.index);
             for (instance, list) in std::mem::replace(&mut self.by_instance, above) {
                 for w in list {

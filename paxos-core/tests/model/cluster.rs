@@ -331,7 +331,7 @@ impl PaxosModel {
         for (instance, entry) in &out.decided {
             state.history.learned.insert((*instance, entry.clone()));
         }
-        if let Some(r) = &out.restored {
+        for r in &out.restored {
             state
                 .history
                 .installed

@@ -123,6 +123,11 @@ pub struct Schedule {
     pub faults: Vec<(Duration, Action)>,
     /// When the faults stop: the network heals, crashed nodes restart, clients stop.
     pub faults_end: Duration,
+    /// Every node takes a snapshot of its key-value state machine every this many applied
+    /// entries and compacts its log below it...
+    pub snapshot_every: u64,
+    /// ...keeping this many entries below the snapshot for cheap catch-up.
+    pub snapshot_keep: u64,
 }
 
 /// How many nodes may be down at once: a majority (so a quorum is lost for a while), never all.
@@ -187,6 +192,9 @@ impl Schedule {
         } else {
             LearnerStrategy::AllToAll
         };
+        // Small enough that every run takes several snapshots and lagging nodes install them.
+        let snapshot_every = rng.gen_range(4..=24);
+        let snapshot_keep = rng.gen_range(0..=8);
         Schedule {
             seed,
             nodes,
@@ -199,6 +207,8 @@ impl Schedule {
             skew,
             faults,
             faults_end,
+            snapshot_every,
+            snapshot_keep,
         }
     }
 }
@@ -279,6 +289,11 @@ impl fmt::Display for Schedule {
                 ""
             },
             self.write_latency.as_micros()
+        )?;
+        writeln!(
+            f,
+            "key-value state machines, a snapshot every {} entries, {} entries kept below it",
+            self.snapshot_every, self.snapshot_keep
         )?;
         for (node, o) in &self.skew {
             writeln!(

@@ -185,8 +185,6 @@ fn kv_machines(digests: Digests, lossy: bool) -> MachineFactory<Val> {
     }))
 }
 
-impl ClusterSpec<Val> {}
-
 impl<V> ClusterSpec<V> {
     /// `n` nodes `n1..=nN`, each proposer, acceptor and learner (the Elixir shape).
     pub fn symmetric(n: u64) -> Self {

@@ -31,6 +31,10 @@ pub struct ChaosArgs {
     /// Print one line per passing seed too.
     #[arg(long)]
     pub verbose: bool,
+    /// Run without state machines and snapshots: every node keeps its whole log (by default
+    /// each seed snapshots every few entries and compacts).
+    #[arg(long)]
+    pub no_snapshots: bool,
     /// Print a progress line every this many seeds (0: never).
     #[arg(long, default_value_t = 100)]
     pub progress: u64,
@@ -50,6 +54,7 @@ pub fn main(args: ChaosArgs) -> ExitCode {
         protocol_break: args.protocol_break,
         trace_dir: Some(args.trace_dir),
         verbose: args.verbose,
+        snapshots: !args.no_snapshots,
         ..ChaosOptions::default()
     };
     let started = tokio::time::Instant::now();
@@ -73,6 +78,12 @@ pub fn main(args: ChaosArgs) -> ExitCode {
         args.start,
         summary.done as f64 / secs
     );
+    if !args.no_snapshots {
+        println!(
+            "snapshots: {} restored (installed from a peer or at restart), none in {} seeds",
+            summary.restores, summary.without_restore
+        );
+    }
     if summary.failed > 0 {
         println!("failing seeds: {:?}", summary.failures);
     }
