@@ -85,6 +85,12 @@ pub struct Config {
     /// A snapshot offered by a peer that declares more bytes than this is refused (the
     /// receiver buffers a whole snapshot before it installs it).
     pub max_snapshot_bytes: u64,
+    /// A request is remembered (to deduplicate retries) for this many instances after it was
+    /// applied; a copy decided later, or an older request of its client, is refused as
+    /// [`crate::Applied::Expired`] (0: remember forever, and memory grows with every request).
+    /// Must be the same on every node of a cluster, and never changed while it runs: it is
+    /// part of how the log is applied.
+    pub session_window_entries: u64,
 }
 
 /// A [`Config`] that cannot work.
@@ -131,6 +137,7 @@ impl Config {
             max_instances_ahead: 1 << 20,
             snapshot_every_entries: 0,
             snapshot_keep_entries: 1024,
+            session_window_entries: 1 << 14,
             snapshot_chunk_bytes: 256 << 10,
             max_snapshot_bytes: 1 << 30,
         }

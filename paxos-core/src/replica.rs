@@ -144,6 +144,8 @@ pub struct Replica<V> {
     receiver: Receiver,
     chunk_bytes: usize,
     keep_entries: u64,
+    /// [`Config::session_window_entries`], for the sessions a snapshot brings.
+    session_window: u64,
     now: u64,
 }
 
@@ -171,10 +173,11 @@ impl<V: Value> Replica<V> {
     ) -> Result<Self, SnapshotError> {
         // Rule: never reuse a ballot. Start above every round used (persisted) or seen (promised).
         let max_round = state.proposer_round.max(state.promised.round);
-        let (mut sessions, snapshot_index) = match &state.snapshot {
+        let (sessions, snapshot_index) = match &state.snapshot {
             Some(s) => (decode_payload(s)?.0, s.meta.index),
             None => (Sessions::new(), InstanceId(0)),
         };
+        let mut sessions = sessions.with_window(config.session_window_entries);
         let mut learner = Learner::new(config, state.decided);
         learner.skip_to(snapshot_index);
         learner.compact_below(state.log_start);
@@ -192,6 +195,7 @@ impl<V: Value> Replica<V> {
         for (&instance, entry) in learner.decisions().range(snapshot_index..frontier) {
             sessions.apply(instance, entry);
         }
+        sessions.forget_flags_below(state.log_start);
         let acceptor = config.is_acceptor().then(|| {
             let mut a = Acceptor::new(config, state.promised, state.accepted);
             a.compact_below(state.log_start);
@@ -217,6 +221,7 @@ impl<V: Value> Replica<V> {
             receiver: Receiver::new(config.max_snapshot_bytes, config.phase_timeout_ticks),
             chunk_bytes: config.snapshot_chunk_bytes.max(1),
             keep_entries: config.snapshot_keep_entries,
+            session_window: config.session_window_entries,
             now: 0,
         })
     }
@@ -363,6 +368,7 @@ impl<V: Value> Replica<V> {
         if start > self.learner.log_start() {
             out.write(Write::TruncateBelow(start));
             self.learner.compact_below(start);
+            self.sessions.forget_flags_below(self.learner.log_start());
             if let Some(a) = &mut self.acceptor {
                 a.compact_below(start);
             }
@@ -397,7 +403,8 @@ impl<V: Value> Replica<V> {
             a.compact_below(index);
         }
         self.proposer.on_compacted(index, out);
-        self.sessions = sessions;
+        self.sessions = sessions.with_window(self.session_window);
+        self.sessions.forget_flags_below(index);
         self.applied = index;
         // This node's clients' requests the snapshot shows applied are answered; one pinned
         // below it was decided with an entry no longer known here.

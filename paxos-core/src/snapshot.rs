@@ -117,25 +117,36 @@ impl Snapshot {
 
 /// What a node's snapshot holds: the sessions (the replicated dedupe state, so exactly-once
 /// survives compaction) and the state machine's own bytes, postcard-encoded together.
+/// Payload version 2 (the first byte): sessions with a window (version 1, sessions without
+/// one and no version byte, is refused as undecodable).
 #[derive(Serialize)]
 struct PayloadRef<'a> {
+    version: u8,
     sessions: &'a Sessions,
     state: &'a Bytes,
 }
 
 #[derive(Deserialize)]
 struct Payload {
+    version: u8,
     sessions: Sessions,
     state: Bytes,
 }
+
+/// See [`PayloadRef`].
+const PAYLOAD_VERSION: u8 = 2;
 
 /// The bytes of a node's snapshot: `sessions` and the state machine's `state`.
 pub(crate) fn encode_payload(sessions: &Sessions, state: &Bytes) -> Bytes {
     // Encoding plain data into a Vec cannot fail (postcard fails only on writer errors and
     // unsupported types, neither of which occurs here); an empty payload is refused on decode.
-    postcard::to_allocvec(&PayloadRef { sessions, state })
-        .map(Bytes::from)
-        .unwrap_or_default()
+    postcard::to_allocvec(&PayloadRef {
+        version: PAYLOAD_VERSION,
+        sessions,
+        state,
+    })
+    .map(Bytes::from)
+    .unwrap_or_default()
 }
 
 /// The sessions and state machine bytes of `snapshot` (already verified).
@@ -151,6 +162,12 @@ pub(crate) fn decode_payload(snapshot: &Snapshot) -> Result<(Sessions, Bytes), S
         .map_err(|e| undecodable(e.to_string()))?;
     if !rest.is_empty() {
         return Err(undecodable(format!("{} trailing bytes", rest.len())));
+    }
+    if payload.version != PAYLOAD_VERSION {
+        return Err(undecodable(format!(
+            "payload version {}, this build reads {PAYLOAD_VERSION}",
+            payload.version
+        )));
     }
     Ok((payload.sessions, payload.state))
 }
@@ -185,7 +202,13 @@ mod tests {
         assert_eq!(decode_payload(&s), Ok((sessions.clone(), state.clone())));
         let mut longer = encode_payload(&sessions, &state).to_vec();
         longer.push(0);
-        for bad in [Bytes::new(), Bytes::from(longer)] {
+        let mut other_version = encode_payload(&sessions, &state).to_vec();
+        other_version[0] = 1;
+        for bad in [
+            Bytes::new(),
+            Bytes::from(longer),
+            Bytes::from(other_version),
+        ] {
             let s = Snapshot::new(InstanceId(5), Ballot::ZERO, bad);
             assert!(matches!(
                 decode_payload(&s),

@@ -10,6 +10,7 @@
 //! value can never wrap.
 
 use crate::ballot::{Ballot, InstanceId, NodeId};
+use crate::log::ProposalId;
 use crate::message::Message;
 
 /// Why a message or a request was refused before the protocol looked at it.
@@ -60,6 +61,14 @@ pub enum InputError {
         instance: InstanceId,
         /// Where the kept log starts.
         log_start: InstanceId,
+    },
+    /// The request is older than what its session still remembers
+    /// ([`crate::Config::session_window_entries`]): it was not applied by this copy, and
+    /// whether an earlier copy was is no longer known.
+    #[error("request {id} expired: its session no longer remembers it")]
+    SessionExpired {
+        /// The request.
+        id: ProposalId,
     },
     /// A snapshot piece that reaches past the end its snapshot's metadata names.
     #[error("snapshot piece at byte {offset} of {len} bytes overruns the snapshot's {size} bytes")]

@@ -137,6 +137,12 @@ impl<V: Value> RocksDbStorage<V> {
         options.create_if_missing(true);
         options.set_compression_type(DBCompressionType::None);
         options.set_keep_log_file_num(4);
+        // Disk and memory follow the kept log, not the history: small memtables flush often,
+        // so the write-ahead log is recycled early and compactions soon drop what the range
+        // deletes of a truncation cover (RocksDB's 64 MiB default holds ~4 million entries
+        // per memtable, and its WAL as long).
+        options.set_write_buffer_size(WRITE_BUFFER_BYTES);
+        options.set_max_total_wal_size(4 * WRITE_BUFFER_BYTES as u64);
         let db = DB::open(&options, path).map_err(|e| backend(StorageOp::Open, subject(), e))?;
         let state = initialize(&db, path)?;
         let writer = Writer {
@@ -237,6 +243,9 @@ impl<V: Value> Storage<V> for RocksDbStorage<V> {
 type Ack<T> = oneshot::Sender<Result<T, StorageError>>;
 
 /// Every write of a store is synced before it is acknowledged.
+/// Size of one memtable (see `open_with`).
+const WRITE_BUFFER_BYTES: usize = 8 << 20;
+
 fn synced() -> WriteOptions {
     let mut options = WriteOptions::default();
     options.set_sync(true);

@@ -29,7 +29,8 @@ enum ForInstance<V> {
 /// A caller waiting for one request to be applied.
 #[derive(Debug)]
 enum ForRequest<V> {
-    Append(AppendReply),
+    /// An append, and its deadline (its entry in [`Waiters::deadlines`]).
+    Append(AppendReply, Instant),
     /// A Go-style proposal forwarded to the leader: answered with where it was applied.
     Proposal(ProposeReply<V>),
 }
@@ -93,12 +94,29 @@ impl<V: Clone> Waiters<V> {
 
     /// An append waits for request `id` to be applied, until `deadline`.
     pub(crate) fn append(&mut self, id: ProposalId, deadline: Instant, reply: AppendReply) {
-        if let Some(ForRequest::Append(old)) = self.by_request.insert(id, ForRequest::Append(reply))
-        {
+        if let Some(ForRequest::Append(old, _)) = self.take_request(id) {
             // The same request asked twice on one node: the first caller hears it is retried.
             let _ = old.send(Err(NodeError::TimedOut { maybe_chosen: true }));
         }
+        self.by_request
+            .insert(id, ForRequest::Append(reply, deadline));
         self.deadlines.insert((deadline, id));
+    }
+
+    /// Stop waiting for request `id`: its caller is answered now. An append's deadline goes
+    /// with it (else every answered append would be remembered until its deadline).
+    fn take_request(&mut self, id: ProposalId) -> Option<ForRequest<V>> {
+        let w = self.by_request.remove(&id)?;
+        if let ForRequest::Append(_, deadline) = &w {
+            self.deadlines.remove(&(*deadline, id));
+        }
+        Some(w)
+    }
+
+    /// Deadlines waiting (for tests: answered appends leave none behind).
+    #[cfg(test)]
+    fn deadlines_waiting(&self) -> usize {
+        self.deadlines.len()
     }
 
     /// A reader of the log from `from` on.
@@ -113,7 +131,7 @@ impl<V: Clone> Waiters<V> {
         if ack_on_decide {
             for (instance, entry) in &effects.decided {
                 if let Some(id) = entry.id()
-                    && let Some(ForRequest::Append(reply)) = self.by_request.remove(&id)
+                    && let Some(ForRequest::Append(reply, _)) = self.take_request(id)
                 {
                     let _ = reply.send(Ok(*instance));
                 }
@@ -154,20 +172,22 @@ impl<V: Clone> Waiters<V> {
         let restored = effects.restored.iter().flat_map(|r| &r.requests);
         let applied = effects.applied.iter().map(|(instance, entry, applied)| {
             let first = match applied {
-                Applied::DuplicateOf(first) => *first,
-                _ => *instance,
+                Applied::DuplicateOf(first) => Some(*first),
+                Applied::Expired => None,
+                _ => Some(*instance),
             };
             (first, entry)
         });
         // Requests a snapshot showed applied are answered as any applied one.
-        for (first, entry) in restored.map(|(at, e)| (*at, e)).chain(applied) {
+        for (first, entry) in restored.map(|(at, e)| (Some(*at), e)).chain(applied) {
             let Some(id) = entry.id() else { continue };
-            match self.by_request.remove(&id) {
-                Some(ForRequest::Append(reply)) => {
-                    let _ = reply.send(Ok(first));
+            let expired = || NodeError::Rejected(InputError::SessionExpired { id });
+            match self.take_request(id) {
+                Some(ForRequest::Append(reply, _)) => {
+                    let _ = reply.send(first.ok_or_else(expired));
                 }
                 Some(ForRequest::Proposal(reply)) => {
-                    let _ = reply.send(Ok((first, entry.clone())));
+                    let _ = reply.send(first.map(|at| (at, entry.clone())).ok_or_else(expired));
                 }
                 None => {}
             }
@@ -197,7 +217,7 @@ impl<V: Clone> Waiters<V> {
                 break;
             }
             self.deadlines.pop_first();
-            if let Some(ForRequest::Append(reply)) = self.by_request.remove(&id) {
+            if let Some(ForRequest::Append(reply, _)) = self.by_request.remove(&id) {
                 let _ = reply.send(Err(NodeError::TimedOut { maybe_chosen: true }));
                 expired.push(id);
             }
@@ -221,5 +241,80 @@ impl<V: Clone> Waiters<V> {
             }
             true
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::log::ClientId;
+
+    /// An append whose request was decided but refused as expired hears why; one applied, or
+    /// a duplicate of one applied, hears where.
+    #[test]
+    fn appends_hear_where_they_were_applied_or_that_they_expired() {
+        let mut waiters = Waiters::<u64>::default();
+        let id = |seq| ProposalId {
+            client: ClientId::default(),
+            seq,
+        };
+        let deadline = Instant::now() + std::time::Duration::from_secs(1);
+        let mut replies = Vec::new();
+        for seq in 1..=3 {
+            let (tx, rx) = oneshot::channel();
+            waiters.append(id(seq), deadline, tx);
+            replies.push(rx);
+        }
+        let mut out = Effects::new();
+        let entry = |seq| Entry::Value {
+            id: id(seq),
+            value: seq,
+        };
+        out.applied = vec![
+            (InstanceId(4), entry(1), Applied::Expired),
+            (InstanceId(5), entry(2), Applied::First),
+            (InstanceId(6), entry(3), Applied::DuplicateOf(InstanceId(2))),
+        ];
+        waiters.answer(&out, false);
+        let got: Vec<_> = replies
+            .into_iter()
+            .map(|mut rx| rx.try_recv().expect("answered"))
+            .collect();
+        assert!(matches!(
+            got[0],
+            Err(NodeError::Rejected(InputError::SessionExpired { id: i })) if i == id(1)
+        ));
+        assert_eq!(got[1].as_ref().ok(), Some(&InstanceId(5)));
+        assert_eq!(got[2].as_ref().ok(), Some(&InstanceId(2)));
+        assert_eq!(
+            waiters.deadlines_waiting(),
+            0,
+            "answered appends keep no deadline (memory would grow with throughput x timeout)"
+        );
+    }
+
+    /// An append asked again on the same node replaces the first: the first caller hears
+    /// it timed out, and only the second deadline counts.
+    #[test]
+    fn an_append_asked_again_keeps_only_its_new_deadline() {
+        let mut waiters = Waiters::<u64>::default();
+        let id = ProposalId::default();
+        let now = Instant::now();
+        let (first, mut first_rx) = oneshot::channel();
+        waiters.append(id, now + std::time::Duration::from_millis(10), first);
+        let (second, mut second_rx) = oneshot::channel();
+        waiters.append(id, now + std::time::Duration::from_secs(10), second);
+        assert!(matches!(
+            first_rx.try_recv(),
+            Ok(Err(NodeError::TimedOut { .. }))
+        ));
+        assert_eq!(waiters.deadlines_waiting(), 1);
+        assert!(
+            waiters
+                .expire(now + std::time::Duration::from_secs(1))
+                .is_empty(),
+            "the first deadline must not expire the second caller"
+        );
+        assert!(second_rx.try_recv().is_err(), "still waiting");
     }
 }

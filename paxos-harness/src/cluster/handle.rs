@@ -111,6 +111,12 @@ impl<V: Checkable> Cluster<V> {
             .await?)
     }
 
+    /// The directory `node`'s storage keeps its files in, if it has one (RocksDB): to measure
+    /// its size on disk.
+    pub fn storage_dir(&self, node: NodeId) -> Option<&std::path::Path> {
+        self.shared.stores.get(&node).and_then(|s| s.dir())
+    }
+
     /// Every decision `node` knows.
     pub async fn decisions(&self, node: NodeId) -> Result<BTreeMap<InstanceId, Entry<V>>, Failure> {
         Ok(self.node(node).await?.decisions().await?)

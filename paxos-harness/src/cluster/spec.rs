@@ -144,6 +144,15 @@ pub struct MachineFactory<V>(
     pub(super) Arc<dyn Fn(NodeId) -> Box<dyn StateMachine<V>> + Send + Sync>,
 );
 
+impl<V> MachineFactory<V> {
+    /// Make each node's state machine with `factory` (called at every start of the node).
+    pub fn new(
+        factory: impl Fn(NodeId) -> Box<dyn StateMachine<V>> + Send + Sync + 'static,
+    ) -> Self {
+        MachineFactory(Arc::new(factory))
+    }
+}
+
 impl<V> Clone for MachineFactory<V> {
     fn clone(&self) -> Self {
         MachineFactory(self.0.clone())
@@ -180,9 +189,7 @@ impl ClusterSpec<Val> {
 }
 
 fn kv_machines(digests: Digests, lossy: bool) -> MachineFactory<Val> {
-    MachineFactory(Arc::new(move |id| {
-        Box::new(KvStore::new(id, digests.clone(), lossy))
-    }))
+    MachineFactory::new(move |id| Box::new(KvStore::new(id, digests.clone(), lossy)))
 }
 
 impl<V> ClusterSpec<V> {

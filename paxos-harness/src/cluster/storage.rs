@@ -80,6 +80,15 @@ impl<V: Value> NodeStore<V> {
         }
     }
 
+    /// The directory the store keeps its files in, if it has one (RocksDB).
+    pub(super) fn dir(&self) -> Option<&std::path::Path> {
+        match self {
+            #[cfg(feature = "rocksdb")]
+            NodeStore::Rocks { dir, .. } => Some(dir.path()),
+            _ => None,
+        }
+    }
+
     /// Open (or reopen) the storage for one incarnation of the node.
     pub(super) fn open(&self) -> Result<Arc<dyn Storage<V>>, Failure> {
         match self {

@@ -203,32 +203,7 @@ async fn measure(
     c: Cluster<PackedBytes>,
     args: BenchArgs,
 ) -> Result<(u64, f64, Histogram<u64>), Failure> {
-    let leader = c.node(NodeId(1)).await?;
-    // Warm up: one decision proves the cluster is up and the leader holds its ballot.
-    eventually(Duration::from_secs(100), Duration::ZERO, || {
-        let leader = leader.clone();
-        async move {
-            let warm_up = PackedBytes::pack(&[Bytes::from_static(b"warm-up")]);
-            let attempt = tokio::time::timeout(Duration::from_millis(500), leader.propose(warm_up));
-            Ok(match attempt.await {
-                Ok(Ok(_)) => Look::Done(()),
-                other => Look::Wait(format!(
-                    "the cluster did not decide a first value ({other:?})"
-                )),
-            })
-        }
-    })
-    .await?;
-    let batcher = Batcher::spawn(
-        leader,
-        BatchConfig {
-            window: args.window,
-            max_values: args.batch.max(1),
-            max_bytes: 1 << 20,
-            weigh: Bytes::len,
-            timeout: Duration::from_secs(60),
-        },
-    );
+    let batcher = warm_up(&c, args.window, args.batch).await?;
     let measuring = AtomicBool::new(false);
     let stop = AtomicBool::new(false);
     let progress = AtomicU64::new(0);
@@ -268,11 +243,46 @@ async fn measure(
     Ok((decided, elapsed, h))
 }
 
+/// Wait until the leader (node 1) decides a first value (the cluster is up and the leader
+/// holds its ballot), then put a [`Batcher`] on it: at most `window` instances in flight,
+/// `batch` values each.
+pub(crate) async fn warm_up(
+    c: &Cluster<PackedBytes>,
+    window: usize,
+    batch: usize,
+) -> Result<Batcher<Bytes>, Failure> {
+    let leader = c.node(NodeId(1)).await?;
+    eventually(Duration::from_secs(100), Duration::ZERO, || {
+        let leader = leader.clone();
+        async move {
+            let warm_up = PackedBytes::pack(&[Bytes::from_static(b"warm-up")]);
+            let attempt = tokio::time::timeout(Duration::from_millis(500), leader.propose(warm_up));
+            Ok(match attempt.await {
+                Ok(Ok(_)) => Look::Done(()),
+                other => Look::Wait(format!(
+                    "the cluster did not decide a first value ({other:?})"
+                )),
+            })
+        }
+    })
+    .await?;
+    Ok(Batcher::spawn(
+        leader,
+        BatchConfig {
+            window,
+            max_values: batch.max(1),
+            max_bytes: 1 << 20,
+            weigh: Bytes::len,
+            timeout: Duration::from_secs(60),
+        },
+    ))
+}
+
 /// The client: keeps `in_flight` values proposed and not yet decided, through one
 /// [`Batcher::pipeline`], topping up as soon as a range of them is decided. Latency is per
 /// value, from its submission to the decision of its batch. Returns the values decided while
 /// `measuring` was on (also published in `progress`), and their latencies.
-async fn drive(
+pub(crate) async fn drive(
     batcher: Batcher<Bytes>,
     in_flight: usize,
     value_size: usize,

@@ -11,6 +11,7 @@ mod node;
 mod propose;
 mod run;
 mod server;
+mod soak;
 
 use clap::builder::{PossibleValuesParser, TypedValueParser};
 use clap::{Parser, Subcommand};
@@ -43,6 +44,8 @@ enum Command {
     Chaos(chaos::ChaosArgs),
     /// Throughput and latency of a real in-process cluster.
     Bench(bench::BenchArgs),
+    /// Memory and disk over millions of appends with snapshots, and a node catching up.
+    Soak(soak::SoakArgs),
 }
 
 fn main() -> ExitCode {
@@ -70,6 +73,7 @@ fn main() -> ExitCode {
         Some(Command::Propose(a)) => propose::main(a),
         Some(Command::Chaos(a)) => chaos::main(a),
         Some(Command::Bench(a)) => bench::main(a),
+        Some(Command::Soak(a)) => soak::main(a),
     }
 }
 
@@ -96,6 +100,7 @@ fn needs_rocksdb(cli: &Cli) -> Option<&'static str> {
         Some(Command::Run(a)) if a.storage == Rocksdb => Some("--storage rocksdb"),
         Some(Command::Chaos(a)) if a.storage == Rocksdb => Some("--storage rocksdb"),
         Some(Command::Bench(a)) if a.storage == Rocksdb => Some("--storage rocksdb"),
+        Some(Command::Soak(a)) if a.storage == Rocksdb => Some("--storage rocksdb"),
         Some(Command::Node(_)) => Some("`node` (it stores its state in RocksDB)"),
         _ => None,
     }

@@ -92,7 +92,7 @@ impl Server {
                         next: page.last().map_or(from, |d| d.instance.0 + 1),
                         decisions: page
                             .into_iter()
-                            .filter(|d| !matches!(d.applied, Applied::DuplicateOf(_)))
+                            .filter(|d| matches!(d.applied, Applied::First | Applied::Noop))
                             .map(|d| Decision {
                                 instance: d.instance.0,
                                 value: d.entry.value().cloned(),
