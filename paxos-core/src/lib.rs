@@ -104,7 +104,7 @@ pub use replica::{AppendStatus, CompactError, ProposeStatus, Replica, SnapshotPo
 pub use runtime::{
     Batch, BatchConfig, BatchError, Batcher, Commit, Commits, Committed, Decisions, Fatal,
     MAX_UNSAVED_DECISIONS, Node, NodeError, NodeHandle, NodeStatus, NodeTask, Outcome, PackedBytes,
-    Session, Step, Submitter,
+    Reply, Session, Step, Submitter,
 };
 pub use session::{Applied, Sessions};
 pub use snapshot::{Snapshot, SnapshotError, SnapshotMeta};

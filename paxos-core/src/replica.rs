@@ -291,6 +291,18 @@ impl<V: Value> Replica<V> {
         self.sessions.applied_at(id)
     }
 
+    /// Record the output of request `id`, which the state machine just applied (a runtime
+    /// calls this after every first application in [`Effects::applied`], before the next
+    /// step): retries are answered with it, and snapshots carry it.
+    pub fn record_output(&mut self, id: ProposalId, output: Bytes) {
+        self.sessions.set_output(id, output);
+    }
+
+    /// The output recorded for request `id`, while the sessions remember it.
+    pub fn output_of(&self, id: ProposalId) -> Option<&Bytes> {
+        self.sessions.output(id)
+    }
+
     /// The applied log from `from` on, in instance order (at most `limit` slots).
     pub fn applied_log(&self, from: InstanceId, limit: usize) -> Vec<Decision<V>> {
         self.learner

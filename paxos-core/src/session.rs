@@ -17,6 +17,7 @@
 
 use crate::ballot::InstanceId;
 use crate::log::{ClientId, Entry, ProposalId};
+use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, VecDeque};
 
@@ -39,8 +40,9 @@ pub enum Applied {
 /// that deduplicates retries. A snapshot carries it.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct Sessions {
-    /// Requests applied within the window: where each was applied first.
-    applied: BTreeMap<ProposalId, InstanceId>,
+    /// Requests applied within the window: where each was applied first, and its output
+    /// (what the state machine returned; recorded by the runtime right after applying it).
+    applied: BTreeMap<ProposalId, (InstanceId, Bytes)>,
     /// The same requests in the order applied (so by instance), oldest first: what leaves the
     /// window next. A queue, not a map: first applications only ever come at the back.
     by_instance: VecDeque<(InstanceId, ProposalId)>,
@@ -75,10 +77,10 @@ impl Sessions {
             return Applied::Noop;
         };
         let applied = match self.applied.get(&id) {
-            Some(&first) => Applied::DuplicateOf(first),
+            Some(&(first, _)) => Applied::DuplicateOf(first),
             None if id.seq < self.floors.get(&id.client).copied().unwrap_or(0) => Applied::Expired,
             None => {
-                self.applied.insert(id, instance);
+                self.applied.insert(id, (instance, Bytes::new()));
                 self.by_instance.push_back((instance, id));
                 return Applied::First;
             }
@@ -115,7 +117,19 @@ impl Sessions {
 
     /// Where request `id` was applied, if it is remembered.
     pub fn applied_at(&self, id: ProposalId) -> Option<InstanceId> {
-        self.applied.get(&id).copied()
+        self.applied.get(&id).map(|(at, _)| *at)
+    }
+
+    /// Record what applying request `id` output (if it is remembered).
+    pub fn set_output(&mut self, id: ProposalId, output: Bytes) {
+        if let Some((_, o)) = self.applied.get_mut(&id) {
+            *o = output;
+        }
+    }
+
+    /// Request `id`'s output, if it is remembered.
+    pub fn output(&self, id: ProposalId) -> Option<&Bytes> {
+        self.applied.get(&id).map(|(_, o)| o)
     }
 
     /// What applying `entry`, decided in `instance` and applied already, did (the same answer

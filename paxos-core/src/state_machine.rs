@@ -35,8 +35,10 @@ pub struct RestoreError(pub String);
 /// struct Sum(u64);
 ///
 /// impl StateMachine<u64> for Sum {
-///     fn apply(&mut self, _instance: InstanceId, value: &u64) {
+///     fn apply(&mut self, _instance: InstanceId, value: &u64) -> Bytes {
 ///         self.0 = self.0.wrapping_add(*value);
+///         // The output: what the caller of `NodeHandle::call` is answered.
+///         Bytes::copy_from_slice(&self.0.to_be_bytes())
 ///     }
 ///     fn snapshot(&self) -> Bytes {
 ///         Bytes::copy_from_slice(&self.0.to_be_bytes())
@@ -49,15 +51,18 @@ pub struct RestoreError(pub String);
 /// }
 ///
 /// let mut sum = Sum::default();
-/// sum.apply(InstanceId(0), &5);
+/// assert_eq!(sum.apply(InstanceId(0), &5), Bytes::copy_from_slice(&5u64.to_be_bytes()));
 /// let mut copy = Sum::default();
 /// copy.restore(InstanceId(1), &sum.snapshot()).unwrap();
 /// assert_eq!(copy.0, 5);
 /// ```
 pub trait StateMachine<V>: Send + 'static {
-    /// Apply `value`, the first copy of its request, decided in `instance`. Called in instance
-    /// order; must be deterministic.
-    fn apply(&mut self, instance: InstanceId, value: &V);
+    /// Apply `value`, the first copy of its request, decided in `instance`, and return its
+    /// output (empty if there is nothing to say): the caller of [`crate::NodeHandle::call`]
+    /// gets it, and so does a retry of the same request, from the sessions, while they
+    /// remember it ([`crate::Config::session_window_entries`]). Called in instance order; must
+    /// be deterministic, output included.
+    fn apply(&mut self, instance: InstanceId, value: &V) -> Bytes;
 
     /// The state after everything applied so far, encoded. Called on the node loop between
     /// two applies, when the snapshot policy says so: keep it proportional to the state.
@@ -74,8 +79,8 @@ pub trait StateMachine<V>: Send + 'static {
 }
 
 impl<V, M: StateMachine<V> + ?Sized> StateMachine<V> for Box<M> {
-    fn apply(&mut self, instance: InstanceId, value: &V) {
-        (**self).apply(instance, value);
+    fn apply(&mut self, instance: InstanceId, value: &V) -> Bytes {
+        (**self).apply(instance, value)
     }
     fn snapshot(&self) -> Bytes {
         (**self).snapshot()

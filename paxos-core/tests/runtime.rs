@@ -137,10 +137,12 @@ impl Storage<u64> for SharedDisk {
 struct Sum(Arc<std::sync::Mutex<(u64, u64)>>);
 
 impl paxos_core::StateMachine<u64> for Sum {
-    fn apply(&mut self, _: InstanceId, value: &u64) {
+    /// Outputs the sum so far.
+    fn apply(&mut self, _: InstanceId, value: &u64) -> bytes::Bytes {
         let mut s = self.0.lock().unwrap();
         s.0 += value;
         s.1 += 1;
+        bytes::Bytes::copy_from_slice(&s.0.to_be_bytes())
     }
     fn snapshot(&self) -> bytes::Bytes {
         let s = self.0.lock().unwrap();
@@ -209,6 +211,100 @@ async fn the_state_machine_is_snapshotted_compacted_and_restored() {
         .await
         .expect("appended after restart");
     assert_eq!(*again.0.lock().unwrap(), (66, 11));
+    handle.shutdown().await;
+    let _ = task.await;
+}
+
+/// A request is answered with what the state machine returned for it; a retry of it gets the
+/// same output from the sessions, also after a restart from a snapshot that compacted the
+/// request's entry away (the sessions, outputs included, travel in the snapshot).
+#[tokio::test(flavor = "current_thread", start_paused = true)]
+async fn a_call_is_answered_with_its_output_and_so_is_its_retry() {
+    let mut config = single_node();
+    config.snapshot_every_entries = 1;
+    config.snapshot_keep_entries = 0;
+    let disk = SharedDisk::default();
+    let net = ChannelNetwork::<u64>::new();
+    let wait = std::time::Duration::from_secs(5);
+    let sum_of = |n: u64| bytes::Bytes::copy_from_slice(&n.to_be_bytes());
+    let (node, handle) =
+        Node::new(config.clone(), disk.clone(), net.endpoint(NodeId(1)), 1).expect("valid");
+    let task = tokio::spawn(node.with_state_machine(Sum::default()).run());
+    let session = handle.session().await.expect("a session");
+    let first = session.next_request();
+    let five = handle.call(first, 5, wait).await.expect("applied");
+    assert_eq!(five.output, sum_of(5));
+    let twelve = session.call(7, wait).await.expect("applied");
+    assert_eq!(twelve.output, sum_of(12));
+    assert!(twelve.instance > five.instance);
+    let retry = handle.call(first, 5, wait).await.expect("answered");
+    assert_eq!(
+        retry, five,
+        "the retry hears the first copy's instance and output"
+    );
+    handle.shutdown().await;
+    let _ = task.await;
+    assert!(
+        disk.0.lock().unwrap().log_start > five.instance,
+        "the first request's entry was compacted"
+    );
+    let (node, handle) =
+        Node::new(config, disk.clone(), net.endpoint(NodeId(1)), 2).expect("valid");
+    let task = tokio::spawn(node.with_state_machine(Sum::default()).run());
+    let retry = handle.call(first, 5, wait).await.expect("answered");
+    assert_eq!(retry, five, "after a restart from the snapshot too");
+    handle.shutdown().await;
+    let _ = task.await;
+}
+
+/// `subscribe` streams the applied log in order; started below the log start, or fallen
+/// below it while the node compacts (its buffer full), it ends with `Rejected(Compacted)`
+/// instead of skipping.
+#[tokio::test(flavor = "current_thread", start_paused = true)]
+async fn a_subscriber_below_the_log_start_is_told_not_skipped() {
+    let mut config = single_node();
+    config.snapshot_every_entries = 2;
+    config.snapshot_keep_entries = 0;
+    let net = ChannelNetwork::<u64>::new();
+    let wait = std::time::Duration::from_secs(5);
+    let (node, handle) =
+        Node::new(config, SharedDisk::default(), net.endpoint(NodeId(1)), 1).expect("valid");
+    let task = tokio::spawn(node.with_state_machine(Sum::default()).run());
+    // Reads nothing until its buffer (1024 slots) is full and the log compacted past it.
+    let mut slow = handle.subscribe(InstanceId(0)).await.expect("subscribed");
+    for v in 1..=1100 {
+        handle.append(v, wait).await.expect("applied");
+    }
+    let start = handle.status().await.expect("status").log_start;
+    assert!(start > InstanceId(1024), "compacted to {start}");
+    let told = |next: Option<Result<paxos_core::Decision<u64>, NodeError>>| {
+        matches!(
+            next,
+            Some(Err(NodeError::Rejected(InputError::Compacted { .. })))
+        )
+    };
+    let mut late = handle.subscribe(InstanceId(0)).await.expect("subscribed");
+    assert!(told(late.next().await), "from below the log start");
+    let mut expect = InstanceId(0);
+    let ended = loop {
+        match slow.next().await {
+            Some(Ok(d)) => {
+                assert_eq!(d.instance, expect, "in order, no gap");
+                expect = d.instance.next();
+            }
+            other => break other,
+        }
+    };
+    assert!(told(ended), "a reader left behind by compaction is told");
+    assert_eq!(expect, InstanceId(1024), "after the slots its buffer held");
+    let mut current = handle.subscribe(start).await.expect("subscribed");
+    let next = handle.append(1101, wait).await.expect("applied");
+    let got = current.next().await.expect("a slot").expect("in the log");
+    assert_eq!(
+        (got.instance, next),
+        (start, start),
+        "from the log start on"
+    );
     handle.shutdown().await;
     let _ = task.await;
 }

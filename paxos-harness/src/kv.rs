@@ -102,7 +102,9 @@ impl KvStore {
 }
 
 impl StateMachine<u64> for KvStore {
-    fn apply(&mut self, instance: InstanceId, value: &u64) {
+    /// Outputs what the key holds after the operation (8 bytes little-endian; empty if
+    /// nothing).
+    fn apply(&mut self, instance: InstanceId, value: &u64) -> Bytes {
         let key = ((value >> 2) & 0xF) as u8;
         let operand = value >> 6;
         match value & 3 {
@@ -128,6 +130,9 @@ impl StateMachine<u64> for KvStore {
             .entry(instance)
             .or_default()
             .insert(self.node, digest);
+        self.map
+            .get(&key)
+            .map_or_else(Bytes::new, |v| Bytes::copy_from_slice(&v.to_le_bytes()))
     }
 
     fn snapshot(&self) -> Bytes {

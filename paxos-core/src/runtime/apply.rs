@@ -5,11 +5,13 @@ use super::error::Fatal;
 use crate::ballot::InstanceId;
 use crate::config::Config;
 use crate::effects::{Effects, Write};
-use crate::log::Entry;
+use crate::log::{Entry, ProposalId};
 use crate::message::Value;
 use crate::replica::Replica;
 use crate::session::Applied;
 use crate::state_machine::StateMachine;
+use bytes::Bytes;
+use std::collections::BTreeMap;
 
 /// Drives one node's [`StateMachine`] (see its module docs for the contract).
 pub(super) struct Applier<V> {
@@ -26,7 +28,7 @@ impl<V: Value> Applier<V> {
     pub(super) fn start(
         mut machine: Box<dyn StateMachine<V>>,
         config: &Config,
-        replica: &Replica<V>,
+        replica: &mut Replica<V>,
     ) -> Result<Self, Fatal> {
         let from = match replica.snapshot_state() {
             Some((meta, state)) => {
@@ -38,7 +40,7 @@ impl<V: Value> Applier<V> {
             None => InstanceId(0),
         };
         for d in replica.applied_log(from, usize::MAX) {
-            apply(machine.as_mut(), d.instance, &d.entry, d.applied);
+            apply(machine.as_mut(), replica, d.instance, &d.entry, d.applied);
         }
         Ok(Applier {
             machine,
@@ -47,8 +49,9 @@ impl<V: Value> Applier<V> {
     }
 
     /// After a step's save: apply what it applied (restoring a snapshot it installed at its
-    /// place in the order), then take a snapshot if the policy says so. The snapshot's writes
-    /// go to `unsaved`, durable with the next save; the log is compacted in memory at once.
+    /// place in the order). Returns the output of every request the step applied or showed
+    /// applied (a duplicate's and a restored one's from the sessions), to answer their
+    /// callers with.
     ///
     /// # Errors
     /// [`Fatal::Restore`] if an installed snapshot's state cannot be restored.
@@ -56,14 +59,13 @@ impl<V: Value> Applier<V> {
         &mut self,
         replica: &mut Replica<V>,
         out: &Effects<V>,
-        unsaved: &mut Vec<Write<V>>,
-    ) -> Result<(), Fatal> {
+    ) -> Result<Outputs, Fatal> {
         let machine = self.machine.as_mut();
         let mut done = 0;
         for r in &out.restored {
             // `after` only grows within a step; `get` keeps a broken one from panicking.
             for (instance, entry, applied) in out.applied.get(done..r.after).unwrap_or_default() {
-                apply(machine, *instance, entry, *applied);
+                apply(machine, replica, *instance, entry, *applied);
             }
             machine
                 .restore(r.meta.index, &r.state)
@@ -71,8 +73,30 @@ impl<V: Value> Applier<V> {
             done = r.after;
         }
         for (instance, entry, applied) in out.applied.get(done..).unwrap_or_default() {
-            apply(machine, *instance, entry, *applied);
+            apply(machine, replica, *instance, entry, *applied);
         }
+        let restored = out.restored.iter().flat_map(|r| &r.requests);
+        let answered = out
+            .applied
+            .iter()
+            .map(|(_, e, _)| e)
+            .chain(restored.map(|(_, e)| e));
+        let outputs = answered
+            .filter_map(Entry::id)
+            .filter_map(|id| Some((id, replica.output_of(id)?.clone())))
+            .collect();
+        Ok(outputs)
+    }
+
+    /// Take a snapshot if the policy says so, once the step's callers and readers were
+    /// served (a reader keeping up sees every slot before it can be compacted). The
+    /// snapshot's writes go to `unsaved`, durable with the next save; the log is compacted in
+    /// memory at once.
+    pub(super) fn snapshot_if_due(
+        &mut self,
+        replica: &mut Replica<V>,
+        unsaved: &mut Vec<Write<V>>,
+    ) {
         let kept = replica.snapshot().map_or(InstanceId(0), |s| s.meta.index);
         if self.every > 0 && replica.applied().0.saturating_sub(kept.0) >= self.every {
             let point = replica.snapshot_point();
@@ -85,19 +109,23 @@ impl<V: Value> Applier<V> {
                 unsaved.append(&mut writes.writes);
             }
         }
-        Ok(())
     }
 }
 
-/// Apply one entry if it is a request's first copy.
+/// The outputs of the requests one step answers, by request.
+pub(super) type Outputs = BTreeMap<ProposalId, Bytes>;
+
+/// Apply one entry if it is a request's first copy, and record its output.
 fn apply<V: Value>(
     machine: &mut dyn StateMachine<V>,
+    replica: &mut Replica<V>,
     instance: InstanceId,
     entry: &Entry<V>,
     applied: Applied,
 ) {
-    if let (Applied::First, Entry::Value { value, .. }) = (applied, entry) {
-        machine.apply(instance, value);
+    if let (Applied::First, Entry::Value { id, value }) = (applied, entry) {
+        let output = machine.apply(instance, value);
+        replica.record_output(*id, output);
     }
 }
 
@@ -117,11 +145,12 @@ mod tests {
     struct Recorder(Arc<Mutex<Vec<String>>>);
 
     impl StateMachine<u64> for Recorder {
-        fn apply(&mut self, instance: InstanceId, value: &u64) {
+        fn apply(&mut self, instance: InstanceId, value: &u64) -> Bytes {
             self.0
                 .lock()
                 .unwrap()
                 .push(format!("apply {instance} {value}"));
+            Bytes::new()
         }
         fn snapshot(&self) -> Bytes {
             Bytes::new()
@@ -164,14 +193,12 @@ mod tests {
         let config = Config::symmetric(NodeId(1), [NodeId(1), NodeId(2), NodeId(3)]);
         let mut replica = Replica::new(&config, DurableState::default(), 1).expect("valid");
         let calls = Arc::new(Mutex::new(Vec::new()));
-        let mut applier = Applier::start(Box::new(Recorder(calls.clone())), &config, &replica)
+        let mut applier = Applier::start(Box::new(Recorder(calls.clone())), &config, &mut replica)
             .expect("nothing to restore");
         let mut out = Effects::new();
         out.applied = vec![value(0), value(5), value(6), value(9)];
         out.restored = vec![installed(5, 1), installed(9, 3)];
-        applier
-            .after_step(&mut replica, &out, &mut Vec::new())
-            .expect("restored");
+        applier.after_step(&mut replica, &out).expect("restored");
         assert_eq!(
             *calls.lock().unwrap(),
             [

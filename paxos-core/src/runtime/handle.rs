@@ -6,6 +6,7 @@ use crate::ballot::{Ballot, InstanceId, NodeId};
 use crate::log::{ClientId, Decision, Entry, ProposalId};
 use crate::message::Value;
 use crate::snapshot::SnapshotMeta;
+use bytes::Bytes;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -50,6 +51,16 @@ pub struct NodeStatus {
     /// mailbox plus queued client commands. A node that keeps up drains it (the Elixir
     /// coursework's `{:message_queue_len, 0}` check).
     pub backlog: usize,
+}
+
+/// The answer to a request ([`NodeHandle::call`]): where it sits in the log, and what the
+/// state machine returned when it applied it (empty without a state machine).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Reply {
+    /// The instance the request was applied at (its first copy's, for a retry).
+    pub instance: InstanceId,
+    /// [`crate::StateMachine::apply`]'s output for it.
+    pub output: Bytes,
 }
 
 /// A cheap, cloneable handle to a running [`super::Node`].
@@ -106,6 +117,15 @@ impl<V: Value> Session<V> {
             .await
     }
 
+    /// [`Session::append`], answered with the state machine's output as well
+    /// ([`NodeHandle::call`]).
+    ///
+    /// # Errors
+    /// As [`NodeHandle::append_request`].
+    pub async fn call(&self, value: V, timeout: Duration) -> Result<Reply, NodeError> {
+        self.node.call(self.next_request(), value, timeout).await
+    }
+
     /// The node this session runs through.
     pub fn node(&self) -> &NodeHandle<V> {
         &self.node
@@ -115,12 +135,15 @@ impl<V: Value> Session<V> {
 /// The applied log, slot after slot in instance order ([`NodeHandle::subscribe`]).
 #[derive(Debug)]
 pub struct Decisions<V> {
-    rx: mpsc::Receiver<Decision<V>>,
+    rx: mpsc::Receiver<Result<Decision<V>, NodeError>>,
 }
 
 impl<V> Decisions<V> {
     /// The next applied slot, in instance order with no gaps; `None` once the node stopped.
-    pub async fn next(&mut self) -> Option<Decision<V>> {
+    /// An `Err` ends the stream: `Rejected(Compacted)` when the next slot is no longer in the
+    /// node's log (the reader started, or fell, below its log start; catch up from a
+    /// snapshot instead).
+    pub async fn next(&mut self) -> Option<Result<Decision<V>, NodeError>> {
         self.rx.recv().await
     }
 }
@@ -155,7 +178,7 @@ impl<V: Value> NodeHandle<V> {
     /// # Errors
     /// As [`NodeHandle::append_request`].
     pub async fn append(&self, value: V, timeout: Duration) -> Result<InstanceId, NodeError> {
-        self.append_command(None, value, timeout).await
+        Ok(self.append_command(None, value, timeout).await?.instance)
     }
 
     /// Put *this* value in the log as request `id`: returns its instance once that entry (not
@@ -175,6 +198,26 @@ impl<V: Value> NodeHandle<V> {
         value: V,
         timeout: Duration,
     ) -> Result<InstanceId, NodeError> {
+        Ok(self
+            .append_command(Some(id), value, timeout)
+            .await?
+            .instance)
+    }
+
+    /// [`NodeHandle::append_request`], answered with what the node's state machine returned
+    /// when it applied the request ([`crate::StateMachine::apply`]): a service's reply to its
+    /// client. A retry of an applied request gets the same output, from the sessions, as long
+    /// as they remember it ([`crate::Config::session_window_entries`]); after that it is
+    /// refused as [`InputError::SessionExpired`](crate::InputError::SessionExpired).
+    ///
+    /// # Errors
+    /// As [`NodeHandle::append_request`], and `Rejected(SessionExpired)`.
+    pub async fn call(
+        &self,
+        id: ProposalId,
+        value: V,
+        timeout: Duration,
+    ) -> Result<Reply, NodeError> {
         self.append_command(Some(id), value, timeout).await
     }
 
@@ -183,7 +226,7 @@ impl<V: Value> NodeHandle<V> {
         id: Option<ProposalId>,
         value: V,
         timeout: Duration,
-    ) -> Result<InstanceId, NodeError> {
+    ) -> Result<Reply, NodeError> {
         let (reply, rx) = oneshot::channel();
         self.send(Command::Append {
             id,
@@ -244,7 +287,8 @@ impl<V: Value> NodeHandle<V> {
     /// slot once it and every slot before it are decided, with what applying it did (a state
     /// machine applies only [`crate::Applied::First`]). Slots are read from the node's log
     /// as the stream is consumed (nothing is copied ahead), so a slow reader costs a cursor,
-    /// not memory.
+    /// not memory; a reader that falls below the log start (the node compacted past it) gets
+    /// `Rejected(Compacted)` and the stream ends, rather than a gap.
     ///
     /// # Errors
     /// [`NodeError::Fatal`] with the cause if the node stopped.

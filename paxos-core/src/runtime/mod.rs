@@ -20,6 +20,6 @@ pub use batcher::{
     Batch, BatchConfig, BatchError, Batcher, Commit, Commits, Committed, PackedBytes, Submitter,
 };
 pub use error::{Fatal, NodeError};
-pub use handle::{Decisions, NodeHandle, NodeStatus, Outcome, Session};
+pub use handle::{Decisions, NodeHandle, NodeStatus, Outcome, Reply, Session};
 pub use node::{Node, NodeTask};
 pub use step::{MAX_UNSAVED_DECISIONS, Step};

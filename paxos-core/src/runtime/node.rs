@@ -2,7 +2,7 @@
 
 use super::apply::Applier;
 use super::error::{Fatal, Fate, NodeError};
-use super::handle::{NodeHandle, NodeStatus};
+use super::handle::{NodeHandle, NodeStatus, Reply};
 use super::step::Step;
 use super::waiters::{AppendReply, ProposeReply, Waiters};
 use crate::acceptor::AcceptorFaults;
@@ -59,7 +59,7 @@ pub(crate) enum Command<V> {
     },
     Subscribe {
         from: InstanceId,
-        sink: mpsc::Sender<Decision<V>>,
+        sink: mpsc::Sender<Result<Decision<V>, NodeError>>,
     },
     Read {
         from: InstanceId,
@@ -263,7 +263,7 @@ async fn serve<V: Value, S: Storage<V>, T: Transport<V>>(
         })?
         .break_on_purpose(faults);
     let mut applier = state_machine
-        .map(|m| Applier::start(m, config, &replica))
+        .map(|m| Applier::start(m, config, &mut replica))
         .transpose()?;
     // This boot's number is durable before anything of this boot leaves the node.
     let mut out = Effects::new();
@@ -359,11 +359,18 @@ async fn serve<V: Value, S: Storage<V>, T: Transport<V>>(
         for env in step.late {
             send(&transport, id, env).await;
         }
-        waiters.answer(&out, faults.1.ack_before_prefix);
+        // Applied before anyone is answered: an answer carries the request's output.
+        let outputs = match &mut applier {
+            Some(applier) => applier.after_step(&mut replica, &out)?,
+            None => Default::default(),
+        };
+        waiters.answer(&out, faults.1.ack_before_prefix, &outputs);
+        waiters.feed(replica.learner().log_start(), |from, limit| {
+            replica.applied_log(from, limit)
+        });
         if let Some(applier) = &mut applier {
-            applier.after_step(&mut replica, &out, &mut unsaved)?;
+            applier.snapshot_if_due(&mut replica, &mut unsaved);
         }
-        waiters.feed(|from, limit| replica.applied_log(from, limit));
         if replica.leader() != leader {
             leader = replica.leader();
             tracing::info!(node = %id, leader = ?leader, ballot = %replica.proposer().ballot(), "leader changed");
@@ -447,7 +454,11 @@ fn on_command<V: Value>(
             let id = id.unwrap_or_else(|| replica.next_own_request());
             match replica.append(id, value, out) {
                 AppendStatus::Applied(at) => {
-                    let _ = reply.send(Ok(at));
+                    let output = replica.output_of(id).cloned().unwrap_or_default();
+                    let _ = reply.send(Ok(Reply {
+                        instance: at,
+                        output,
+                    }));
                 }
                 AppendStatus::Pending => waiters.append(id, Instant::now() + timeout, reply),
             }

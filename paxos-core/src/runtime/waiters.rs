@@ -3,11 +3,13 @@
 //! cursor, deadlines by time. No I/O: the node loop hands it effects and clock readings.
 
 use super::error::NodeError;
+use super::handle::Reply;
 use crate::ballot::InstanceId;
 use crate::effects::Effects;
 use crate::log::{Decision, Entry, ProposalId};
 use crate::session::Applied;
 use crate::validate::InputError;
+use bytes::Bytes;
 use std::collections::{BTreeMap, BTreeSet};
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
@@ -15,7 +17,7 @@ use tokio::time::Instant;
 /// Where a Go/Elixir-style proposal's answer goes.
 pub(crate) type ProposeReply<V> = oneshot::Sender<Result<(InstanceId, Entry<V>), NodeError>>;
 /// Where an append's answer goes.
-pub(crate) type AppendReply = oneshot::Sender<Result<InstanceId, NodeError>>;
+pub(crate) type AppendReply = oneshot::Sender<Result<Reply, NodeError>>;
 
 /// A caller waiting for one instance's decision.
 #[derive(Debug)]
@@ -39,7 +41,7 @@ enum ForRequest<V> {
 #[derive(Debug)]
 struct Subscriber<V> {
     next: InstanceId,
-    sink: mpsc::Sender<Decision<V>>,
+    sink: mpsc::Sender<Result<Decision<V>, NodeError>>,
 }
 
 /// Everyone waiting on one node.
@@ -120,20 +122,33 @@ impl<V: Clone> Waiters<V> {
     }
 
     /// A reader of the log from `from` on.
-    pub(crate) fn subscribe(&mut self, from: InstanceId, sink: mpsc::Sender<Decision<V>>) {
+    pub(crate) fn subscribe(
+        &mut self,
+        from: InstanceId,
+        sink: mpsc::Sender<Result<Decision<V>, NodeError>>,
+    ) {
         self.subscribers.push(Subscriber { next: from, sink });
     }
 
     /// Answer everyone `effects` (one step's, once durable) has news for. `ack_on_decide` is
     /// the `ack_before_prefix` fault switch: requests are answered at their decision, before
     /// the instances below them are decided.
-    pub(crate) fn answer(&mut self, effects: &Effects<V>, ack_on_decide: bool) {
+    /// `outputs` are the applied requests' outputs (none without a state machine).
+    pub(crate) fn answer(
+        &mut self,
+        effects: &Effects<V>,
+        ack_on_decide: bool,
+        outputs: &BTreeMap<ProposalId, Bytes>,
+    ) {
         if ack_on_decide {
             for (instance, entry) in &effects.decided {
                 if let Some(id) = entry.id()
                     && let Some(ForRequest::Append(reply, _)) = self.take_request(id)
                 {
-                    let _ = reply.send(Ok(*instance));
+                    let _ = reply.send(Ok(Reply {
+                        instance: *instance,
+                        output: Bytes::new(),
+                    }));
                 }
             }
         }
@@ -184,7 +199,9 @@ impl<V: Clone> Waiters<V> {
             let expired = || NodeError::Rejected(InputError::SessionExpired { id });
             match self.take_request(id) {
                 Some(ForRequest::Append(reply, _)) => {
-                    let _ = reply.send(first.ok_or_else(expired));
+                    let output = outputs.get(&id).cloned().unwrap_or_default();
+                    let answer = first.map(|instance| Reply { instance, output });
+                    let _ = reply.send(answer.ok_or_else(expired));
                 }
                 Some(ForRequest::Proposal(reply)) => {
                     let _ = reply.send(first.map(|at| (at, entry.clone())).ok_or_else(expired));
@@ -226,15 +243,28 @@ impl<V: Clone> Waiters<V> {
     }
 
     /// Feed every reader the applied slots it has not seen, as far as its buffer takes them,
-    /// reading them with `read(from, at_most)`; a reader that went away is dropped.
-    pub(crate) fn feed(&mut self, read: impl Fn(InstanceId, usize) -> Vec<Decision<V>>) {
+    /// reading them with `read(from, at_most)`; a reader that went away is dropped, and one
+    /// whose next slot is below `log_start` (compacted) is told so and dropped.
+    pub(crate) fn feed(
+        &mut self,
+        log_start: InstanceId,
+        read: impl Fn(InstanceId, usize) -> Vec<Decision<V>>,
+    ) {
         self.subscribers.retain_mut(|s| {
             if s.sink.is_closed() {
                 return false;
             }
+            if s.next < log_start {
+                let compacted = NodeError::Rejected(InputError::Compacted {
+                    instance: s.next,
+                    log_start,
+                });
+                // A full buffer: tell it at the next step.
+                return s.sink.try_send(Err(compacted)).is_err();
+            }
             for d in read(s.next, s.sink.capacity()) {
                 let next = d.instance.next();
-                if s.sink.try_send(d).is_err() {
+                if s.sink.try_send(Ok(d)).is_err() {
                     break;
                 }
                 s.next = next;
@@ -275,7 +305,7 @@ mod tests {
             (InstanceId(5), entry(2), Applied::First),
             (InstanceId(6), entry(3), Applied::DuplicateOf(InstanceId(2))),
         ];
-        waiters.answer(&out, false);
+        waiters.answer(&out, false, &BTreeMap::new());
         let got: Vec<_> = replies
             .into_iter()
             .map(|mut rx| rx.try_recv().expect("answered"))
@@ -284,8 +314,14 @@ mod tests {
             got[0],
             Err(NodeError::Rejected(InputError::SessionExpired { id: i })) if i == id(1)
         ));
-        assert_eq!(got[1].as_ref().ok(), Some(&InstanceId(5)));
-        assert_eq!(got[2].as_ref().ok(), Some(&InstanceId(2)));
+        assert_eq!(
+            got[1].as_ref().ok().map(|r| r.instance),
+            Some(InstanceId(5))
+        );
+        assert_eq!(
+            got[2].as_ref().ok().map(|r| r.instance),
+            Some(InstanceId(2))
+        );
         assert_eq!(
             waiters.deadlines_waiting(),
             0,

@@ -168,7 +168,7 @@ impl Tally {
 }
 
 impl StateMachine<PackedBytes> for Tally {
-    fn apply(&mut self, _: InstanceId, batch: &PackedBytes) {
+    fn apply(&mut self, _: InstanceId, batch: &PackedBytes) -> Bytes {
         for item in batch.items() {
             let mut h = crc32fast::Hasher::new_with_initial(self.crc);
             h.update(&item);
@@ -176,6 +176,7 @@ impl StateMachine<PackedBytes> for Tally {
             self.values += 1;
         }
         self.publish();
+        Bytes::new()
     }
 
     fn snapshot(&self) -> Bytes {
