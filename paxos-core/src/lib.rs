@@ -108,7 +108,7 @@ pub use runtime::{
 };
 pub use session::{Applied, Sessions};
 pub use snapshot::{Snapshot, SnapshotError, SnapshotMeta};
-pub use state_machine::{RestoreError, StateMachine};
+pub use state_machine::{RestoreError, SnapshotJob, StateMachine};
 pub use storage::{DurableState, Storage, StorageError, StorageOp};
 pub use transport::{Transport, TransportError};
 pub use validate::InputError;

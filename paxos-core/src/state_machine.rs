@@ -68,6 +68,17 @@ pub trait StateMachine<V>: Send + 'static {
     /// two applies, when the snapshot policy says so: keep it proportional to the state.
     fn snapshot(&self) -> Bytes;
 
+    /// A snapshot taken off the node loop, for a state too big to encode between two applies
+    /// (openraft #596): return a job that encodes the state *as of now* (from a cheap copy:
+    /// an `Arc` of a persistent map, a copy-on-write clone) and the runtime runs it on a
+    /// blocking thread while the node goes on applying; the log is compacted at this point
+    /// once it returns. `None`, the default, has the runtime call [`StateMachine::snapshot`]
+    /// on the loop instead. A job's finishing time is real time, so simulations that replay a
+    /// seed bit for bit should keep the default.
+    fn snapshot_job(&self) -> Option<SnapshotJob> {
+        None
+    }
+
     /// Replace the whole state with one [`StateMachine::snapshot`] produced (here or on a
     /// peer, at the same version of your code): the state after every instance below `below`.
     /// The next `apply` is for an instance at or above it.
@@ -78,12 +89,18 @@ pub trait StateMachine<V>: Send + 'static {
     fn restore(&mut self, below: InstanceId, state: &[u8]) -> Result<(), RestoreError>;
 }
 
+/// The off-loop encoding of a snapshot ([`StateMachine::snapshot_job`]).
+pub type SnapshotJob = Box<dyn FnOnce() -> Bytes + Send>;
+
 impl<V, M: StateMachine<V> + ?Sized> StateMachine<V> for Box<M> {
     fn apply(&mut self, instance: InstanceId, value: &V) -> Bytes {
         (**self).apply(instance, value)
     }
     fn snapshot(&self) -> Bytes {
         (**self).snapshot()
+    }
+    fn snapshot_job(&self) -> Option<SnapshotJob> {
+        (**self).snapshot_job()
     }
     fn restore(&mut self, below: InstanceId, state: &[u8]) -> Result<(), RestoreError> {
         (**self).restore(below, state)

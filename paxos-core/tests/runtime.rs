@@ -308,3 +308,90 @@ async fn a_subscriber_below_the_log_start_is_told_not_skipped() {
     handle.shutdown().await;
     let _ = task.await;
 }
+
+/// [`Sum`], whose first snapshot is encoded off the node loop by a job that waits for the
+/// test to open its gate.
+struct Gated {
+    sum: Sum,
+    gate: Arc<std::sync::Mutex<Option<std::sync::mpsc::Receiver<()>>>>,
+}
+
+impl paxos_core::StateMachine<u64> for Gated {
+    fn apply(&mut self, instance: InstanceId, value: &u64) -> bytes::Bytes {
+        self.sum.apply(instance, value)
+    }
+    fn snapshot(&self) -> bytes::Bytes {
+        self.sum.snapshot()
+    }
+    fn snapshot_job(&self) -> Option<paxos_core::SnapshotJob> {
+        let state = self.sum.snapshot(); // the state as of now; the job only "encodes" it
+        let gate = self.gate.lock().unwrap().take();
+        Some(Box::new(move || {
+            if let Some(gate) = gate {
+                let _ = gate.recv();
+            }
+            state
+        }))
+    }
+    fn restore(&mut self, below: InstanceId, state: &[u8]) -> Result<(), paxos_core::RestoreError> {
+        self.sum.restore(below, state)
+    }
+}
+
+/// A state machine that hands a snapshot job gets it run off the node loop: the node goes on
+/// applying and answering while the job is blocked, and compacts at the job's point (with
+/// the state as of that point) once it returns; a restart resumes from there.
+#[tokio::test(flavor = "current_thread", start_paused = true)]
+async fn a_snapshot_job_runs_off_the_loop_and_compacts_at_its_point() {
+    let mut config = single_node();
+    config.snapshot_every_entries = 4;
+    config.snapshot_keep_entries = 0;
+    let disk = SharedDisk::default();
+    let net = ChannelNetwork::<u64>::new();
+    let wait = std::time::Duration::from_secs(5);
+    let (open, gate) = std::sync::mpsc::channel();
+    let machine = Gated {
+        sum: Sum::default(),
+        gate: Arc::new(std::sync::Mutex::new(Some(gate))),
+    };
+    let (node, handle) =
+        Node::new(config.clone(), disk.clone(), net.endpoint(NodeId(1)), 1).expect("valid");
+    let task = tokio::spawn(node.with_state_machine(machine).run());
+    for v in 1..=10 {
+        handle
+            .append(v, wait)
+            .await
+            .expect("applied while the job waits");
+    }
+    assert!(
+        disk.0.lock().unwrap().snapshot.is_none(),
+        "no snapshot before the job returns"
+    );
+    open.send(()).expect("the job waits");
+    let mut stored = None;
+    for _ in 0..2000 {
+        std::thread::sleep(std::time::Duration::from_millis(1));
+        tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+        if let Some(s) = disk.0.lock().unwrap().snapshot.clone() {
+            stored = Some(s);
+            break;
+        }
+    }
+    let snapshot = stored.expect("the job's snapshot was stored");
+    // The first job's point (i4), or a later job's once that one was saved: either way its
+    // state is the state there, which the restart below checks (snapshot + tail = the sum).
+    assert!(snapshot.meta.index >= InstanceId(4), "{}", snapshot.meta);
+    handle.shutdown().await;
+    let _ = task.await;
+    let again = Sum::default();
+    let (node, handle) =
+        Node::new(config, disk.clone(), net.endpoint(NodeId(1)), 2).expect("valid");
+    let task = tokio::spawn(node.with_state_machine(again.clone()).run());
+    handle
+        .append(11, wait)
+        .await
+        .expect("appended after restart");
+    assert_eq!(*again.0.lock().unwrap(), (66, 11), "snapshot state + tail");
+    handle.shutdown().await;
+    let _ = task.await;
+}

@@ -7,7 +7,7 @@ use crate::config::Config;
 use crate::effects::{Effects, Write};
 use crate::log::{Entry, ProposalId};
 use crate::message::Value;
-use crate::replica::Replica;
+use crate::replica::{Replica, SnapshotPoint};
 use crate::session::Applied;
 use crate::state_machine::StateMachine;
 use bytes::Bytes;
@@ -17,6 +17,14 @@ use std::collections::BTreeMap;
 pub(super) struct Applier<V> {
     machine: Box<dyn StateMachine<V>>,
     every: u64,
+    /// A snapshot being encoded off the loop ([`StateMachine::snapshot_job`]), one at a time.
+    job: Option<Job>,
+}
+
+/// A snapshot being encoded on a blocking thread, and the point of the log it is of.
+struct Job {
+    point: SnapshotPoint,
+    task: tokio::task::JoinHandle<Bytes>,
 }
 
 impl<V: Value> Applier<V> {
@@ -45,6 +53,7 @@ impl<V: Value> Applier<V> {
         Ok(Applier {
             machine,
             every: config.snapshot_every_entries,
+            job: None,
         })
     }
 
@@ -89,26 +98,83 @@ impl<V: Value> Applier<V> {
     }
 
     /// Take a snapshot if the policy says so, once the step's callers and readers were
-    /// served (a reader keeping up sees every slot before it can be compacted). The
-    /// snapshot's writes go to `unsaved`, durable with the next save; the log is compacted in
-    /// memory at once.
+    /// served (a reader keeping up sees every slot before it can be compacted): on the loop,
+    /// or as a job on a blocking thread if the state machine hands one
+    /// ([`Applier::encoded`] then says when it is done). The snapshot's writes go to
+    /// `unsaved`, durable with the next save; the log is compacted in memory at once.
     pub(super) fn snapshot_if_due(
         &mut self,
         replica: &mut Replica<V>,
         unsaved: &mut Vec<Write<V>>,
     ) {
         let kept = replica.snapshot().map_or(InstanceId(0), |s| s.meta.index);
-        if self.every > 0 && replica.applied().0.saturating_sub(kept.0) >= self.every {
-            let point = replica.snapshot_point();
-            let mut writes = Effects::new();
-            // `NotNewer` cannot happen here (the point is above the kept snapshot).
-            if replica
-                .compact(point, self.machine.snapshot(), &mut writes)
-                .is_ok()
-            {
-                unsaved.append(&mut writes.writes);
+        let due = self.every > 0 && replica.applied().0.saturating_sub(kept.0) >= self.every;
+        if !due || self.job.is_some() {
+            return;
+        }
+        let point = replica.snapshot_point();
+        match self.machine.snapshot_job() {
+            Some(job) => {
+                let task = tokio::task::spawn_blocking(job);
+                self.job = Some(Job { point, task });
+            }
+            None => {
+                let state = self.machine.snapshot();
+                compact(replica, point, state, unsaved);
             }
         }
+    }
+
+    /// True while a snapshot is being encoded off the loop.
+    pub(super) fn encoding(&self) -> bool {
+        self.job.is_some()
+    }
+
+    /// Wait until the snapshot being encoded off the loop is done (pending forever if none).
+    /// Cancel-safe: the job is kept until it finished.
+    pub(super) async fn encoded(&mut self) -> Encoded {
+        let Some(job) = &mut self.job else {
+            return std::future::pending().await;
+        };
+        let result = (&mut job.task).await;
+        let point = match self.job.take() {
+            Some(job) => job.point,
+            None => return std::future::pending().await,
+        };
+        Encoded { point, result }
+    }
+}
+
+/// A snapshot encoded off the loop ([`Applier::encoded`]).
+pub(super) struct Encoded {
+    point: SnapshotPoint,
+    result: Result<Bytes, tokio::task::JoinError>,
+}
+
+impl Encoded {
+    /// Compact `replica` at the encoded point (unless a newer snapshot came meanwhile, or the
+    /// job failed: then the next policy point tries again).
+    pub(super) fn compact<V: Value>(self, replica: &mut Replica<V>, unsaved: &mut Vec<Write<V>>) {
+        match self.result {
+            Ok(state) => compact(replica, self.point, state, unsaved),
+            Err(e) => {
+                tracing::error!(node = %replica.id(), error = %e, "snapshot job failed; the log is not compacted");
+            }
+        }
+    }
+}
+
+/// Compact `replica` at `point` with the state machine's `state` there.
+fn compact<V: Value>(
+    replica: &mut Replica<V>,
+    point: SnapshotPoint,
+    state: Bytes,
+    unsaved: &mut Vec<Write<V>>,
+) {
+    let mut writes = Effects::new();
+    // `NotNewer`: a snapshot installed from a peer meanwhile is newer; this one is dropped.
+    if replica.compact(point, state, &mut writes).is_ok() {
+        unsaved.append(&mut writes.writes);
     }
 }
 

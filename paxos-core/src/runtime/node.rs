@@ -1,6 +1,6 @@
 //! The node loop.
 
-use super::apply::Applier;
+use super::apply::{Applier, Encoded};
 use super::error::{Fatal, Fate, NodeError};
 use super::handle::{NodeHandle, NodeStatus, Reply};
 use super::step::Step;
@@ -285,6 +285,7 @@ async fn serve<V: Value, S: Storage<V>, T: Transport<V>>(
         // 1. Wait for one input. `biased` keeps the choice deterministic under turmoil; the
         //    tick goes first so a busy network can never starve timeouts and heartbeats.
         let mut idle_tick = false;
+        let mut encoded: Option<Encoded> = None;
         let stop = tokio::select! {
             biased;
             _ = ticker.tick() => {
@@ -307,7 +308,15 @@ async fn serve<V: Value, S: Storage<V>, T: Transport<V>>(
                 deliver(&mut replica, from, msg, &mut out);
                 false
             }
+            done = async { Some(applier.as_mut()?.encoded().await) },
+                if applier.as_ref().is_some_and(Applier::encoding) => {
+                encoded = done;
+                false
+            }
         };
+        if let Some(done) = encoded.take() {
+            done.compact(&mut replica, &mut unsaved);
+        }
         // 2. Fold every input that is already waiting into this step (group commit).
         let mut stop = stop;
         for _ in 0..MAX_INPUTS_PER_STEP {
