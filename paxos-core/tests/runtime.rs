@@ -158,20 +158,64 @@ impl paxos_core::StateMachine<u64> for Sum {
     }
 }
 
+/// One node compacting every `every` entries (keeping `keep`).
+fn compacting(every: u64, keep: u64) -> paxos_core::Config {
+    let mut config = single_node();
+    config.snapshot_every_entries = every;
+    config.snapshot_keep_entries = keep;
+    config
+}
+
+/// A running single node over `disk`, driving `machine` (the node's `seed`-th boot).
+struct Running {
+    handle: paxos_core::NodeHandle<u64>,
+    task: tokio::task::JoinHandle<Result<(), Fatal>>,
+}
+
+impl Running {
+    fn start(
+        config: &paxos_core::Config,
+        disk: &SharedDisk,
+        machine: impl paxos_core::StateMachine<u64>,
+        seed: u64,
+    ) -> Self {
+        let net = ChannelNetwork::<u64>::new();
+        let (node, handle) =
+            Node::new(config.clone(), disk.clone(), net.endpoint(NodeId(1)), seed).expect("valid");
+        let task = tokio::spawn(node.with_state_machine(machine).run());
+        Running { handle, task }
+    }
+
+    async fn stop(self) {
+        self.handle.shutdown().await;
+        let _ = self.task.await;
+    }
+}
+
+/// After appending 1..=10 and stopping: a restart on `disk` with a fresh [`Sum`] restores
+/// the snapshot and the tail, and appending 11 makes the sum 66 over 11 values.
+async fn restarted_sum_is_66(config: &paxos_core::Config, disk: &SharedDisk) {
+    let again = Sum::default();
+    let node = Running::start(config, disk, again.clone(), 2);
+    let wait = std::time::Duration::from_secs(5);
+    node.handle
+        .append(11, wait)
+        .await
+        .expect("appended after restart");
+    assert_eq!(*again.0.lock().unwrap(), (66, 11), "snapshot state + tail");
+    node.stop().await;
+}
+
 /// The runtime drives a state machine in log order, snapshots it every 4 entries and drops
 /// the log below (memory and storage stay bounded); a restarted node restores the snapshot
 /// and applies the tail, and ends where it was.
 #[tokio::test(flavor = "current_thread", start_paused = true)]
 async fn the_state_machine_is_snapshotted_compacted_and_restored() {
-    let mut config = single_node();
-    config.snapshot_every_entries = 4;
-    config.snapshot_keep_entries = 1;
+    let config = compacting(4, 1);
     let disk = SharedDisk::default();
     let sum = Sum::default();
-    let net = ChannelNetwork::<u64>::new();
-    let (node, handle) =
-        Node::new(config.clone(), disk.clone(), net.endpoint(NodeId(1)), 1).expect("valid");
-    let task = tokio::spawn(node.with_state_machine(sum.clone()).run());
+    let node = Running::start(&config, &disk, sum.clone(), 1);
+    let handle = node.handle.clone();
     let wait = std::time::Duration::from_secs(5);
     for v in 1..=10 {
         handle.append(v, wait).await.expect("appended");
@@ -190,8 +234,7 @@ async fn the_state_machine_is_snapshotted_compacted_and_restored() {
         "{compacted:?}"
     );
     assert!(handle.wait_decided(InstanceId(9)).await.is_ok(), "kept");
-    handle.shutdown().await;
-    let _ = task.await;
+    node.stop().await;
     let stored = disk.0.lock().unwrap().clone();
     let snapshot = stored.snapshot.as_ref().expect("a snapshot was taken");
     assert!(snapshot.meta.index >= InstanceId(8), "{}", snapshot.meta);
@@ -201,18 +244,7 @@ async fn the_state_machine_is_snapshotted_compacted_and_restored() {
         "{} decisions kept",
         stored.decided.len()
     );
-    // Restart on the same disk with a fresh state machine.
-    let again = Sum::default();
-    let (node, handle) =
-        Node::new(config, disk.clone(), net.endpoint(NodeId(1)), 2).expect("valid");
-    let task = tokio::spawn(node.with_state_machine(again.clone()).run());
-    handle
-        .append(11, wait)
-        .await
-        .expect("appended after restart");
-    assert_eq!(*again.0.lock().unwrap(), (66, 11));
-    handle.shutdown().await;
-    let _ = task.await;
+    restarted_sum_is_66(&config, &disk).await;
 }
 
 /// A request is answered with what the state machine returned for it; a retry of it gets the
@@ -220,16 +252,12 @@ async fn the_state_machine_is_snapshotted_compacted_and_restored() {
 /// request's entry away (the sessions, outputs included, travel in the snapshot).
 #[tokio::test(flavor = "current_thread", start_paused = true)]
 async fn a_call_is_answered_with_its_output_and_so_is_its_retry() {
-    let mut config = single_node();
-    config.snapshot_every_entries = 1;
-    config.snapshot_keep_entries = 0;
+    let config = compacting(1, 0);
     let disk = SharedDisk::default();
-    let net = ChannelNetwork::<u64>::new();
     let wait = std::time::Duration::from_secs(5);
     let sum_of = |n: u64| bytes::Bytes::copy_from_slice(&n.to_be_bytes());
-    let (node, handle) =
-        Node::new(config.clone(), disk.clone(), net.endpoint(NodeId(1)), 1).expect("valid");
-    let task = tokio::spawn(node.with_state_machine(Sum::default()).run());
+    let node = Running::start(&config, &disk, Sum::default(), 1);
+    let handle = node.handle.clone();
     let session = handle.session().await.expect("a session");
     let first = session.next_request();
     let five = handle.call(first, 5, wait).await.expect("applied");
@@ -242,19 +270,16 @@ async fn a_call_is_answered_with_its_output_and_so_is_its_retry() {
         retry, five,
         "the retry hears the first copy's instance and output"
     );
-    handle.shutdown().await;
-    let _ = task.await;
+    node.stop().await;
     assert!(
         disk.0.lock().unwrap().log_start > five.instance,
         "the first request's entry was compacted"
     );
-    let (node, handle) =
-        Node::new(config, disk.clone(), net.endpoint(NodeId(1)), 2).expect("valid");
-    let task = tokio::spawn(node.with_state_machine(Sum::default()).run());
+    let node = Running::start(&config, &disk, Sum::default(), 2);
+    let handle = node.handle.clone();
     let retry = handle.call(first, 5, wait).await.expect("answered");
     assert_eq!(retry, five, "after a restart from the snapshot too");
-    handle.shutdown().await;
-    let _ = task.await;
+    node.stop().await;
 }
 
 /// `subscribe` streams the applied log in order; started below the log start, or fallen
@@ -262,14 +287,10 @@ async fn a_call_is_answered_with_its_output_and_so_is_its_retry() {
 /// instead of skipping.
 #[tokio::test(flavor = "current_thread", start_paused = true)]
 async fn a_subscriber_below_the_log_start_is_told_not_skipped() {
-    let mut config = single_node();
-    config.snapshot_every_entries = 2;
-    config.snapshot_keep_entries = 0;
-    let net = ChannelNetwork::<u64>::new();
+    let config = compacting(2, 0);
     let wait = std::time::Duration::from_secs(5);
-    let (node, handle) =
-        Node::new(config, SharedDisk::default(), net.endpoint(NodeId(1)), 1).expect("valid");
-    let task = tokio::spawn(node.with_state_machine(Sum::default()).run());
+    let node = Running::start(&config, &SharedDisk::default(), Sum::default(), 1);
+    let handle = node.handle.clone();
     // Reads nothing until its buffer (1024 slots) is full and the log compacted past it.
     let mut slow = handle.subscribe(InstanceId(0)).await.expect("subscribed");
     for v in 1..=1100 {
@@ -305,8 +326,7 @@ async fn a_subscriber_below_the_log_start_is_told_not_skipped() {
         (start, start),
         "from the log start on"
     );
-    handle.shutdown().await;
-    let _ = task.await;
+    node.stop().await;
 }
 
 /// [`Sum`], whose first snapshot is encoded off the node loop by a job that waits for the
@@ -343,20 +363,16 @@ impl paxos_core::StateMachine<u64> for Gated {
 /// the state as of that point) once it returns; a restart resumes from there.
 #[tokio::test(flavor = "current_thread", start_paused = true)]
 async fn a_snapshot_job_runs_off_the_loop_and_compacts_at_its_point() {
-    let mut config = single_node();
-    config.snapshot_every_entries = 4;
-    config.snapshot_keep_entries = 0;
+    let config = compacting(4, 0);
     let disk = SharedDisk::default();
-    let net = ChannelNetwork::<u64>::new();
     let wait = std::time::Duration::from_secs(5);
     let (open, gate) = std::sync::mpsc::channel();
     let machine = Gated {
         sum: Sum::default(),
         gate: Arc::new(std::sync::Mutex::new(Some(gate))),
     };
-    let (node, handle) =
-        Node::new(config.clone(), disk.clone(), net.endpoint(NodeId(1)), 1).expect("valid");
-    let task = tokio::spawn(node.with_state_machine(machine).run());
+    let node = Running::start(&config, &disk, machine, 1);
+    let handle = node.handle.clone();
     for v in 1..=10 {
         handle
             .append(v, wait)
@@ -381,17 +397,6 @@ async fn a_snapshot_job_runs_off_the_loop_and_compacts_at_its_point() {
     // The first job's point (i4), or a later job's once that one was saved: either way its
     // state is the state there, which the restart below checks (snapshot + tail = the sum).
     assert!(snapshot.meta.index >= InstanceId(4), "{}", snapshot.meta);
-    handle.shutdown().await;
-    let _ = task.await;
-    let again = Sum::default();
-    let (node, handle) =
-        Node::new(config, disk.clone(), net.endpoint(NodeId(1)), 2).expect("valid");
-    let task = tokio::spawn(node.with_state_machine(again.clone()).run());
-    handle
-        .append(11, wait)
-        .await
-        .expect("appended after restart");
-    assert_eq!(*again.0.lock().unwrap(), (66, 11), "snapshot state + tail");
-    handle.shutdown().await;
-    let _ = task.await;
+    node.stop().await;
+    restarted_sum_is_66(&config, &disk).await;
 }
