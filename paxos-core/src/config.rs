@@ -76,6 +76,9 @@ pub struct Config {
     /// Take a snapshot once this many entries were applied since the last one (0: never).
     /// Needs a state machine to take it from (see [`crate::Replica::compact`]).
     pub snapshot_every_entries: u64,
+    /// Also take a snapshot once the entries applied since the last one weigh this many bytes
+    /// (their postcard encoding; 0: no byte bound). Whichever bound is reached first wins.
+    pub snapshot_every_bytes: u64,
     /// Entries kept below a snapshot's index when compacting, so a peer a little behind
     /// catches up from the log instead of a whole snapshot.
     pub snapshot_keep_entries: u64,
@@ -136,6 +139,7 @@ impl Config {
             promise_page_bytes: 1 << 20,
             max_instances_ahead: 1 << 20,
             snapshot_every_entries: 0,
+            snapshot_every_bytes: 0,
             snapshot_keep_entries: 1024,
             session_window_entries: 1 << 14,
             snapshot_chunk_bytes: 256 << 10,

@@ -400,3 +400,28 @@ async fn a_snapshot_job_runs_off_the_loop_and_compacts_at_its_point() {
     node.stop().await;
     restarted_sum_is_66(&config, &disk).await;
 }
+
+/// `snapshot_every_bytes` alone takes snapshots: once the entries applied since the last one
+/// weigh that much, whatever their count.
+#[tokio::test(flavor = "current_thread", start_paused = true)]
+async fn snapshots_are_also_taken_by_the_bytes_applied() {
+    let mut config = compacting(0, 0);
+    config.snapshot_every_bytes = 64;
+    let disk = SharedDisk::default();
+    let node = Running::start(&config, &disk, Sum::default(), 1);
+    let wait = std::time::Duration::from_secs(5);
+    for v in 1..=3 {
+        node.handle.append(v, wait).await.expect("applied");
+    }
+    assert!(
+        disk.0.lock().unwrap().snapshot.is_none(),
+        "3 small entries weigh less than 64 bytes"
+    );
+    for v in 4..=40 {
+        node.handle.append(v, wait).await.expect("applied");
+    }
+    node.stop().await;
+    let stored = disk.0.lock().unwrap().clone();
+    assert!(stored.snapshot.is_some(), "a snapshot by bytes");
+    assert!(stored.log_start > InstanceId(0), "and the log compacted");
+}

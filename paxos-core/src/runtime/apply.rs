@@ -17,6 +17,10 @@ use std::collections::BTreeMap;
 pub(super) struct Applier<V> {
     machine: Box<dyn StateMachine<V>>,
     every: u64,
+    every_bytes: u64,
+    /// Bytes of the entries applied since this node last took a snapshot (one installed from
+    /// a peer does not reset it: at worst the next one comes early).
+    bytes_since: u64,
     /// A snapshot being encoded off the loop ([`StateMachine::snapshot_job`]), one at a time.
     job: Option<Job>,
 }
@@ -47,12 +51,16 @@ impl<V: Value> Applier<V> {
             }
             None => InstanceId(0),
         };
+        let mut bytes_since = 0;
         for d in replica.applied_log(from, usize::MAX) {
+            bytes_since += weight(&d.entry);
             apply(machine.as_mut(), replica, d.instance, &d.entry, d.applied);
         }
         Ok(Applier {
             machine,
             every: config.snapshot_every_entries,
+            every_bytes: config.snapshot_every_bytes,
+            bytes_since,
             job: None,
         })
     }
@@ -84,6 +92,11 @@ impl<V: Value> Applier<V> {
         for (instance, entry, applied) in out.applied.get(done..).unwrap_or_default() {
             apply(machine, replica, *instance, entry, *applied);
         }
+        if self.every_bytes > 0 {
+            let after = out.restored.last().map_or(0, |r| r.after);
+            let weights = out.applied.get(after..).unwrap_or_default().iter();
+            self.bytes_since += weights.map(|(_, e, _)| weight(e)).sum::<u64>();
+        }
         let restored = out.restored.iter().flat_map(|r| &r.requests);
         let answered = out
             .applied
@@ -108,10 +121,12 @@ impl<V: Value> Applier<V> {
         unsaved: &mut Vec<Write<V>>,
     ) {
         let kept = replica.snapshot().map_or(InstanceId(0), |s| s.meta.index);
-        let due = self.every > 0 && replica.applied().0.saturating_sub(kept.0) >= self.every;
-        if !due || self.job.is_some() {
+        let by_entries = self.every > 0 && replica.applied().0.saturating_sub(kept.0) >= self.every;
+        let by_bytes = self.every_bytes > 0 && self.bytes_since >= self.every_bytes;
+        if !(by_entries || by_bytes) || self.job.is_some() {
             return;
         }
+        self.bytes_since = 0;
         let point = replica.snapshot_point();
         match self.machine.snapshot_job() {
             Some(job) => {
@@ -180,6 +195,11 @@ fn compact<V: Value>(
 
 /// The outputs of the requests one step answers, by request.
 pub(super) type Outputs = BTreeMap<ProposalId, Bytes>;
+
+/// What `entry` weighs for [`Config::snapshot_every_bytes`]: its postcard encoding.
+fn weight<V: Value>(entry: &Entry<V>) -> u64 {
+    postcard::experimental::serialized_size(entry).map_or(u64::MAX, |n| n as u64)
+}
 
 /// Apply one entry if it is a request's first copy, and record its output.
 fn apply<V: Value>(
