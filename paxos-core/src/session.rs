@@ -217,6 +217,11 @@ mod tests {
         assert_eq!(s.applied_as(InstanceId(7), &value(6)), Applied::First);
         s.forget_flags_below(InstanceId(6));
         assert_eq!(
+            s.applied_as(InstanceId(5), &value(5)),
+            Applied::First,
+            "its flag went with the log below i6"
+        );
+        assert_eq!(
             s.applied_as(InstanceId(6), &Entry::<u64>::Noop),
             Applied::Noop
         );

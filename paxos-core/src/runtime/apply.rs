@@ -53,7 +53,9 @@ impl<V: Value> Applier<V> {
         };
         let mut bytes_since = 0;
         for d in replica.applied_log(from, usize::MAX) {
-            bytes_since += weight(&d.entry);
+            if config.snapshot_every_bytes > 0 {
+                bytes_since += weight(&d.entry);
+            }
             apply(machine.as_mut(), replica, d.instance, &d.entry, d.applied);
         }
         Ok(Applier {
@@ -140,12 +142,8 @@ impl<V: Value> Applier<V> {
         }
     }
 
-    /// True while a snapshot is being encoded off the loop.
-    pub(super) fn encoding(&self) -> bool {
-        self.job.is_some()
-    }
-
-    /// Wait until the snapshot being encoded off the loop is done (pending forever if none).
+    /// Wait until the snapshot being encoded off the loop is done (pending while there is
+    /// none, so the node loop can always wait on it).
     /// Cancel-safe: the job is kept until it finished.
     pub(super) async fn encoded(&mut self) -> Encoded {
         let Some(job) = &mut self.job else {
@@ -269,6 +267,38 @@ mod tests {
             requests: Vec::new(),
             after,
         }
+    }
+
+    fn value_entry(i: u64) -> Entry<u64> {
+        value(i).1
+    }
+
+    /// The bytes policy counts the entries a restart replays (they were applied since the last
+    /// snapshot too), and nothing at all while it is off.
+    #[test]
+    fn the_byte_count_starts_with_the_replayed_tail_and_only_when_asked() {
+        let mut config = Config::symmetric(NodeId(1), [NodeId(1), NodeId(2), NodeId(3)]);
+        let mut disk = DurableState::default();
+        for i in 0..3 {
+            disk.decided.insert(InstanceId(i), value_entry(i));
+        }
+        let recorder = || Box::new(Recorder(Arc::default()));
+        let mut replica = Replica::new(&config, disk.clone(), 1).expect("valid");
+        let mut off = Applier::start(recorder(), &config, &mut replica).expect("started");
+        let mut out = Effects::new();
+        out.applied = vec![value(3)];
+        off.after_step(&mut replica, &out).expect("applied");
+        assert_eq!(off.bytes_since, 0, "no byte bound: nothing weighed");
+        config.snapshot_every_bytes = 1 << 20;
+        let mut replica = Replica::new(&config, disk, 1).expect("valid");
+        let mut on = Applier::start(recorder(), &config, &mut replica).expect("started");
+        let tail: u64 = (0..3).map(|i| weight(&value_entry(i))).sum();
+        assert!(tail > 0);
+        assert_eq!(on.bytes_since, tail, "the replayed tail counts");
+        let mut out = Effects::new();
+        out.applied = vec![value(3)];
+        on.after_step(&mut replica, &out).expect("applied");
+        assert_eq!(on.bytes_since, tail + weight(&value_entry(3)));
     }
 
     /// Two snapshots installed in one step (it folded several inputs) are both restored, each

@@ -309,7 +309,7 @@ async fn serve<V: Value, S: Storage<V>, T: Transport<V>>(
                 false
             }
             done = async { Some(applier.as_mut()?.encoded().await) },
-                if applier.as_ref().is_some_and(Applier::encoding) => {
+                if applier.is_some() => {
                 encoded = done;
                 false
             }

@@ -353,4 +353,99 @@ mod tests {
         );
         assert!(second_rx.try_recv().is_err(), "still waiting");
     }
+
+    fn entry(seq: u64) -> Entry<u64> {
+        Entry::Value {
+            id: request(seq),
+            value: seq,
+        }
+    }
+
+    fn request(seq: u64) -> ProposalId {
+        ProposalId {
+            client: ClientId::default(),
+            seq,
+        }
+    }
+
+    fn decided(instance: u64, e: Entry<u64>) -> Effects<u64> {
+        let mut out = Effects::new();
+        out.decided = vec![(InstanceId(instance), e)];
+        out
+    }
+
+    /// Callers waiting on an instance hear its decision: `wait_decided`, and every live
+    /// proposal pinned there (one whose caller left is dropped, not the others).
+    #[test]
+    fn waiters_on_an_instance_hear_its_decision() {
+        let mut waiters = Waiters::<u64>::default();
+        let (tx, mut decision) = oneshot::channel();
+        waiters.decision(InstanceId(5), tx);
+        let (tx, mut first) = oneshot::channel();
+        waiters.proposal_at(InstanceId(5), request(1), tx);
+        let (tx, gone) = oneshot::channel();
+        waiters.proposal_at(InstanceId(5), request(2), tx);
+        drop(gone);
+        let (tx, mut second) = oneshot::channel();
+        waiters.proposal_at(InstanceId(5), request(3), tx);
+        waiters.answer(&decided(5, entry(1)), false, &BTreeMap::new());
+        assert_eq!(decision.try_recv().expect("answered").ok(), Some(entry(1)));
+        for rx in [&mut first, &mut second] {
+            let got = rx.try_recv().expect("answered").ok();
+            assert_eq!(got, Some((InstanceId(5), entry(1))));
+        }
+    }
+
+    /// A Go-style proposal forwarded to the leader hears where its request was applied.
+    #[test]
+    fn a_forwarded_proposal_hears_where_it_was_applied() {
+        let mut waiters = Waiters::<u64>::default();
+        let (tx, mut rx) = oneshot::channel();
+        waiters.proposal_applied(request(4), tx);
+        let mut out = Effects::new();
+        out.applied = vec![(InstanceId(7), entry(4), Applied::First)];
+        waiters.answer(&out, false, &BTreeMap::new());
+        let got = rx.try_recv().expect("answered").ok();
+        assert_eq!(got, Some((InstanceId(7), entry(4))));
+    }
+
+    /// An abandoned proposal (its node lost the lead) hears `Aborted`; another pinned to the
+    /// same instance keeps waiting and hears the decision later.
+    #[test]
+    fn only_the_abandoned_proposal_is_aborted() {
+        let mut waiters = Waiters::<u64>::default();
+        let (tx, mut dropped) = oneshot::channel();
+        waiters.proposal_at(InstanceId(5), request(1), tx);
+        let (tx, mut kept) = oneshot::channel();
+        waiters.proposal_at(InstanceId(5), request(2), tx);
+        let mut out = Effects::new();
+        out.abandoned = vec![(request(1), true)];
+        waiters.answer(&out, false, &BTreeMap::new());
+        assert!(matches!(
+            dropped.try_recv(),
+            Ok(Err(NodeError::Aborted { maybe_chosen: true }))
+        ));
+        assert!(kept.try_recv().is_err(), "still waiting");
+        waiters.answer(&decided(5, entry(2)), false, &BTreeMap::new());
+        let got = kept.try_recv().expect("answered").ok();
+        assert_eq!(got, Some((InstanceId(5), entry(2))));
+    }
+
+    /// An append whose deadline is reached times out and is handed back to stop pursuing it;
+    /// one whose deadline is still ahead keeps waiting.
+    #[test]
+    fn appends_expire_at_their_deadline() {
+        let mut waiters = Waiters::<u64>::default();
+        let now = Instant::now();
+        let (tx, mut due) = oneshot::channel();
+        waiters.append(request(1), now, tx);
+        let (tx, mut later) = oneshot::channel();
+        waiters.append(request(2), now + std::time::Duration::from_millis(1), tx);
+        assert_eq!(waiters.expire(now), vec![request(1)]);
+        assert!(matches!(
+            due.try_recv(),
+            Ok(Err(NodeError::TimedOut { maybe_chosen: true }))
+        ));
+        assert!(later.try_recv().is_err(), "not yet");
+    }
 }
