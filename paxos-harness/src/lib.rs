@@ -26,6 +26,7 @@ pub mod cluster;
 pub mod faults;
 pub mod history;
 pub mod invariants;
+pub mod jepsen;
 pub mod junit;
 pub mod kv;
 pub mod observer;
