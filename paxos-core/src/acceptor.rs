@@ -103,6 +103,24 @@ impl<V: Value> Acceptor<V> {
         }
     }
 
+    /// A leader asks whether `ballot` still stands (a ReadIndex round, see `read.rs`):
+    /// `Confirmed` unless this acceptor promised a higher ballot, which it reports with
+    /// `Nack` as for any ballot it refuses. Nothing changes here: a confirmation is a fact
+    /// about the promise at this moment, and promises only grow.
+    pub fn on_confirm(&self, from: NodeId, ballot: Ballot, seq: u64, out: &mut Effects<V>) {
+        if ballot < self.promised {
+            out.send(
+                from,
+                Message::Nack {
+                    ballot,
+                    promised: self.promised,
+                },
+            );
+        } else {
+            out.send(from, Message::Confirmed { ballot, seq });
+        }
+    }
+
     /// Phase 1b. Promise `ballot` if it is not below the current promise, reporting one page of
     /// what was accepted in instances `>= first`; otherwise `Nack` with the promise. A prepare
     /// at the ballot already promised only asks for a page (nothing new to write).

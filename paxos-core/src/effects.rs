@@ -3,6 +3,7 @@
 use crate::ballot::{Ballot, InstanceId, NodeId};
 use crate::log::{Entry, ProposalId};
 use crate::message::{Envelope, Message};
+use crate::read::ReadId;
 use crate::session::Applied;
 use crate::snapshot::{Snapshot, SnapshotMeta};
 use bytes::Bytes;
@@ -113,6 +114,9 @@ pub struct Effects<V> {
     /// `applied[..Restored::after]` and before the rest, so a later one overwrites what the
     /// entries applied between them did.
     pub restored: Vec<Restored<V>>,
+    /// Reads of this node's clients ([`crate::Replica::read`]) that may be answered now, with
+    /// their read index: every instance below it is applied (after this step's `applied`).
+    pub reads: Vec<(ReadId, InstanceId)>,
 }
 
 /// A snapshot installed in one step ([`Effects::restored`]).
@@ -137,6 +141,7 @@ impl<V> Default for Effects<V> {
             applied: Vec::new(),
             abandoned: Vec::new(),
             restored: Vec::new(),
+            reads: Vec::new(),
         }
     }
 }
@@ -155,6 +160,7 @@ impl<V> Effects<V> {
             && self.applied.is_empty()
             && self.abandoned.is_empty()
             && self.restored.is_empty()
+            && self.reads.is_empty()
     }
 
     /// Queue `message` for `to`.
@@ -175,6 +181,7 @@ impl<V> Effects<V> {
         self.applied.clear();
         self.abandoned.clear();
         self.restored.clear();
+        self.reads.clear();
     }
 }
 

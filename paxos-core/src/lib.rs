@@ -76,6 +76,7 @@ mod log;
 mod message;
 mod proposer;
 mod quorum;
+mod read;
 mod replica;
 mod rng;
 mod runtime;
@@ -100,6 +101,7 @@ pub use log::{ClientId, Decision, Entry, ProposalId};
 pub use message::{AcceptedEntry, Envelope, Message, Value};
 pub use proposer::{Phase, Proposer};
 pub use quorum::majority;
+pub use read::ReadId;
 pub use replica::{AppendStatus, CompactError, ProposeStatus, Replica, SnapshotPoint, StartError};
 pub use runtime::{
     Batch, BatchConfig, BatchError, Batcher, Commit, Commits, Committed, Decisions, Fatal,

@@ -5,9 +5,12 @@
 //! above it. `Decided` spreads a chosen value; `Heartbeat` feeds the leader detector;
 //! `CatchUp` lets a node that missed decisions ask for them; `SnapshotChunk` and
 //! `SnapshotRead` move a snapshot, piece by piece, to a node that needs compacted instances.
+//! `Confirm`/`Confirmed` let a leader check that its ballot still stands (ReadIndex), and
+//! `ReadIndex`/`ReadAt` carry a follower's read to the leader and its read index back.
 
 use crate::ballot::{Ballot, InstanceId, NodeId};
 use crate::log::{Entry, ProposalId};
+use crate::read::ReadId;
 use crate::snapshot::SnapshotMeta;
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
@@ -162,6 +165,35 @@ pub enum Message<V> {
         /// Where the piece starts.
         offset: u64,
     },
+    /// From a leader to the acceptors: "have you promised anything above `ballot`?" (one
+    /// round of ReadIndex confirmations, see `read.rs`).
+    Confirm {
+        /// The leader's ballot.
+        ballot: Ballot,
+        /// The round.
+        seq: u64,
+    },
+    /// "No ballot above `ballot` promised here" (the answer to `Confirm`; a higher promise
+    /// is answered with `Nack` instead).
+    Confirmed {
+        /// The ballot confirmed.
+        ballot: Ballot,
+        /// The round.
+        seq: u64,
+    },
+    /// From a node to the leader it trusts: "give me a read index for my read `id`".
+    ReadIndex {
+        /// The sender's read.
+        id: ReadId,
+    },
+    /// The leader's answer to `ReadIndex`: read `id` may be answered once the sender has
+    /// applied every instance below `index`.
+    ReadAt {
+        /// The read.
+        id: ReadId,
+        /// Its read index.
+        index: InstanceId,
+    },
 }
 
 impl<V> Message<V> {
@@ -180,6 +212,10 @@ impl<V> Message<V> {
             Message::Forward { .. } => "forward",
             Message::SnapshotChunk { .. } => "snapshot-chunk",
             Message::SnapshotRead { .. } => "snapshot-read",
+            Message::Confirm { .. } => "confirm",
+            Message::Confirmed { .. } => "confirmed",
+            Message::ReadIndex { .. } => "read-index",
+            Message::ReadAt { .. } => "read-at",
         }
     }
 }
@@ -248,6 +284,10 @@ impl<V: std::fmt::Debug> std::fmt::Display for Message<V> {
             Message::SnapshotRead { index, offset } => {
                 write!(f, "read snapshot below {index} from byte {offset}")
             }
+            Message::Confirm { ballot, seq } => write!(f, "confirm {ballot} round {seq}"),
+            Message::Confirmed { ballot, seq } => write!(f, "confirmed {ballot} round {seq}"),
+            Message::ReadIndex { id } => write!(f, "read index for {id}"),
+            Message::ReadAt { id, index } => write!(f, "read {id} at {index}"),
         }
     }
 }

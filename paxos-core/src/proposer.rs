@@ -29,6 +29,12 @@ pub struct ProposerFaults {
     /// Ignore where promises say an acceptor's log was compacted: fill below it as if nothing
     /// had been accepted there (breaks agreement once acceptors compact).
     pub ignore_compaction: bool,
+    /// The read index is the decided prefix instead of the frontier: a new leader serves
+    /// reads before what it recovered in phase 1 is decided (etcd #7331's stale ReadIndex).
+    pub read_index_from_decided: bool,
+    /// Reads are answered from this node's state at once, with no read index (a stale read
+    /// on any node that lags). Read by the replica.
+    pub read_without_barrier: bool,
 }
 
 /// Where the proposer is.
@@ -195,6 +201,19 @@ impl<V: Value> Proposer<V> {
             self.fresh = InstanceId(0);
         }
         self
+    }
+
+    /// While leading (phase 1 done at the current ballot): the ballot and the read index, the
+    /// instance above every instance this proposer knows decided, adopted or proposed (see
+    /// `read.rs` for why every value chosen so far sits below it). `None` otherwise.
+    pub(crate) fn read_frontier(&self) -> Option<(Ballot, InstanceId)> {
+        match self.phase {
+            Phase::Leading { .. } if self.faults.read_index_from_decided => {
+                Some((self.ballot, self.first_undecided))
+            }
+            Phase::Leading { .. } => Some((self.ballot, self.fresh)),
+            _ => None,
+        }
     }
 
     /// The current (or last) ballot.

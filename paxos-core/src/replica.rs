@@ -10,6 +10,7 @@ use crate::learner::Learner;
 use crate::log::{ClientId, Decision, Entry, ProposalId};
 use crate::message::{Message, Value};
 use crate::proposer::{Phase, Proposer, ProposerFaults};
+use crate::read::{Asker, OwnReads, ReadId, ReadIndex};
 use crate::session::Sessions;
 use crate::snapshot::{Snapshot, SnapshotError, SnapshotMeta, decode_payload, encode_payload};
 use crate::storage::DurableState;
@@ -146,6 +147,12 @@ pub struct Replica<V> {
     keep_entries: u64,
     /// [`Config::session_window_entries`], for the sessions a snapshot brings.
     session_window: u64,
+    /// The leader's side of ReadIndex: reads asking this node for a read index.
+    read_index: ReadIndex,
+    /// Reads of this node's clients.
+    reads: OwnReads,
+    /// Fault switch: answer reads at once from the local state.
+    reads_without_barrier: bool,
     now: u64,
 }
 
@@ -222,6 +229,13 @@ impl<V: Value> Replica<V> {
             chunk_bytes: config.snapshot_chunk_bytes.max(1),
             keep_entries: config.snapshot_keep_entries,
             session_window: config.session_window_entries,
+            read_index: ReadIndex::new(
+                config.id,
+                config.acceptors.clone(),
+                config.phase_timeout_ticks,
+            ),
+            reads: OwnReads::default(),
+            reads_without_barrier: false,
             now: 0,
         })
     }
@@ -237,6 +251,7 @@ impl<V: Value> Replica<V> {
     pub(crate) fn break_on_purpose(mut self, faults: (AcceptorFaults, ProposerFaults)) -> Self {
         self.acceptor = self.acceptor.map(|a| a.with_faults(faults.0));
         self.proposer = self.proposer.with_faults(faults.1);
+        self.reads_without_barrier = faults.1.read_without_barrier;
         self
     }
 
@@ -575,6 +590,75 @@ impl<V: Value> Replica<V> {
         self.own.remove(&id);
     }
 
+    /// A linearizable read of this node's clients: it appears in [`Effects::reads`] once this
+    /// node has applied every instance below a read index that the leader confirmed with a
+    /// quorum after this call (ReadIndex; see `read.rs`). Answer it then from the state
+    /// machine: the state holds every write acknowledged before the read began. A read is
+    /// asked of the leader again when the leader changes or stays silent; nothing else ends
+    /// it but [`Replica::cancel_read`].
+    pub fn read(&mut self, out: &mut Effects<V>) -> ReadId {
+        let id = self.reads.mint();
+        if self.reads_without_barrier {
+            out.reads.push((id, self.applied));
+            return id;
+        }
+        self.route_read(id, out);
+        self.settle_reads(out);
+        id
+    }
+
+    /// Forget read `id` (its caller gave up).
+    pub fn cancel_read(&mut self, id: ReadId) {
+        self.reads.cancel(id);
+    }
+
+    /// Reads of this node's clients not answered yet.
+    pub fn reads_pending(&self) -> usize {
+        self.reads.len()
+    }
+
+    /// Ask for read `id`'s index where it belongs now: this node's own ReadIndex if it
+    /// proposes, else the leader it trusts (none known: asked again on a later tick).
+    fn route_read(&mut self, id: ReadId, out: &mut Effects<V>) {
+        if self.proposes_here() {
+            self.reads.asked(id, self.id, self.now);
+            self.read_index.ask(Asker::Local(id));
+        } else if let Some(leader) = self.leader() {
+            self.reads.asked(id, leader, self.now);
+            out.send(leader, Message::ReadIndex { id });
+        }
+    }
+
+    /// Start a ReadIndex round if reads wait and this node leads; hand out the read indexes
+    /// confirmed; answer the reads whose index is applied.
+    fn settle_reads(&mut self, out: &mut Effects<V>) {
+        // Leaderless (or a leader before its first tick, or back from a backoff with nothing
+        // else to do): reads need a ballot as much as writes do.
+        if self.read_index.asking() > 0
+            && self.proposes_here()
+            && matches!(self.proposer.phase(), Phase::Idle)
+        {
+            self.proposer.start_phase1(out);
+        }
+        let leading = self.proposer.read_frontier();
+        let self_ok = match (&self.acceptor, leading) {
+            (Some(a), Some((ballot, _))) => a.promised() <= ballot,
+            _ => false,
+        };
+        let confirmed = self.read_index.poll(leading, self_ok, self.now, out);
+        self.hand_out(confirmed, out);
+        out.reads.extend(self.reads.ready(self.applied));
+    }
+
+    fn hand_out(&mut self, confirmed: Vec<(Asker, InstanceId)>, out: &mut Effects<V>) {
+        for (asker, index) in confirmed {
+            match asker {
+                Asker::Local(id) => self.reads.indexed(id, index),
+                Asker::Peer(peer, id) => out.send(peer, Message::ReadAt { id, index }),
+            }
+        }
+    }
+
     /// True if requests go to this node's own proposer (leaderless, or the leader).
     fn proposes_here(&self) -> bool {
         self.election.as_ref().is_none_or(Election::is_leader)
@@ -715,8 +799,26 @@ impl<V: Value> Replica<V> {
                     self.install(snapshot, out);
                 }
             }
+            Message::Confirm { ballot, seq } => {
+                if let Some(a) = &self.acceptor {
+                    a.on_confirm(from, ballot, seq, out);
+                }
+            }
+            Message::Confirmed { ballot, seq } => {
+                let confirmed = self.read_index.on_confirmed(from, ballot, seq);
+                self.hand_out(confirmed, out);
+            }
+            Message::ReadIndex { id } => {
+                // Only a node that proposes gives read indexes; the asker asks again
+                // elsewhere when its leader changes or stays silent.
+                if self.proposes_here() {
+                    self.read_index.ask(Asker::Peer(from, id));
+                }
+            }
+            Message::ReadAt { id, index } => self.reads.indexed(id, index),
         }
         self.after_decisions(decided_before, out);
+        self.settle_reads(out);
         Ok(())
     }
 
@@ -759,6 +861,8 @@ impl<V: Value> Replica<V> {
         let catch_up = self.receiver.receiving().is_none();
         self.learner.tick(catch_up, out);
         self.after_decisions(decided_before, out);
+        self.reroute_stale_reads(out);
+        self.settle_reads(out);
     }
 
     /// This node stopped leading: its proposer gives everything up. Its own clients' requests
@@ -768,6 +872,12 @@ impl<V: Value> Replica<V> {
         let leader = self.leader();
         tracing::info!(node = %self.id, ballot = %self.proposer.ballot(), ?leader, "no longer the leader");
         let in_flight = self.proposer.step_down();
+        // Reads asked here go to the new leader (a peer's ask again on their own).
+        for asker in self.read_index.give_up() {
+            if let Asker::Local(id) = asker {
+                self.route_read(id, out);
+            }
+        }
         let mine: Vec<ProposalId> = self
             .own
             .iter()
@@ -803,6 +913,15 @@ impl<V: Value> Replica<V> {
                 tracing::info!(node = %self.id, %id, from = %o.sent_to, to = ?leader, "forwarding again");
             }
             self.route(id, out);
+        }
+    }
+
+    /// Reads asked of a leader that changed, or that did not answer for a while, are asked
+    /// again of the leader trusted now.
+    fn reroute_stale_reads(&mut self, out: &mut Effects<V>) {
+        let stale_at = self.now.saturating_sub(self.forward_every);
+        for id in self.reads.stale(self.leader(), self.id, stale_at) {
+            self.route_read(id, out);
         }
     }
 
@@ -864,10 +983,32 @@ mod tests {
     /// [`pump`], dropping every message to or from the nodes in `cut`.
     fn pump_except(
         nodes: &mut [Replica<u64>],
-        mut out: Effects<u64>,
+        out: Effects<u64>,
         from: NodeId,
         cut: &[NodeId],
     ) -> Vec<Message<u64>> {
+        pump_reads(nodes, out, from, cut).0
+    }
+
+    /// [`pump_except`], also returning the reads that became ready (those in `out` first):
+    /// by node, with their read index and the node's applied index when they were ready
+    /// (what the read would have seen).
+    #[allow(clippy::type_complexity)]
+    fn pump_reads(
+        nodes: &mut [Replica<u64>],
+        mut out: Effects<u64>,
+        from: NodeId,
+        cut: &[NodeId],
+    ) -> (
+        Vec<Message<u64>>,
+        Vec<(NodeId, ReadId, InstanceId, InstanceId)>,
+    ) {
+        let applied = nodes[(from.0 - 1) as usize].applied();
+        let mut reads: Vec<_> = out
+            .reads
+            .iter()
+            .map(|&(r, i)| (from, r, i, applied))
+            .collect();
         let mut queue: VecDeque<(NodeId, Envelope<u64>)> =
             out.messages.drain(..).map(|e| (from, e)).collect();
         let mut seen = Vec::new();
@@ -881,9 +1022,11 @@ mod tests {
             node.on_message(from, env.message, &mut out)
                 .expect("valid input");
             node.end_step(&mut out);
+            let applied = node.applied();
+            reads.extend(out.reads.iter().map(|&(r, i)| (env.to, r, i, applied)));
             queue.extend(out.messages.into_iter().map(|e| (env.to, e)));
         }
-        seen
+        (seen, reads)
     }
 
     /// Leader strategy end to end: `Accepted` carries no value and goes to the proposer only;
@@ -1287,5 +1430,156 @@ mod tests {
         );
         assert_eq!(out, Effects::new());
         assert_eq!(nodes[0], before);
+    }
+    /// Three replicas with an elected leader (n1, once it ticked), every decision announced.
+    fn elected() -> Vec<Replica<u64>> {
+        let ids = [NodeId(1), NodeId(2), NodeId(3)];
+        let mut nodes: Vec<Replica<u64>> = ids
+            .iter()
+            .map(|&id| {
+                let config = Config::symmetric(id, ids).with_leader_mode(LeaderMode::Elected);
+                let mut r = Replica::new(&config, DurableState::default(), id.0).expect("valid");
+                r.start(&mut Effects::new());
+                r
+            })
+            .collect();
+        let mut out = Effects::new();
+        nodes[0].tick(&mut out);
+        pump(&mut nodes, out, NodeId(1));
+        assert!(matches!(nodes[0].proposer().phase(), Phase::Leading { .. }));
+        nodes
+    }
+
+    /// A follower's read asks the leader, which confirms its ballot with a quorum and answers
+    /// with its frontier; the read is ready once the follower applied up to it, and it sees
+    /// the write the leader acknowledged before. No entry is written to the log for it.
+    #[test]
+    fn a_followers_read_waits_for_the_leaders_frontier() {
+        let mut nodes = elected();
+        let mut out = Effects::new();
+        nodes[0].propose(None, 5, &mut out);
+        // n3 hears nothing of the write: its read must wait for it.
+        pump_except(&mut nodes, out, NodeId(1), &[NodeId(3)]);
+        assert_eq!(nodes[0].applied(), InstanceId(1), "acknowledged on n1");
+        let mut out = Effects::new();
+        let id = nodes[2].read(&mut out);
+        assert!(out.reads.is_empty(), "no index yet");
+        let (seen, reads) = pump_reads(&mut nodes, out, NodeId(3), &[]);
+        assert!(seen.iter().any(|m| matches!(m, Message::Confirm { .. })));
+        assert!(
+            !seen.iter().any(|m| matches!(m, Message::Accept { .. })),
+            "a read writes nothing to the log"
+        );
+        let ready: Vec<_> = reads.iter().filter(|(n, ..)| *n == NodeId(3)).collect();
+        assert!(
+            ready.is_empty(),
+            "not before n3 applied the write: {reads:?}"
+        );
+        assert_eq!(nodes[2].reads_pending(), 1);
+        // Catch-up brings the write; the read is ready with it applied.
+        let mut out = Effects::new();
+        for _ in 0..Config::symmetric(NodeId(3), [NodeId(3)]).catch_up_ticks {
+            nodes[2].tick(&mut out);
+        }
+        let (_, reads) = pump_reads(&mut nodes, out, NodeId(3), &[]);
+        assert_eq!(reads, vec![(NodeId(3), id, InstanceId(1), InstanceId(1))]);
+        assert_eq!(nodes[2].applied(), InstanceId(1));
+        assert_eq!(nodes[2].reads_pending(), 0);
+    }
+
+    /// A leader that was deposed without knowing it gets a `Nack` for its confirmation round,
+    /// not a stale answer: its read is answered only after it recovered the newer write.
+    #[test]
+    fn a_deposed_leader_does_not_answer_a_read_from_its_stale_state() {
+        let mut nodes = cluster(); // leaderless: n2 can take over at once
+        let mut out = Effects::new();
+        nodes[0].propose(None, 1, &mut out);
+        pump(&mut nodes, out, NodeId(1));
+        // n2 takes a higher ballot and decides 2 with n3, n1 cut off.
+        let mut out = Effects::new();
+        let request = ProposalId {
+            seq: 99,
+            ..ProposalId::default()
+        };
+        nodes[1].append(request, 2, &mut out);
+        pump_except(&mut nodes, out, NodeId(2), &[NodeId(1)]);
+        let mut out = Effects::new();
+        nodes[1].tick(&mut out); // announces instance 1 (leader strategy)
+        pump_except(&mut nodes, out, NodeId(2), &[NodeId(1)]);
+        assert_eq!(nodes[1].applied(), InstanceId(2));
+        assert_eq!(nodes[0].applied(), InstanceId(1));
+        assert!(matches!(nodes[0].proposer().phase(), Phase::Leading { .. }));
+        // n1 still leads in its own eyes; its read is refused by the quorum.
+        let mut out = Effects::new();
+        let id = nodes[0].read(&mut out);
+        let (seen, reads) = pump_reads(&mut nodes, out, NodeId(1), &[]);
+        assert!(seen.iter().any(|m| matches!(m, Message::Nack { .. })));
+        assert!(reads.is_empty(), "stale: {reads:?}");
+        // It retries with a higher ballot, recovers 2, and answers above it.
+        let mut ready = Vec::new();
+        for _ in 0..200 {
+            let mut out = Effects::new();
+            nodes[0].tick(&mut out);
+            ready.extend(pump_reads(&mut nodes, out, NodeId(1), &[]).1);
+            if !ready.is_empty() {
+                break;
+            }
+        }
+        assert_eq!(ready, vec![(NodeId(1), id, InstanceId(2), InstanceId(2))]);
+        assert_eq!(nodes[0].applied(), InstanceId(2));
+    }
+
+    /// A new leader that has recovered a value in phase 1 but not yet decided it serves no
+    /// read below it (the frontier covers it); with the read index taken from the decided
+    /// prefix instead (the broken rule, etcd #7331), the read is answered without the value
+    /// the old leader acknowledged.
+    #[test]
+    fn a_new_leaders_read_index_covers_what_it_recovered() {
+        for broken in [false, true] {
+            let mut nodes = cluster();
+            if broken {
+                let faults = ProposerFaults {
+                    read_index_from_decided: true,
+                    ..ProposerFaults::default()
+                };
+                nodes[1] = nodes[1]
+                    .clone()
+                    .break_on_purpose((AcceptorFaults::default(), faults));
+            }
+            // n1 gets 7 chosen and acknowledged; n2 and n3 accepted it but were not told.
+            let mut out = Effects::new();
+            nodes[0].propose(None, 7, &mut out);
+            pump(&mut nodes, out, NodeId(1));
+            assert_eq!(nodes[0].applied(), InstanceId(1));
+            assert_eq!(nodes[1].learner().first_undecided(), InstanceId(0));
+            // n2 reads (n1 gone): it takes a ballot, recovers 7, and must apply it first.
+            let mut out = Effects::new();
+            let id = nodes[1].read(&mut out);
+            let (_, reads) = pump_reads(&mut nodes, out, NodeId(2), &[NodeId(1)]);
+            // Broken: index 0, so the read may be answered before 7 is applied (whether it
+            // is depends on which reply comes first: the model checker finds the order).
+            let index = if broken { InstanceId(0) } else { InstanceId(1) };
+            assert!(
+                matches!(reads[..], [(NodeId(2), r, i, seen)] if r == id && i == index && seen >= i),
+                "broken: {broken}: {reads:?}"
+            );
+        }
+    }
+
+    /// The switch that breaks reads answers them at once, without a leader.
+    #[test]
+    fn reads_without_barrier_are_answered_from_the_local_state() {
+        let mut nodes = cluster();
+        let faults = ProposerFaults {
+            read_without_barrier: true,
+            ..ProposerFaults::default()
+        };
+        let mut n = nodes
+            .remove(2)
+            .break_on_purpose((AcceptorFaults::default(), faults));
+        let mut out = Effects::new();
+        let id = n.read(&mut out);
+        assert_eq!(out.reads, vec![(id, InstanceId(0))]);
+        assert!(out.messages.is_empty());
     }
 }

@@ -87,6 +87,16 @@ pub trait StateMachine<V>: Send + 'static {
     /// Bytes this state machine cannot read: the node stops (a state machine that skipped a
     /// snapshot would diverge from its peers), at start-up as when a peer sent it.
     fn restore(&mut self, below: InstanceId, state: &[u8]) -> Result<(), RestoreError>;
+
+    /// Answer a read-only `query` from the current state ([`crate::NodeHandle::query`]):
+    /// called on the node loop once the node has applied everything a linearizable read
+    /// must see, so the answer reflects every write acknowledged before the read began. It
+    /// must not change the state (it is not in the log: other nodes never run it). The
+    /// default answers nothing.
+    fn query(&self, query: &[u8]) -> Bytes {
+        let _ = query;
+        Bytes::new()
+    }
 }
 
 /// The off-loop encoding of a snapshot ([`StateMachine::snapshot_job`]).
@@ -104,5 +114,8 @@ impl<V, M: StateMachine<V> + ?Sized> StateMachine<V> for Box<M> {
     }
     fn restore(&mut self, below: InstanceId, state: &[u8]) -> Result<(), RestoreError> {
         (**self).restore(below, state)
+    }
+    fn query(&self, query: &[u8]) -> Bytes {
+        (**self).query(query)
     }
 }

@@ -166,6 +166,11 @@ pub(crate) fn check_message<V>(message: &Message<V>) -> Result<(), InputError> {
             }
         }
         Message::SnapshotRead { index, .. } => check_instance(*index),
+        Message::Confirm { ballot, .. } | Message::Confirmed { ballot, .. } => {
+            check_ballot(*ballot)
+        }
+        Message::ReadIndex { .. } => Ok(()),
+        Message::ReadAt { index, .. } => check_instance(*index),
     }
 }
 

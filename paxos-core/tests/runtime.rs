@@ -425,3 +425,84 @@ async fn snapshots_are_also_taken_by_the_bytes_applied() {
     assert!(stored.snapshot.is_some(), "a snapshot by bytes");
     assert!(stored.log_start > InstanceId(0), "and the log compacted");
 }
+
+/// [`Sum`] answering the query "what is the sum" with the sum so far.
+#[derive(Clone, Default)]
+struct QueriedSum(Sum);
+
+impl paxos_core::StateMachine<u64> for QueriedSum {
+    fn apply(&mut self, instance: InstanceId, value: &u64) -> bytes::Bytes {
+        self.0.apply(instance, value)
+    }
+    fn snapshot(&self) -> bytes::Bytes {
+        self.0.snapshot()
+    }
+    fn restore(&mut self, below: InstanceId, state: &[u8]) -> Result<(), paxos_core::RestoreError> {
+        self.0.restore(below, state)
+    }
+    fn query(&self, query: &[u8]) -> bytes::Bytes {
+        assert_eq!(query, b"sum", "the query reaches the state machine as sent");
+        bytes::Bytes::copy_from_slice(&self.0.0.lock().unwrap().0.to_be_bytes())
+    }
+}
+
+/// A linearizable read on every node of a three-node cluster (elected leader): after a write
+/// acknowledged by the leader, a query on each follower answers with it (a follower asks the
+/// leader for the read index and waits until it applied up to it), and `read_barrier`
+/// returns an applied index at or above the write's instance. Nothing is added to the log.
+#[tokio::test(flavor = "current_thread", start_paused = true)]
+async fn a_query_on_any_node_sees_the_acknowledged_write() {
+    let ids = [NodeId(1), NodeId(2), NodeId(3)];
+    let net = ChannelNetwork::<u64>::new();
+    let mut handles = Vec::new();
+    for id in ids {
+        let config = Config::symmetric(id, ids).with_leader_mode(paxos_core::LeaderMode::Elected);
+        let (node, handle) =
+            Node::new(config, SharedDisk::default(), net.endpoint(id), id.0).expect("valid");
+        tokio::spawn(node.with_state_machine(QueriedSum::default()).run());
+        handles.push(handle);
+    }
+    let wait = std::time::Duration::from_secs(5);
+    let at = handles[0].append(40, wait).await.expect("appended");
+    let before = handles[0].status().await.expect("status").first_undecided;
+    for h in &handles {
+        let sum = h
+            .query(bytes::Bytes::from_static(b"sum"), wait)
+            .await
+            .expect("read");
+        assert_eq!(
+            sum,
+            bytes::Bytes::copy_from_slice(&40u64.to_be_bytes()),
+            "{}",
+            h.id()
+        );
+        let applied = h.read_barrier(wait).await.expect("barrier");
+        assert!(applied > at, "{}: applied {applied}, write at {at}", h.id());
+    }
+    let after = handles[0].status().await.expect("status").first_undecided;
+    assert_eq!(before, after, "reads write nothing to the log");
+}
+
+/// A node alone (its peers gone) cannot confirm a read: the read times out instead of
+/// answering from what may be stale.
+#[tokio::test(flavor = "current_thread", start_paused = true)]
+async fn a_read_without_a_quorum_times_out() {
+    let ids = [NodeId(1), NodeId(2), NodeId(3)];
+    let net = ChannelNetwork::<u64>::new();
+    let config = Config::symmetric(NodeId(1), ids);
+    let (node, handle) =
+        Node::new(config, SharedDisk::default(), net.endpoint(NodeId(1)), 1).expect("valid");
+    tokio::spawn(node.run());
+    let read = handle
+        .read_barrier(std::time::Duration::from_millis(200))
+        .await;
+    assert!(
+        matches!(
+            read,
+            Err(NodeError::TimedOut {
+                maybe_chosen: false
+            })
+        ),
+        "{read:?}"
+    );
+}

@@ -112,6 +112,11 @@ impl<V: Value> Applier<V> {
         Ok(outputs)
     }
 
+    /// The state machine's answer to a read-only `query` ([`StateMachine::query`]).
+    pub(super) fn query(&self, query: &[u8]) -> Bytes {
+        self.machine.query(query)
+    }
+
     /// Take a snapshot if the policy says so, once the step's callers and readers were
     /// served (a reader keeping up sees every slot before it can be compacted): on the loop,
     /// or as a job on a blocking thread if the state machine hands one

@@ -313,6 +313,46 @@ impl<V: Value> NodeHandle<V> {
         rx.await.map_err(|_| self.fate.error())
     }
 
+    /// A linearizable read barrier: returns, with this node's applied index, once this node
+    /// has applied every write acknowledged (by any node) before the call began, so state
+    /// read from this node's state machine afterwards is up to date (ReadIndex: the leader
+    /// confirms its ballot with a quorum after the call, and its frontier is the index to
+    /// apply up to; nothing is written to the log). Callable on any node: a follower asks the
+    /// leader for the index and waits only for its own applying.
+    ///
+    /// # Errors
+    /// [`NodeError::TimedOut`] after `timeout` (no leader reachable with a quorum);
+    /// [`NodeError::Fatal`] with the cause if the node stopped.
+    pub async fn read_barrier(&self, timeout: Duration) -> Result<InstanceId, NodeError> {
+        Ok(self.linearize(None, timeout).await?.0)
+    }
+
+    /// A linearizable read-only query: after [`NodeHandle::read_barrier`], the state machine
+    /// answers `query` ([`crate::StateMachine::query`]) on the node loop, so the answer
+    /// reflects every write acknowledged before the call began and no write is missed
+    /// between the barrier and the answer.
+    ///
+    /// # Errors
+    /// As [`NodeHandle::read_barrier`].
+    pub async fn query(&self, query: Bytes, timeout: Duration) -> Result<Bytes, NodeError> {
+        Ok(self.linearize(Some(query), timeout).await?.1)
+    }
+
+    async fn linearize(
+        &self,
+        query: Option<Bytes>,
+        timeout: Duration,
+    ) -> Result<(InstanceId, Bytes), NodeError> {
+        let (reply, rx) = oneshot::channel();
+        self.send(Command::Linearize {
+            query,
+            timeout,
+            reply,
+        })
+        .await?;
+        rx.await.map_err(|_| self.fate.error())?
+    }
+
     /// Every decision this node knows (a copy: for tests and small logs; read a long log with
     /// [`NodeHandle::read`] or [`NodeHandle::subscribe`]).
     ///

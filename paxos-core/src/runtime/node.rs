@@ -4,7 +4,7 @@ use super::apply::{Applier, Encoded};
 use super::error::{Fatal, Fate, NodeError};
 use super::handle::{NodeHandle, NodeStatus, Reply};
 use super::step::Step;
-use super::waiters::{AppendReply, ProposeReply, Waiters};
+use super::waiters::{AppendReply, ProposeReply, ReadReply, Waiters};
 use crate::acceptor::AcceptorFaults;
 use crate::ballot::{InstanceId, NodeId};
 use crate::config::{Config, ConfigError};
@@ -71,6 +71,12 @@ pub(crate) enum Command<V> {
     },
     Status {
         reply: oneshot::Sender<NodeStatus>,
+    },
+    /// A linearizable read ([`NodeHandle::query`], [`NodeHandle::read_barrier`]).
+    Linearize {
+        query: Option<bytes::Bytes>,
+        timeout: Duration,
+        reply: ReadReply,
     },
     Shutdown,
 }
@@ -290,8 +296,12 @@ async fn serve<V: Value, S: Storage<V>, T: Transport<V>>(
             biased;
             _ = ticker.tick() => {
                 replica.tick(&mut out);
-                for expired in waiters.expire(Instant::now()) {
+                let now = Instant::now();
+                for expired in waiters.expire(now) {
                     replica.cancel(expired);
+                }
+                for expired in waiters.expire_reads(now) {
+                    replica.cancel_read(expired);
                 }
                 idle_tick = !std::mem::take(&mut saved_this_tick);
                 false
@@ -374,6 +384,9 @@ async fn serve<V: Value, S: Storage<V>, T: Transport<V>>(
             None => Default::default(),
         };
         waiters.answer(&out, faults.1.ack_before_prefix, &outputs);
+        waiters.answer_reads(&out, replica.applied(), |q| {
+            applier.as_ref().map(|a| a.query(q)).unwrap_or_default()
+        });
         waiters.feed(replica.learner().log_start(), |from, limit| {
             replica.applied_log(from, limit)
         });
@@ -510,6 +523,14 @@ fn on_command<V: Value>(
                 decided: replica.learner().decisions().len(),
                 backlog: backlog(),
             });
+        }
+        Command::Linearize {
+            query,
+            timeout,
+            reply,
+        } => {
+            let id = replica.read(out);
+            waiters.read(id, query, Instant::now() + timeout, reply);
         }
         Command::Shutdown => return true,
     }

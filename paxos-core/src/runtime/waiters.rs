@@ -7,6 +7,7 @@ use super::handle::Reply;
 use crate::ballot::InstanceId;
 use crate::effects::Effects;
 use crate::log::{Decision, Entry, ProposalId};
+use crate::read::ReadId;
 use crate::session::Applied;
 use crate::validate::InputError;
 use bytes::Bytes;
@@ -37,6 +38,18 @@ enum ForRequest<V> {
     Proposal(ProposeReply<V>),
 }
 
+/// Where a linearizable read's answer goes: the applied index it was answered at, and the
+/// state machine's answer to its query (empty without one).
+pub(crate) type ReadReply = oneshot::Sender<Result<(InstanceId, Bytes), NodeError>>;
+
+/// A caller of [`crate::NodeHandle::query`] or [`crate::NodeHandle::read_barrier`].
+#[derive(Debug)]
+struct ForRead {
+    query: Option<Bytes>,
+    deadline: Instant,
+    reply: ReadReply,
+}
+
 /// A reader of the applied log ([`crate::NodeHandle::subscribe`]).
 #[derive(Debug)]
 struct Subscriber<V> {
@@ -50,6 +63,8 @@ pub(crate) struct Waiters<V> {
     by_instance: BTreeMap<InstanceId, Vec<ForInstance<V>>>,
     by_request: BTreeMap<ProposalId, ForRequest<V>>,
     deadlines: BTreeSet<(Instant, ProposalId)>,
+    reads: BTreeMap<ReadId, ForRead>,
+    read_deadlines: BTreeSet<(Instant, ReadId)>,
     subscribers: Vec<Subscriber<V>>,
 }
 
@@ -59,6 +74,8 @@ impl<V> Default for Waiters<V> {
             by_instance: BTreeMap::new(),
             by_request: BTreeMap::new(),
             deadlines: BTreeSet::new(),
+            reads: BTreeMap::new(),
+            read_deadlines: BTreeSet::new(),
             subscribers: Vec::new(),
         }
     }
@@ -113,6 +130,61 @@ impl<V: Clone> Waiters<V> {
             self.deadlines.remove(&(*deadline, id));
         }
         Some(w)
+    }
+
+    /// Read `id` waits until it is ready ([`Effects::reads`]) or `deadline`; then `query` (if
+    /// any) is asked of the state machine.
+    pub(crate) fn read(
+        &mut self,
+        id: ReadId,
+        query: Option<Bytes>,
+        deadline: Instant,
+        reply: ReadReply,
+    ) {
+        self.read_deadlines.insert((deadline, id));
+        self.reads.insert(
+            id,
+            ForRead {
+                query,
+                deadline,
+                reply,
+            },
+        );
+    }
+
+    /// Answer the reads `effects` made ready, at `applied`, asking `query` for each answer.
+    pub(crate) fn answer_reads(
+        &mut self,
+        effects: &Effects<V>,
+        applied: InstanceId,
+        query: impl Fn(&[u8]) -> Bytes,
+    ) {
+        for (id, _) in &effects.reads {
+            if let Some(r) = self.reads.remove(id) {
+                self.read_deadlines.remove(&(r.deadline, *id));
+                let output = r.query.as_deref().map(&query).unwrap_or_default();
+                let _ = r.reply.send(Ok((applied, output)));
+            }
+        }
+    }
+
+    /// Reads whose deadline passed by `now`, answered `TimedOut` and removed: the caller tells
+    /// the replica to stop pursuing them.
+    pub(crate) fn expire_reads(&mut self, now: Instant) -> Vec<ReadId> {
+        let mut expired = Vec::new();
+        while let Some(&(deadline, id)) = self.read_deadlines.first() {
+            if deadline > now {
+                break;
+            }
+            self.read_deadlines.pop_first();
+            if let Some(r) = self.reads.remove(&id) {
+                let _ = r.reply.send(Err(NodeError::TimedOut {
+                    maybe_chosen: false,
+                }));
+                expired.push(id);
+            }
+        }
+        expired
     }
 
     /// Deadlines waiting (for tests: answered appends leave none behind).

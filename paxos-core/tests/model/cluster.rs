@@ -21,10 +21,10 @@
 use crate::wire::{Disk, Packet, Shared};
 use paxos_core::testing::{AcceptorFaults, ProposerFaults};
 use paxos_core::{
-    Ballot, Config, Effects, Entry, InstanceId, Message, NodeId, Phase, Replica, Step,
+    Ballot, Config, Effects, Entry, InstanceId, Message, NodeId, Phase, ReadId, Replica, Step,
 };
 use stateright::{Model, Property};
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
 /// How the network may misbehave (see the module doc).
@@ -78,6 +78,13 @@ pub struct PaxosModel {
     /// Break the model's state machine on purpose: its snapshots leave out the last entry
     /// applied (to prove the install check catches a snapshot that is not the prefix).
     pub snapshot_drops_last_entry: bool,
+    /// Linearizable reads ([`Replica::read`]) by clients of these nodes, each at most once,
+    /// at any point of a run.
+    pub reads: Vec<NodeId>,
+    /// Start the search from a settled state: the proposals made at start, with every message
+    /// delivered in order except those to `unaware` (lost), so every other node knows the
+    /// outcome and `unaware` knows nothing.
+    pub settled_except: Option<NodeId>,
 }
 
 /// Ghost state: what happened so far, for the properties only.
@@ -94,6 +101,11 @@ pub struct History {
     /// Every snapshot a node installed from a peer: its index and the state machine bytes
     /// (the applied prefix, see [`applied_prefix`]).
     pub installed: BTreeSet<(InstanceId, Vec<u8>)>,
+    /// Reads begun (index into `PaxosModel::reads`): their id at the node, and every value
+    /// any node had learned when the read began (what the read must see).
+    pub reads_begun: BTreeMap<usize, (ReadId, BTreeSet<u64>)>,
+    /// Reads answered: index, and the values the node had applied when it answered.
+    pub reads_answered: BTreeMap<usize, BTreeSet<u64>>,
 }
 
 /// The model's state machine: the applied prefix itself, `(instance, entry)` in order. Its
@@ -132,9 +144,14 @@ pub struct State {
     pub network: BTreeSet<Packet>,
     /// Indices into `PaxosModel::proposals` already made.
     pub proposed: BTreeSet<usize>,
+    /// Indices into `PaxosModel::reads` already begun.
+    pub read: BTreeSet<usize>,
     pub crashes: u8,
     pub compactions: u8,
     pub history: History,
+    /// Reads a node made ready within the step that began them (answered once the step
+    /// returned their id).
+    pub pending_ready: BTreeMap<NodeId, BTreeSet<ReadId>>,
 }
 
 /// What can happen next.
@@ -142,6 +159,8 @@ pub struct State {
 pub enum Action {
     /// A client request (index into `PaxosModel::proposals`).
     Propose(usize),
+    /// A client read (index into `PaxosModel::reads`).
+    Read(usize),
     /// A tick of time at a node.
     Tick(NodeId),
     /// The node crashes and restarts from its durable state.
@@ -160,6 +179,7 @@ impl fmt::Debug for Action {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Action::Propose(i) => write!(f, "propose #{i}"),
+            Action::Read(i) => write!(f, "read #{i}"),
             Action::Tick(n) => write!(f, "tick {n}"),
             Action::Crash(n) => write!(f, "crash+recover {n}"),
             Action::Compact(n) => write!(f, "compact {n}"),
@@ -211,6 +231,8 @@ impl PaxosModel {
             max_compactions: 0,
             catch_up: BTreeSet::new(),
             snapshot_drops_last_entry: false,
+            reads: Vec::new(),
+            settled_except: None,
         }
     }
 
@@ -272,8 +294,71 @@ impl PaxosModel {
             .expect("node of the model")
     }
 
+    /// Nodes whose proposer may act: those clients propose or read at.
     fn proposers(&self) -> BTreeSet<NodeId> {
-        self.proposals.iter().map(|p| p.node).collect()
+        let readers = self.reads.iter().copied();
+        self.proposals
+            .iter()
+            .map(|p| p.node)
+            .chain(readers)
+            .collect()
+    }
+
+    fn begin_read(&self, state: &mut State, i: usize) {
+        state.read.insert(i);
+        let learned = crate::properties::learned(state)
+            .into_values()
+            .flatten()
+            .filter_map(|e| e.value().copied())
+            .collect();
+        let node = self.index(self.reads[i]);
+        let mut id = None;
+        self.step(state, node, |r, out| id = Some(r.read(out)));
+        if let Some(id) = id {
+            state.history.reads_begun.insert(i, (id, learned));
+        }
+        // A read answered at once (the broken switch) was answered inside the step, before
+        // it was known as begun: look again.
+        self.answer_reads(state, node, &[]);
+    }
+
+    /// Record the reads of node `index` that `ready` (or an earlier step) made answerable:
+    /// what the node had applied is what the read returns.
+    fn answer_reads(&self, state: &mut State, index: usize, ready: &[(ReadId, InstanceId)]) {
+        let node = self.configs[index].id;
+        let applied: BTreeSet<u64> = applied_prefix(&state.nodes[index].replica)
+            .into_iter()
+            .filter_map(|(_, e)| e.value().copied())
+            .collect();
+        let pending = state.pending_ready.remove(&node).unwrap_or_default();
+        let ids: BTreeSet<ReadId> = ready.iter().map(|(r, _)| *r).chain(pending).collect();
+        for id in ids {
+            let begun = self
+                .reads
+                .iter()
+                .enumerate()
+                .filter(|(_, n)| **n == node)
+                .map(|(k, _)| k)
+                .find(|k| {
+                    state
+                        .history
+                        .reads_begun
+                        .get(k)
+                        .is_some_and(|(r, _)| *r == id)
+                });
+            match begun {
+                Some(k) => {
+                    state
+                        .history
+                        .reads_answered
+                        .entry(k)
+                        .or_insert_with(|| applied.clone());
+                }
+                None => {
+                    state.pending_ready.entry(node).or_default().insert(id);
+                }
+            }
+        }
     }
 
     /// Start node `index` from `disk`, as the runtime does: build the replica, then make its
@@ -338,6 +423,7 @@ impl PaxosModel {
                 .insert((r.meta.index, r.state.to_vec()));
         }
         state.nodes[index] = Shared::new(node);
+        self.answer_reads(state, index, &out.reads);
         // 3. ... and only then do the messages leave.
         for env in step.early.into_iter().chain(step.late) {
             let msg = env.message;
@@ -402,6 +488,8 @@ impl Model for PaxosModel {
             nodes,
             network: BTreeSet::new(),
             proposed: BTreeSet::new(),
+            read: BTreeSet::new(),
+            pending_ready: BTreeMap::new(),
             crashes: 0,
             compactions: 0,
             history: History::default(),
@@ -413,6 +501,17 @@ impl Model for PaxosModel {
                 }
             }
         }
+        if let Some(unaware) = self.settled_except {
+            // Bounded like `heal`: a protocol that keeps sending fails the check, not the run.
+            for _ in 0..10_000 {
+                let Some(p) = state.network.pop_first() else {
+                    break;
+                };
+                if p.to != unaware {
+                    self.deliver(&mut state, &p);
+                }
+            }
+        }
         vec![state]
     }
 
@@ -421,6 +520,11 @@ impl Model for PaxosModel {
             let restarted = state.nodes[self.index(p.node)].restarts > 0;
             if !state.proposed.contains(&i) && (restarted || !p.after_restart) {
                 actions.push(Action::Propose(i));
+            }
+        }
+        for i in 0..self.reads.len() {
+            if !state.read.contains(&i) {
+                actions.push(Action::Read(i));
             }
         }
         // Only proposers act on time: election and catch-up are off in these models.
@@ -468,6 +572,7 @@ impl Model for PaxosModel {
         let mut state = last.clone();
         match action {
             Action::Propose(i) => self.make_proposal(&mut state, i),
+            Action::Read(i) => self.begin_read(&mut state, i),
             Action::Tick(n) => {
                 let i = self.index(n);
                 let mut node = (*state.nodes[i]).clone();

@@ -19,7 +19,7 @@ use paxos_core::testing::{AcceptorFaults, ProposerFaults};
 use paxos_core::{InstanceId, LearnerStrategy, NodeId};
 use properties::{
     AGREEMENT, EVERY_NAMED_INSTANCE_LEARNED, HEALS_WITHOUT_HOLES, INSTALL_IS_DECIDED_PREFIX,
-    ONE_VALUE_CHOSEN, ONE_VALUE_PER_BALLOT, SNAPSHOT_INSTALLED,
+    ONE_VALUE_CHOSEN, ONE_VALUE_PER_BALLOT, READS_SEE_EARLIER_WRITES, SNAPSHOT_INSTALLED,
 };
 use run::{Search, check, deep};
 
@@ -360,4 +360,63 @@ fn checker_catches_a_proposer_that_fills_below_a_compacted_log() {
         Some(ONE_VALUE_CHOSEN),
     );
     report.counterexample(ONE_VALUE_CHOSEN);
+}
+
+/// Reads: A has had 1 chosen and learned it; B (a learner that heard nothing of it) reads.
+/// B's read must show 1: B takes a ballot, recovers 1 in phase 1, confirms its ballot with a
+/// quorum, and answers only once it applied up to its frontier (paxos-core's `read.rs`).
+fn reads(faults: ProposerFaults) -> PaxosModel {
+    let mut model = PaxosModel::new(
+        &[1, 2, 3, 4, 5],
+        &[3, 4, 5],
+        &[1, 2],
+        vec![propose(A, 0, 1)],
+    );
+    model.reads = vec![B];
+    model.proposer_faults = faults;
+    model.propose_at_start = true;
+    model.settled_except = Some(B);
+    // Acceptors answer the proposer only: fewer packets, the same read path.
+    for c in &mut model.configs {
+        c.learner_strategy = LearnerStrategy::Leader;
+    }
+    model
+}
+
+#[test]
+fn a_read_sees_every_write_learned_before_it_began() {
+    let model = reads(ProposerFaults::default());
+    // 14 steps answer the read (1 read, 4 for phase 1, 4 to confirm, 4 to decide 1 again,
+    // plus the initial state).
+    let depth = if deep() { 17 } else { 15 };
+    let report = check("reads", model, bfs(depth), None);
+    report.assert_properties(&[EVERY_NAMED_INSTANCE_LEARNED]);
+}
+
+/// The read index taken from the decided prefix instead of the frontier (etcd #7331): B's
+/// new ballot recovers 1 but answers before it is decided there.
+#[test]
+fn checker_catches_a_read_index_from_the_decided_prefix() {
+    let model = reads(ProposerFaults {
+        read_index_from_decided: true,
+        ..ProposerFaults::default()
+    });
+    let report = check(
+        "fault: read index from the decided prefix",
+        model,
+        bfs(11),
+        None,
+    );
+    report.counterexample(READS_SEE_EARLIER_WRITES);
+}
+
+/// Reads answered from the local state with no read index at all.
+#[test]
+fn checker_catches_reads_without_a_barrier() {
+    let model = reads(ProposerFaults {
+        read_without_barrier: true,
+        ..ProposerFaults::default()
+    });
+    let report = check("fault: reads without a barrier", model, bfs(3), None);
+    report.counterexample(READS_SEE_EARLIER_WRITES);
 }

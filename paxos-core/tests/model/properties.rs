@@ -32,6 +32,12 @@ pub const INSTALL_IS_DECIDED_PREFIX: &str = "install is the decided prefix";
 /// Liveness witness (models with compaction): some run installs a snapshot at a follower.
 pub const SNAPSHOT_INSTALLED: &str = "snapshot installed";
 
+/// Safety: a read answered shows every value that was learned anywhere before it began
+/// (stronger than linearizability, which asks it only of writes acknowledged before).
+pub const READS_SEE_EARLIER_WRITES: &str = "reads see earlier writes";
+/// Liveness witness (models with reads): some run answers a read that must see a value.
+pub const READ_ANSWERED_AFTER_A_WRITE: &str = "read answered after a write";
+
 /// Every property, for `Model::properties`.
 pub fn all() -> Vec<Property<PaxosModel>> {
     vec![
@@ -53,7 +59,26 @@ pub fn all() -> Vec<Property<PaxosModel>> {
         Property::sometimes(SNAPSHOT_INSTALLED, |m: &PaxosModel, s: &State| {
             m.max_compactions == 0 || !s.history.installed.is_empty()
         }),
+        Property::always(READS_SEE_EARLIER_WRITES, |_, s| reads_see_earlier_writes(s)),
+        Property::sometimes(READ_ANSWERED_AFTER_A_WRITE, |m: &PaxosModel, s: &State| {
+            m.reads.is_empty()
+                || s.history.reads_answered.keys().any(|k| {
+                    s.history
+                        .reads_begun
+                        .get(k)
+                        .is_some_and(|(_, before)| !before.is_empty())
+                })
+        }),
     ]
+}
+
+fn reads_see_earlier_writes(s: &State) -> bool {
+    s.history.reads_answered.iter().all(|(k, seen)| {
+        s.history
+            .reads_begun
+            .get(k)
+            .is_some_and(|(_, before)| before.is_subset(seen))
+    })
 }
 
 fn install_is_decided_prefix(s: &State) -> bool {
