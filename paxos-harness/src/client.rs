@@ -196,6 +196,39 @@ impl Client {
         }
     }
 
+    /// A key-value request (`put`, `get`, `cas`, `delete`): `id` makes a write exactly once
+    /// (from [`Client::session`]; send it again to retry), `timeout` is the node-side
+    /// deadline. Returns the outcome: for a write, whether it took effect (a `cas` may not),
+    /// what the key holds after it and its instance; for a get, the value (`None`: absent).
+    ///
+    /// # Errors
+    /// [`ClientError::Node`] if the node gave up (with `maybe_chosen`, a write may still take
+    /// effect); any other [`ClientError`] on connection trouble.
+    pub async fn kv(
+        &mut self,
+        op: Op,
+        id: Option<ProposalId>,
+        timeout: Option<Duration>,
+    ) -> Result<KvAnswer, ClientError> {
+        let request = Request {
+            op,
+            id,
+            timeout_ms: timeout.map(|t| u64::try_from(t.as_millis()).unwrap_or(u64::MAX)),
+        };
+        match self.request(&request).await? {
+            Response::Kv {
+                ok,
+                value,
+                instance,
+            } => Ok(KvAnswer {
+                ok,
+                value,
+                instance,
+            }),
+            other => Err(unexpected(other)),
+        }
+    }
+
     /// The node's protocol state.
     ///
     /// # Errors
@@ -206,6 +239,17 @@ impl Client {
             other => Err(unexpected(other)),
         }
     }
+}
+
+/// The answer to [`Client::kv`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KvAnswer {
+    /// The write took effect (false: a `cas` that did not match); true for a get.
+    pub ok: bool,
+    /// What the key holds (after the write); `None` if absent.
+    pub value: Option<String>,
+    /// A write's instance in the log.
+    pub instance: Option<u64>,
 }
 
 fn unexpected(response: Response) -> ClientError {

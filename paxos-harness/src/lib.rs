@@ -8,7 +8,9 @@
 //!   durable write; [`history`]: what clients were told, checked for linearizability;
 //! - [`scenarios`] (the seed logs' suites) and the [`runner`] that prints them `go test`-style;
 //! - [`chaos`]: seeded random fault schedules, with liveness after the faults stop;
-//! - [`client`]: a client of the node binary's client port;
+//! - [`client`]: a client of the node binary's client port, and [`service`]: the key-value
+//!   service that binary runs;
+//! - [`jepsen`]: the Jepsen-style test of real node processes (history, checker, nemesis);
 //! - [`wait::eventually`] and [`ports`]: the one polling loop and the one port picker.
 //!
 //! The command line itself (argument parsing, the node daemon, the benchmark) lives in the
@@ -33,4 +35,5 @@ pub mod observer;
 pub mod ports;
 pub mod runner;
 pub mod scenarios;
+pub mod service;
 pub mod wait;

@@ -15,11 +15,16 @@
 //! | `..., "timeout_ms":5000` | give up after 5 s (default 30 s): `{"error":"...","maybe_chosen":true}` |
 //! | `{"decisions":{"from":0}}` | `{"decisions":[{"instance":0,"value":"a"},{"instance":1,"value":null}],"next":2,"applied":2}`: at most 1000 applied slots at or above `from`, in instance order; `null` is a no-op, and a request decided twice appears once; the next page starts at `next` (`"limit":N` changes the page size) |
 //! | `{"status":{}}` | `{"status":{"id":1,"leader":1,"first_undecided":2,"applied":2,"decided":2}}` |
+//! | `{"put":{"key":"k","value":"v"}}` | `{"ok":true,"value":"v","instance":4}` once the write is in the log (and every instance below it decided) |
+//! | `{"cas":{"key":"k","from":"v","to":"w"}}` | `{"ok":true,"value":"w","instance":5}`, or `{"ok":false,"value":"x","instance":5}` if `k` held `x` (an absent key matches nothing) |
+//! | `{"delete":{"key":"k"}}` | `{"ok":true,"value":null,"instance":6}` |
+//! | `{"get":{"key":"k"}}` | `{"ok":true,"value":"w"}` (`null` if absent): a linearizable read, not in the log: it reflects every write acknowledged before it was sent |
 //! | anything that fails | `{"error":"why"}`, with `"maybe_chosen":true` when the value may still be chosen |
 //!
 //! **Exactly once:** a client that retries a request (after a timeout, a lost connection, or
 //! through another node) sends the same `id`; the log applies it once and answers the retry
-//! with the instance of the first copy.
+//! with the instance (and, for a write, the outcome) of the first copy. `put`, `cas` and
+//! `delete` take `id` and `timeout_ms` as `propose` does; `get` takes `timeout_ms`.
 
 use paxos_core::{ClientId, ProposalId};
 use serde::{Deserialize, Serialize};
@@ -39,11 +44,11 @@ pub struct Request {
     /// What to do.
     #[serde(flatten)]
     pub op: Op,
-    /// Propose only: the request's id, from a session (`{"session":{}}`); the same id on a
+    /// Propose and writes: the request's id, from a session (`{"session":{}}`); the same id on a
     /// retry makes it exactly once. Without one, the node's own client makes a new request.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub id: Option<ProposalId>,
-    /// Propose only: give up after this many milliseconds (default
+    /// Give up after this many milliseconds (default
     /// [`DEFAULT_PROPOSE_TIMEOUT_MS`]). A value may still be chosen after its request timed out.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout_ms: Option<u64>,
@@ -79,6 +84,32 @@ pub enum Op {
     },
     /// `{"status":{}}`: the node's protocol state.
     Status {},
+    /// `{"put":{"key":"k","value":"v"}}`: set a key.
+    Put {
+        /// The key.
+        key: String,
+        /// Its new value.
+        value: String,
+    },
+    /// `{"get":{"key":"k"}}`: a linearizable read of a key.
+    Get {
+        /// The key.
+        key: String,
+    },
+    /// `{"cas":{"key":"k","from":"v","to":"w"}}`: set a key if it holds `from`.
+    Cas {
+        /// The key.
+        key: String,
+        /// The value it must hold.
+        from: String,
+        /// Its new value.
+        to: String,
+    },
+    /// `{"delete":{"key":"k"}}`: remove a key.
+    Delete {
+        /// The key.
+        key: String,
+    },
 }
 
 /// One applied slot.
@@ -109,6 +140,16 @@ pub struct Status {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(untagged)]
 pub enum Response {
+    /// A key-value operation's outcome (first: a write's answer also has an `instance`).
+    Kv {
+        /// The write took effect (false: a `cas` that did not match); always true for a get.
+        ok: bool,
+        /// What the key holds (after the write), `null` if absent.
+        value: Option<String>,
+        /// A write's instance in the log (none for a get).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        instance: Option<u64>,
+    },
     /// A proposal is in the log.
     Chosen {
         /// The instance it was applied at.
@@ -192,6 +233,20 @@ mod tests {
         assert_eq!(r.op, Op::Session {});
         let r: Request = serde_json::from_str(r#"{"status":{}}"#).expect("status");
         assert_eq!(r.op, Op::Status {});
+        let r: Request =
+            serde_json::from_str(r#"{"cas":{"key":"k","from":"a","to":"b"}}"#).expect("cas");
+        assert_eq!(
+            r.op,
+            Op::Cas {
+                key: "k".into(),
+                from: "a".into(),
+                to: "b".into()
+            }
+        );
+        let r: Request =
+            serde_json::from_str(r#"{"get":{"key":"k"},"timeout_ms":9}"#).expect("get");
+        assert_eq!((r.op, r.timeout_ms), (Op::Get { key: "k".into() }, Some(9)));
+        assert!(serde_json::from_str::<Request>(r#"{"put":{"key":"k"}}"#).is_err());
         assert!(serde_json::from_str::<Request>(r#"{"nope":1}"#).is_err());
         assert!(serde_json::from_str::<Request>(r#"{"propose":3}"#).is_err());
         let line = serde_json::to_string(&Request::new(Op::Propose("x".into()))).expect("ser");
@@ -209,6 +264,22 @@ mod tests {
                 r#"{"instance":3,"value":"v"}"#,
             ),
             (Response::error("no"), r#"{"error":"no"}"#),
+            (
+                Response::Kv {
+                    ok: true,
+                    value: Some("v".into()),
+                    instance: Some(4),
+                },
+                r#"{"ok":true,"value":"v","instance":4}"#,
+            ),
+            (
+                Response::Kv {
+                    ok: true,
+                    value: None,
+                    instance: None,
+                },
+                r#"{"ok":true,"value":null}"#,
+            ),
             (
                 Response::Error {
                     error: "timed out".into(),

@@ -7,6 +7,7 @@
 
 mod bench;
 mod chaos;
+mod kv;
 mod node;
 mod propose;
 mod run;
@@ -40,6 +41,8 @@ enum Command {
     Node(node::NodeArgs),
     /// Propose a value to a running node and print the chosen value and instance.
     Propose(propose::ProposeArgs),
+    /// Put, get, cas or delete a key on a running node's key-value service.
+    Kv(kv::KvArgs),
     /// Random fault schedules over seeded simulations, checked by the invariant observer.
     Chaos(chaos::ChaosArgs),
     /// Throughput and latency of a real in-process cluster.
@@ -71,6 +74,7 @@ fn main() -> ExitCode {
         Some(Command::List) => run::list(),
         Some(Command::Node(a)) => node::main(a),
         Some(Command::Propose(a)) => propose::main(a),
+        Some(Command::Kv(a)) => kv::main(a),
         Some(Command::Chaos(a)) => chaos::main(a),
         Some(Command::Bench(a)) => bench::main(a),
         Some(Command::Soak(a)) => soak::main(a),

@@ -2,7 +2,12 @@
 //!
 //! `paxos-harness node --id 1 --listen 127.0.0.1:7001 --peers 2=127.0.0.1:7002,3=127.0.0.1:7003
 //! --data-dir ./n1` runs one Paxos node until SIGINT (Ctrl-C) or SIGTERM:
-//! - **Values** are UTF-8 strings (`String`): one proposal is one string.
+//! - **Service**: a replicated key-value map ([`paxos_harness::service`]): `put`, `cas` and
+//!   `delete` go through the log (exactly once with a session id), `get` is a linearizable
+//!   read that skips the log (ReadIndex: the leader confirms its ballot with a quorum, the
+//!   answering node waits until it applied up to the leader's frontier). Plain `propose`
+//!   values (UTF-8 strings) are in the log too and change no key. The state is snapshotted
+//!   every `--snapshot-every` entries and the log compacted below.
 //! - **Storage**: a RocksDB directory at `--data-dir` (created if missing; synced writes). Restart
 //!   the node on the same directory and it resumes with everything it promised and accepted.
 //! - **Peers**: `--listen` is the Paxos (node-to-node) address, `--peers` lists every *other*
@@ -29,8 +34,10 @@
 //! request is new, so a retry of it may be applied twice.
 
 use crate::{duration, server};
+use paxos_core::testing::{AcceptorFaults, ProposerFaults};
 use paxos_core::{Config, Fatal, LeaderMode, Node, NodeId};
 use paxos_harness::ports::bind_with_retry;
+use paxos_harness::service::{KvService, LogValue};
 use paxos_net::{NetConfig, TcpTransport};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -78,6 +85,21 @@ pub struct NodeArgs {
     /// Seed of the backoff jitter [default: from the clock and the process id].
     #[arg(long)]
     pub seed: Option<u64>,
+    /// Snapshot the key-value state every this many applied entries and drop the log below
+    /// (0: never).
+    #[arg(long, default_value_t = 10_000)]
+    pub snapshot_every: u64,
+    /// Break the node on purpose, to prove a test catches it: `stale-reads` answers `get`
+    /// from the local state at once, with no read index.
+    #[arg(long = "break", value_enum, hide = true)]
+    pub break_on_purpose: Option<Breakage>,
+}
+
+/// What `--break` breaks.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Breakage {
+    /// Reads without a barrier: a lagging node (or a deposed leader) answers stale values.
+    StaleReads,
 }
 
 /// `--tick`: a duration from 1 ms to 1 s.
@@ -135,6 +157,7 @@ struct Plan {
     config: Config,
     net: NetConfig,
     seed: u64,
+    faults: ProposerFaults,
 }
 
 fn plan(args: NodeArgs) -> Result<Plan, String> {
@@ -165,6 +188,7 @@ fn plan(args: NodeArgs) -> Result<Plan, String> {
     config.heartbeat_ticks = 20;
     config.leader_timeout_ticks = 100;
     config.catch_up_ticks = 50;
+    config.snapshot_every_entries = args.snapshot_every;
     config.validate().map_err(|e| e.to_string())?;
     let seed = args.seed.unwrap_or_else(|| default_seed(args.id));
     let mut net = NetConfig::new(id, peers.clone())
@@ -194,6 +218,10 @@ fn plan(args: NodeArgs) -> Result<Plan, String> {
         config,
         net,
         seed,
+        faults: ProposerFaults {
+            read_without_barrier: args.break_on_purpose == Some(Breakage::StaleReads),
+            ..ProposerFaults::default()
+        },
     })
 }
 
@@ -240,7 +268,7 @@ async fn run_node(args: NodeArgs) -> Result<(), String> {
         let storage = tokio::task::spawn_blocking(move || {
             std::fs::create_dir_all(&dir)
                 .map_err(|e| format!("create data dir {}: {e}", dir.display()))?;
-            paxos_storage::RocksDbStorage::<String>::open(&dir)
+            paxos_storage::RocksDbStorage::<LogValue>::open(&dir)
                 .map_err(|e| format!("open RocksDB in {}: {e}", dir.display()))
         })
         .await
@@ -261,7 +289,7 @@ enum End {
 }
 
 #[cfg_attr(not(feature = "rocksdb"), allow(dead_code))]
-async fn serve<S: paxos_core::Storage<String>>(plan: Plan, storage: S) -> Result<(), String> {
+async fn serve<S: paxos_core::Storage<LogValue>>(plan: Plan, storage: S) -> Result<(), String> {
     let Plan {
         id,
         listen,
@@ -271,11 +299,18 @@ async fn serve<S: paxos_core::Storage<String>>(plan: Plan, storage: S) -> Result
         config,
         net,
         seed,
+        faults,
     } = plan;
     let transport = bind_transport(&listen, net).await?;
     let client_listener = bind_client(&client).await?;
     let mode = config.leader_mode;
     let (node, handle) = Node::new(config, storage, transport, seed).map_err(|e| e.to_string())?;
+    if faults != ProposerFaults::default() {
+        tracing::warn!(node = %id, ?faults, "broken on purpose (--break)");
+    }
+    let node = node
+        .with_state_machine(KvService::new())
+        .with_faults(AcceptorFaults::default(), faults);
     let mut node_task = tokio::spawn(node.run());
     let server = Arc::new(server::Server {
         handle: handle.clone(),
@@ -319,10 +354,12 @@ async fn serve<S: paxos_core::Storage<String>>(plan: Plan, storage: S) -> Result
     }
 }
 
-async fn bind_transport(listen: &str, net: NetConfig) -> Result<TcpTransport<String>, String> {
-    bind_with_retry(listen, || TcpTransport::<String>::bind(listen, net.clone()))
-        .await
-        .map_err(|e| e.to_string())
+async fn bind_transport(listen: &str, net: NetConfig) -> Result<TcpTransport<LogValue>, String> {
+    bind_with_retry(listen, || {
+        TcpTransport::<LogValue>::bind(listen, net.clone())
+    })
+    .await
+    .map_err(|e| e.to_string())
 }
 
 async fn bind_client(addr: &str) -> Result<TcpListener, String> {
@@ -395,6 +432,8 @@ mod tests {
             elected: false,
             tick: Duration::from_millis(5),
             seed: Some(1),
+            snapshot_every: 10_000,
+            break_on_purpose: None,
         };
         let plan = plan(args).expect("valid");
         assert_eq!(plan.client, "127.0.0.1:8001");

@@ -2,11 +2,12 @@
 //! [`NodeHandle`]. Proposals go in with `append` (the core forwards them to the leader and
 //! applies a retried request once), so the listener itself holds no retry loop.
 
-use paxos_core::{Applied, InstanceId, NodeError, NodeHandle};
+use paxos_core::{Applied, InstanceId, NodeError, NodeHandle, ProposalId};
 use paxos_harness::client::protocol::{
     DEFAULT_DECISIONS_LIMIT, DEFAULT_PROPOSE_TIMEOUT_MS, Decision, Op, Request, Response, Status,
 };
 use paxos_harness::client::read_line;
+use paxos_harness::service::{KvCommand, KvOutput, KvQuery, LogValue};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncWriteExt, BufReader};
@@ -16,7 +17,7 @@ use tokio::time::sleep;
 /// What every client connection shares.
 pub(crate) struct Server {
     /// The local node.
-    pub handle: NodeHandle<String>,
+    pub handle: NodeHandle<LogValue>,
 }
 
 impl Server {
@@ -62,14 +63,78 @@ impl Server {
         Ok(())
     }
 
+    /// Put `value` in the log as request `id` (or a new one of the node's own client), and
+    /// answer with its instance and output.
+    async fn write(
+        &self,
+        id: Option<ProposalId>,
+        value: LogValue,
+        timeout: Duration,
+    ) -> Result<paxos_core::Reply, NodeError> {
+        match id {
+            Some(id) => self.handle.call(id, value, timeout).await,
+            None => {
+                let session = self.handle.session().await?;
+                session.call(value, timeout).await
+            }
+        }
+    }
+
+    /// A key-value write's answer.
+    async fn kv_write(&self, request: &Request, command: KvCommand, timeout: Duration) -> Response {
+        match self.write(request.id, LogValue::Kv(command), timeout).await {
+            Ok(reply) => match serde_json::from_slice::<KvOutput>(&reply.output) {
+                Ok(out) => Response::Kv {
+                    ok: out.ok,
+                    value: out.value,
+                    instance: Some(reply.instance.0),
+                },
+                // Only if the entry was applied as something else (cannot happen: the id is
+                // this request's): say so rather than guess.
+                Err(e) => Response::error(format!("unreadable output at {}: {e}", reply.instance)),
+            },
+            Err(e) => failed(&e),
+        }
+    }
+
     async fn handle(&self, request: Request) -> Response {
-        match request.op {
+        let timeout =
+            Duration::from_millis(request.timeout_ms.unwrap_or(DEFAULT_PROPOSE_TIMEOUT_MS));
+        match request.op.clone() {
+            Op::Put { key, value } => {
+                self.kv_write(&request, KvCommand::Put { key, value }, timeout)
+                    .await
+            }
+            Op::Cas { key, from, to } => {
+                self.kv_write(&request, KvCommand::Cas { key, from, to }, timeout)
+                    .await
+            }
+            Op::Delete { key } => {
+                self.kv_write(&request, KvCommand::Delete { key }, timeout)
+                    .await
+            }
+            Op::Get { key } => {
+                let query = match serde_json::to_vec(&KvQuery::Get { key }) {
+                    Ok(q) => q,
+                    Err(e) => return Response::error(format!("bad key: {e}")),
+                };
+                match self.handle.query(query.into(), timeout).await {
+                    Ok(answer) => match serde_json::from_slice::<Option<String>>(&answer) {
+                        Ok(value) => Response::Kv {
+                            ok: true,
+                            value,
+                            instance: None,
+                        },
+                        Err(e) => Response::error(format!("unreadable answer: {e}")),
+                    },
+                    Err(e) => failed(&e),
+                }
+            }
             Op::Propose(value) => {
-                let ms = request.timeout_ms.unwrap_or(DEFAULT_PROPOSE_TIMEOUT_MS);
-                let timeout = Duration::from_millis(ms);
+                let plain = LogValue::Plain(value.clone());
                 let appended = match request.id {
-                    Some(id) => self.handle.append_request(id, value.clone(), timeout).await,
-                    None => self.handle.append(value.clone(), timeout).await,
+                    Some(id) => self.handle.append_request(id, plain, timeout).await,
+                    None => self.handle.append(plain, timeout).await,
                 };
                 match appended {
                     Ok(instance) => Response::Chosen {
@@ -95,7 +160,7 @@ impl Server {
                             .filter(|d| matches!(d.applied, Applied::First | Applied::Noop))
                             .map(|d| Decision {
                                 instance: d.instance.0,
-                                value: d.entry.value().cloned(),
+                                value: d.entry.value().map(LogValue::to_string),
                             })
                             .collect(),
                         applied: applied.0,
