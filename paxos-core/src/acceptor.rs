@@ -5,7 +5,9 @@ use crate::config::Config;
 use crate::effects::{Effects, Write};
 use crate::log::Entry;
 use crate::message::{AcceptedEntry, Message, Value};
+use crate::read::Grants;
 use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
 
 /// Test-only fault switches that break the acceptor on purpose, to prove the checkers catch it.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -14,6 +16,8 @@ pub struct AcceptorFaults {
     pub accept_below_promise: bool,
     /// Reply to `Prepare`/`Accept` without writing the promise/accepted pair (reply before persist).
     pub skip_persist: bool,
+    /// Promise another leader's ballot while a lease granted to one runs (breaks lease reads).
+    pub ignore_leases: bool,
 }
 
 /// One node's acceptor over all instances.
@@ -49,6 +53,10 @@ pub struct Acceptor<V> {
     elide_entry: bool,
     page_entries: usize,
     page_bytes: usize,
+    /// Leader leases granted (with [`crate::ReadPolicy::Lease`]).
+    grants: Grants,
+    /// The latest clock reading ([`Acceptor::observe_time`]): leases are in time, not ticks.
+    clock: Duration,
     faults: AcceptorFaults,
 }
 
@@ -68,8 +76,21 @@ impl<V: Value> Acceptor<V> {
             elide_entry: config.learner_strategy == crate::config::LearnerStrategy::Leader,
             page_entries: config.promise_page_entries.max(1),
             page_bytes: config.promise_page_bytes,
+            grants: Grants::new(config.read_policy.lease().map(|(grant, _)| grant)),
+            clock: Duration::ZERO,
             faults: AcceptorFaults::default(),
         }
+    }
+
+    /// The clock now (monotonic; only leases read it).
+    pub fn observe_time(&mut self, clock: Duration) {
+        self.clock = self.clock.max(clock);
+    }
+
+    /// This node booted now: with leases, it promises no new ballot for one lease (what it
+    /// granted before a crash is forgotten, so it is waited out).
+    pub fn boot(&mut self) {
+        self.grants.boot(self.clock);
     }
 
     /// Break the acceptor on purpose (tests of the checkers only).
@@ -105,9 +126,10 @@ impl<V: Value> Acceptor<V> {
 
     /// A leader asks whether `ballot` still stands (a ReadIndex round, see `read.rs`):
     /// `Confirmed` unless this acceptor promised a higher ballot, which it reports with
-    /// `Nack` as for any ballot it refuses. Nothing changes here: a confirmation is a fact
-    /// about the promise at this moment, and promises only grow.
-    pub fn on_confirm(&self, from: NodeId, ballot: Ballot, seq: u64, out: &mut Effects<V>) {
+    /// `Nack` as for any ballot it refuses. The promise does not change: a confirmation is a
+    /// fact about it at this moment, and promises only grow. With leases, confirming grants
+    /// `ballot` one ([`Acceptor::grant`]).
+    pub fn on_confirm(&mut self, from: NodeId, ballot: Ballot, seq: u64, out: &mut Effects<V>) {
         if ballot < self.promised {
             out.send(
                 from,
@@ -117,8 +139,15 @@ impl<V: Value> Acceptor<V> {
                 },
             );
         } else {
+            self.grant(ballot);
             out.send(from, Message::Confirmed { ballot, seq });
         }
+    }
+
+    /// Grant `ballot` a lease from now (with leases; the leader's own acceptor does it when
+    /// its leader sends a round).
+    pub fn grant(&mut self, ballot: Ballot) {
+        self.grants.grant(ballot, self.clock);
     }
 
     /// Phase 1b. Promise `ballot` if it is not below the current promise, reporting one page of
@@ -139,6 +168,15 @@ impl<V: Value> Acceptor<V> {
                     promised: self.promised,
                 },
             );
+            return;
+        }
+        if ballot > self.promised
+            && !self.faults.ignore_leases
+            && self.grants.refuses(ballot, self.clock)
+        {
+            // A lease granted to another leader runs (or the boot wait): no answer, so the
+            // proposer times out and tries again (a Nack would only send it higher).
+            tracing::debug!(node = %self.id, %ballot, "prepare refused during a lease");
             return;
         }
         if ballot > self.promised {

@@ -23,6 +23,41 @@ pub enum LearnerStrategy {
     Leader,
 }
 
+/// How a node answers linearizable reads ([`crate::NodeHandle::query`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ReadPolicy {
+    /// ReadIndex: the leader confirms its ballot with a quorum (one round trip per batch of
+    /// reads) and answers at its frontier. Safe whatever the clocks do.
+    #[default]
+    ReadIndex,
+    /// Leader lease: a quorum that confirmed the leader's ballot also promises to refuse
+    /// other leaders for `duration` (from when each of them got the confirmation request);
+    /// the leader answers reads on its own until `duration - max_drift` after it *sent* that
+    /// request. Safe only while no two nodes' clocks disagree on an interval of `duration`
+    /// by more than `max_drift`; a node paused (or a clock stepped) beyond it can read stale
+    /// data. Every node of a cluster must use the same policy.
+    Lease {
+        /// How long a confirmation holds. Keep it below the leader timeout, or a dead
+        /// leader's lease delays the next election by up to the rest of it.
+        duration: Duration,
+        /// The bound on clock drift over `duration`, subtracted on the leader's side.
+        max_drift: Duration,
+    },
+}
+
+impl ReadPolicy {
+    /// The lease's length and the leader's own (shortened) length, if leased.
+    pub(crate) fn lease(&self) -> Option<(Duration, Duration)> {
+        match *self {
+            ReadPolicy::ReadIndex => None,
+            ReadPolicy::Lease {
+                duration,
+                max_drift,
+            } => Some((duration, duration.saturating_sub(max_drift))),
+        }
+    }
+}
+
 /// Who may run phase 1.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum LeaderMode {
@@ -94,6 +129,8 @@ pub struct Config {
     /// Must be the same on every node of a cluster, and never changed while it runs: it is
     /// part of how the log is applied.
     pub session_window_entries: u64,
+    /// How linearizable reads are answered (the same on every node).
+    pub read_policy: ReadPolicy,
 }
 
 /// A [`Config`] that cannot work.
@@ -144,6 +181,7 @@ impl Config {
             session_window_entries: 1 << 14,
             snapshot_chunk_bytes: 256 << 10,
             max_snapshot_bytes: 1 << 30,
+            read_policy: ReadPolicy::ReadIndex,
         }
     }
 
@@ -244,6 +282,16 @@ impl Config {
         }
         if self.snapshot_chunk_bytes == 0 {
             return Err(ConfigError::Snapshot("snapshot_chunk_bytes is zero"));
+        }
+        if let ReadPolicy::Lease {
+            duration,
+            max_drift,
+        } = self.read_policy
+            && max_drift >= duration
+        {
+            return Err(ConfigError::Timing(
+                "a lease's max_drift must be shorter than its duration",
+            ));
         }
         Ok(())
     }

@@ -93,7 +93,7 @@ mod zero_copy;
 
 pub use acceptor::Acceptor;
 pub use ballot::{Ballot, InstanceId, NodeId};
-pub use config::{Config, ConfigError, LeaderMode, LearnerStrategy};
+pub use config::{Config, ConfigError, LeaderMode, LearnerStrategy, ReadPolicy};
 pub use effects::{Effects, Restored, Write};
 pub use election::Election;
 pub use learner::Learner;

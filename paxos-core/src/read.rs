@@ -27,6 +27,21 @@
 //! Confirmations are batched: one round of `Confirm` per batch of reads, whatever the batch
 //! size (reads that arrive while a round is out wait for the next one, because that round was
 //! sent before they arrived).
+//!
+//! ## Leases ([`crate::ReadPolicy::Lease`])
+//! A lease saves the round trip: an acceptor that confirms ballot `b` at (its) time `t` also
+//! *grants* `b` a lease ([`Grants`]): until `t + duration` it promises no other leader's
+//! ballot (a `Prepare` from another node is left unanswered; its proposer times out and
+//! tries again). The leader holds the lease from the time it *sent* that round, `s <= t`,
+//! until `s + duration - max_drift` on its own clock. While it holds it, no quorum can
+//! promise another leader (each quorum meets the granting one), so nothing is chosen at a
+//! higher ballot, and the frontier covers every write acknowledged so far: a read is given
+//! the frontier at once. The leader renews the lease with a round whenever half of it is
+//! gone. The lease ends early when the leader's ballot changes (it saw a higher one). An
+//! acceptor that restarts forgot what it granted: it promises no higher ballot for one lease
+//! after it boots. Time here is a clock reading the runtime hands in (`tokio::time`, so
+//! turmoil drives it), never ticks: a tick counter stops while a process is paused, a clock
+//! does not.
 
 use crate::ballot::{Ballot, InstanceId, NodeId};
 use crate::effects::Effects;
@@ -34,6 +49,7 @@ use crate::message::{Message, Value};
 use crate::quorum::Votes;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
 
 /// A linearizable read of one node's clients ([`crate::Replica::read`]); numbered per node.
 #[derive(
@@ -67,6 +83,8 @@ struct Round {
     askers: Vec<Asker>,
     /// Tick at which the round is sent again (a `Confirm` or its answer may be lost).
     deadline: u64,
+    /// The clock when the round was sent (before it left: the lease counts from here).
+    sent: Duration,
 }
 
 /// The leader's side of ReadIndex: askers waiting for a round, and the round in flight.
@@ -79,10 +97,22 @@ pub(crate) struct ReadIndex {
     waiting: Vec<Asker>,
     round: Option<Round>,
     next_seq: u64,
+    /// With leases: how long the leader holds one after sending the round that earned it
+    /// (`duration - max_drift`).
+    lease: Option<Duration>,
+    /// The lease held: for which ballot, until when.
+    held: Option<(Ballot, Duration)>,
 }
 
 impl ReadIndex {
-    pub(crate) fn new(id: NodeId, acceptors: BTreeSet<NodeId>, timeout: u64) -> Self {
+    /// A leader side that resends a round after `timeout` ticks, holding leases of `lease`
+    /// (see the module doc) if any.
+    pub(crate) fn new(
+        id: NodeId,
+        acceptors: BTreeSet<NodeId>,
+        timeout: u64,
+        lease: Option<Duration>,
+    ) -> Self {
         ReadIndex {
             id,
             acceptors,
@@ -90,7 +120,15 @@ impl ReadIndex {
             waiting: Vec::new(),
             round: None,
             next_seq: 0,
+            lease,
+            held: None,
         }
+    }
+
+    /// True while this leader holds a lease at `ballot` at time `clock`.
+    pub(crate) fn holds_lease(&self, ballot: Ballot, clock: Duration) -> bool {
+        self.held
+            .is_some_and(|(b, until)| b == ballot && clock < until)
     }
 
     /// A read index is wanted.
@@ -98,32 +136,44 @@ impl ReadIndex {
         self.waiting.push(asker);
     }
 
-    /// Start a round if askers wait and none is out, now that the proposer leads at `ballot`
-    /// with this `frontier` (`None` if it does not lead). `self_ok`: this node's own acceptor
-    /// has promised nothing above `ballot` (it counts without a message). Returns the askers
-    /// confirmed at once (a quorum of one).
+    /// Start a round if askers wait (or a lease needs renewing) and none is out, now that the
+    /// proposer leads at `ballot` with this `frontier` (`None` if it does not lead), at tick
+    /// `now` and time `clock`. `self_ok`: this node's own acceptor has promised nothing above
+    /// `ballot` (it counts without a message). Returns the askers confirmed at once (by a
+    /// lease held, or a quorum of one), and whether a round was sent (the caller's own
+    /// acceptor grants it its lease).
     pub(crate) fn poll<V: Value>(
         &mut self,
         leading: Option<(Ballot, InstanceId)>,
         self_ok: bool,
         now: u64,
+        clock: Duration,
         out: &mut Effects<V>,
-    ) -> Vec<(Asker, InstanceId)> {
+    ) -> (Vec<(Asker, InstanceId)>, bool) {
         let Some((ballot, frontier)) = leading else {
-            return Vec::new();
+            return (Vec::new(), false);
         };
+        // A lease held answers at once: nothing can have been chosen above the frontier.
+        let mut confirmed = Vec::new();
+        if self.holds_lease(ballot, clock) {
+            confirmed = self.waiting.drain(..).map(|a| (a, frontier)).collect();
+        }
         if let Some(r) = &self.round {
             // A round whose ballot changed means nothing now; one lost in the network is
             // asked again. Either way its askers go first into a new round (whose
             // confirmations come later than the old one's would have, so they serve).
             if r.ballot == ballot && now < r.deadline {
-                return Vec::new();
+                return (confirmed, false);
             }
             let askers = self.round.take().map(|r| r.askers).unwrap_or_default();
             self.waiting.splice(0..0, askers);
         }
-        if self.waiting.is_empty() {
-            return Vec::new();
+        let renew = self.lease.is_some_and(|lease| match self.held {
+            Some((b, until)) if b == ballot => until.saturating_sub(clock) < lease / 2,
+            _ => true,
+        });
+        if self.waiting.is_empty() && !renew {
+            return (confirmed, false);
         }
         self.next_seq += 1;
         let mut acks = Votes::new();
@@ -137,6 +187,7 @@ impl ReadIndex {
             acks,
             askers: std::mem::take(&mut self.waiting),
             deadline: now + self.timeout,
+            sent: clock,
         };
         for &a in &self.acceptors {
             if a != self.id {
@@ -150,7 +201,8 @@ impl ReadIndex {
             }
         }
         self.round = Some(round);
-        self.finish_if_quorum()
+        confirmed.extend(self.finish_if_quorum());
+        (confirmed, true)
     }
 
     /// `from` confirmed round `seq` at `ballot`. Returns the askers confirmed, with their
@@ -178,14 +230,19 @@ impl ReadIndex {
         {
             return Vec::new();
         }
-        self.round.take().map_or_else(Vec::new, |r| {
-            r.askers.into_iter().map(|a| (a, r.index)).collect()
-        })
+        let Some(r) = self.round.take() else {
+            return Vec::new();
+        };
+        if let Some(lease) = self.lease {
+            self.held = Some((r.ballot, r.sent.saturating_add(lease)));
+        }
+        r.askers.into_iter().map(|a| (a, r.index)).collect()
     }
 
     /// This node stopped leading: every asker is given up (a peer's asks again on its own
     /// timer; the node's own reads go to the new leader).
     pub(crate) fn give_up(&mut self) -> Vec<Asker> {
+        self.held = None;
         let mut askers = self.round.take().map(|r| r.askers).unwrap_or_default();
         askers.append(&mut self.waiting);
         askers
@@ -194,6 +251,53 @@ impl ReadIndex {
     /// Askers waiting or in a round.
     pub(crate) fn asking(&self) -> usize {
         self.waiting.len() + self.round.as_ref().map_or(0, |r| r.askers.len())
+    }
+}
+
+/// An acceptor's side of leader leases: the lease it granted, and the wait after a restart.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub(crate) struct Grants {
+    /// How long a grant lasts (`None`: no leases, nothing is ever refused).
+    lease: Option<Duration>,
+    /// The lease granted: to which ballot, until when.
+    granted: Option<(Ballot, Duration)>,
+    /// No higher ballot is promised before this (one lease after boot: what was granted
+    /// before a crash is forgotten, so it is waited out).
+    quiet_until: Duration,
+}
+
+impl Grants {
+    /// Grants of `lease` (none without leases).
+    pub(crate) fn new(lease: Option<Duration>) -> Self {
+        Grants {
+            lease,
+            ..Grants::default()
+        }
+    }
+
+    /// The node booted at `clock`: promise nothing new for one lease.
+    pub(crate) fn boot(&mut self, clock: Duration) {
+        if let Some(lease) = self.lease {
+            self.quiet_until = clock.saturating_add(lease);
+        }
+    }
+
+    /// This acceptor confirmed `ballot` at `clock`: it is granted a lease.
+    pub(crate) fn grant(&mut self, ballot: Ballot, clock: Duration) {
+        if let Some(lease) = self.lease {
+            self.granted = Some((ballot, clock.saturating_add(lease)));
+        }
+    }
+
+    /// True if a promise of `ballot` (above the current one) must wait at `clock`: during the
+    /// boot wait, or while a lease granted to another node's ballot runs. The lease holder
+    /// itself may move to a higher ballot (its lease ends with the old one).
+    pub(crate) fn refuses(&self, ballot: Ballot, clock: Duration) -> bool {
+        self.lease.is_some()
+            && (clock < self.quiet_until
+                || self
+                    .granted
+                    .is_some_and(|(b, until)| b.node != ballot.node && clock < until))
     }
 }
 
@@ -270,8 +374,19 @@ impl OwnReads {
 mod tests {
     use super::*;
 
+    /// [`ReadIndex::poll`] at clock 0 (no leases here): the askers confirmed.
+    fn poll(
+        r: &mut ReadIndex,
+        leading: Option<(Ballot, InstanceId)>,
+        self_ok: bool,
+        now: u64,
+        out: &mut Effects<u64>,
+    ) -> Vec<(Asker, InstanceId)> {
+        r.poll(leading, self_ok, now, Duration::ZERO, out).0
+    }
+
     fn three() -> ReadIndex {
-        ReadIndex::new(NodeId(1), [1, 2, 3].map(NodeId).into(), 10)
+        ReadIndex::new(NodeId(1), [1, 2, 3].map(NodeId).into(), 10, None)
     }
 
     fn confirms(out: &Effects<u64>) -> Vec<(NodeId, u64)> {
@@ -291,24 +406,15 @@ mod tests {
         let mut r = three();
         let b = Ballot::new(1, NodeId(1));
         let mut out = Effects::new();
-        assert!(
-            r.poll(Some((b, InstanceId(4))), true, 0, &mut out)
-                .is_empty()
-        );
+        assert!(poll(&mut r, Some((b, InstanceId(4))), true, 0, &mut out).is_empty());
         assert!(confirms(&out).is_empty(), "no asker, no round");
         r.ask(Asker::Local(ReadId(1)));
         r.ask(Asker::Peer(NodeId(2), ReadId(7)));
-        assert!(
-            r.poll(Some((b, InstanceId(4))), true, 0, &mut out)
-                .is_empty()
-        );
+        assert!(poll(&mut r, Some((b, InstanceId(4))), true, 0, &mut out).is_empty());
         assert_eq!(confirms(&out), vec![(NodeId(2), 1), (NodeId(3), 1)]);
         r.ask(Asker::Local(ReadId(2)));
         let mut later = Effects::new();
-        assert!(
-            r.poll(Some((b, InstanceId(5))), true, 1, &mut later)
-                .is_empty()
-        );
+        assert!(poll(&mut r, Some((b, InstanceId(5))), true, 1, &mut later).is_empty());
         assert!(confirms(&later).is_empty(), "one round out at a time");
         assert!(
             r.on_confirmed(NodeId(2), b, 0).is_empty(),
@@ -329,7 +435,7 @@ mod tests {
         assert!(r.on_confirmed(NodeId(2), b, 1).is_empty(), "answered once");
         // The late asker gets the next round, at the frontier of its time.
         let mut next = Effects::new();
-        r.poll(Some((b, InstanceId(6))), true, 2, &mut next);
+        poll(&mut r, Some((b, InstanceId(6))), true, 2, &mut next);
         assert_eq!(confirms(&next).len(), 2);
         assert_eq!(
             r.on_confirmed(NodeId(2), b, 2),
@@ -343,7 +449,8 @@ mod tests {
         let mut r = three();
         let b = Ballot::new(1, NodeId(1));
         r.ask(Asker::Local(ReadId(1)));
-        r.poll(
+        poll(
+            &mut r,
             Some((b, InstanceId(0))),
             false,
             0,
@@ -352,10 +459,11 @@ mod tests {
         assert!(r.on_confirmed(NodeId(2), b, 1).is_empty());
         assert_eq!(r.on_confirmed(NodeId(3), b, 1).len(), 1);
         // A single acceptor confirms itself at once.
-        let mut one = ReadIndex::new(NodeId(1), [NodeId(1)].into(), 10);
+        let mut one = ReadIndex::new(NodeId(1), [NodeId(1)].into(), 10, None);
         one.ask(Asker::Local(ReadId(1)));
         assert_eq!(
-            one.poll(
+            poll(
+                &mut one,
                 Some((b, InstanceId(3))),
                 true,
                 0,
@@ -372,22 +480,23 @@ mod tests {
         let mut r = three();
         let b = Ballot::new(1, NodeId(1));
         r.ask(Asker::Local(ReadId(1)));
-        r.poll(
+        poll(
+            &mut r,
             Some((b, InstanceId(0))),
             true,
             0,
             &mut Effects::<u64>::new(),
         );
         let mut out = Effects::new();
-        r.poll(Some((b, InstanceId(0))), true, 9, &mut out);
+        poll(&mut r, Some((b, InstanceId(0))), true, 9, &mut out);
         assert!(confirms(&out).is_empty(), "not yet timed out");
-        r.poll(Some((b, InstanceId(0))), true, 10, &mut out);
+        poll(&mut r, Some((b, InstanceId(0))), true, 10, &mut out);
         assert_eq!(confirms(&out), vec![(NodeId(2), 2), (NodeId(3), 2)]);
         assert!(r.on_confirmed(NodeId(2), b, 1).is_empty(), "the old round");
         let b2 = Ballot::new(2, NodeId(1));
         let mut out = Effects::new();
-        assert!(r.poll(None, true, 11, &mut out).is_empty() && out.messages.is_empty());
-        r.poll(Some((b2, InstanceId(1))), true, 11, &mut out);
+        assert!(poll(&mut r, None, true, 11, &mut out).is_empty() && out.messages.is_empty());
+        poll(&mut r, Some((b2, InstanceId(1))), true, 11, &mut out);
         assert_eq!(confirms(&out), vec![(NodeId(2), 3), (NodeId(3), 3)]);
         assert!(r.on_confirmed(NodeId(2), b, 3).is_empty(), "the old ballot");
         assert_eq!(
@@ -396,7 +505,8 @@ mod tests {
         );
         assert_eq!(r.asking(), 0);
         r.ask(Asker::Local(ReadId(2)));
-        r.poll(
+        poll(
+            &mut r,
             Some((b2, InstanceId(1))),
             true,
             12,
@@ -440,5 +550,86 @@ mod tests {
         assert_eq!(reads.stale(Some(NodeId(2)), NodeId(1), 4), vec![b]);
         assert_eq!(reads.stale(Some(NodeId(2)), NodeId(1), 5), vec![a, b]);
         assert_eq!(reads.stale(Some(NodeId(3)), NodeId(1), 8), vec![a]);
+    }
+    /// A lease earned by a round answers askers at once, with no message, until half of it
+    /// is gone (then a round renews it) and only at the ballot that earned it; it runs from
+    /// the round's sending time.
+    #[test]
+    fn a_lease_answers_at_once_and_is_renewed_before_it_runs_out() {
+        let ms = Duration::from_millis;
+        let mut r = ReadIndex::new(NodeId(1), [1, 2, 3].map(NodeId).into(), 10, Some(ms(100)));
+        let b = Ballot::new(1, NodeId(1));
+        let lead = Some((b, InstanceId(4)));
+        // No lease yet: even with no asker, a round goes out to earn one.
+        let mut out = Effects::<u64>::new();
+        let (now, sent) = r.poll(lead, true, 0, ms(10), &mut out);
+        assert!(now.is_empty() && sent);
+        assert_eq!(confirms(&out).len(), 2);
+        r.ask(Asker::Local(ReadId(1)));
+        assert_eq!(
+            r.on_confirmed(NodeId(2), b, 1),
+            vec![],
+            "the asker came after the round"
+        );
+        assert!(r.holds_lease(b, ms(109)) && !r.holds_lease(b, ms(110)));
+        assert!(
+            !r.holds_lease(Ballot::new(2, NodeId(1)), ms(20)),
+            "another ballot"
+        );
+        let mut out = Effects::<u64>::new();
+        let (now, sent) = r.poll(lead, true, 1, ms(20), &mut out);
+        assert_eq!(now, vec![(Asker::Local(ReadId(1)), InstanceId(4))]);
+        assert!(
+            !sent && out.messages.is_empty(),
+            "no round while the lease is fresh"
+        );
+        // Past half of it: renewed, while reads are still answered from the old one.
+        r.ask(Asker::Peer(NodeId(3), ReadId(9)));
+        let mut out = Effects::<u64>::new();
+        let (now, sent) = r.poll(lead, true, 2, ms(61), &mut out);
+        assert_eq!(now.len(), 1);
+        assert!(sent && confirms(&out).len() == 2);
+        // Expired with the renewal unanswered: askers wait for the round.
+        r.ask(Asker::Local(ReadId(2)));
+        let mut out = Effects::<u64>::new();
+        let (now, _) = r.poll(lead, true, 3, ms(110), &mut out);
+        assert!(now.is_empty());
+        assert!(
+            r.on_confirmed(NodeId(3), b, 2).is_empty(),
+            "it came after the renewal was sent"
+        );
+        assert!(
+            r.holds_lease(b, ms(160)),
+            "the renewal counts from its own sending"
+        );
+        let (now, _) = r.poll(lead, true, 4, ms(111), &mut Effects::<u64>::new());
+        assert_eq!(now, vec![(Asker::Local(ReadId(2)), InstanceId(4))]);
+        r.give_up();
+        assert!(!r.holds_lease(b, ms(62)), "stepping down ends it");
+    }
+
+    /// A grantor refuses other nodes' ballots during its grant and every ballot during the
+    /// boot wait; the lease holder may move up; without leases nothing is refused.
+    #[test]
+    fn grants_refuse_other_leaders_until_they_run_out() {
+        let ms = Duration::from_millis;
+        let (b1, b2, b3) = (
+            Ballot::new(1, NodeId(1)),
+            Ballot::new(2, NodeId(2)),
+            Ballot::new(3, NodeId(1)),
+        );
+        let mut g = Grants::new(Some(ms(100)));
+        g.boot(ms(5));
+        assert!(
+            g.refuses(b1, ms(104)) && !g.refuses(b1, ms(105)),
+            "boot wait"
+        );
+        g.grant(b1, ms(200));
+        assert!(g.refuses(b2, ms(299)) && !g.refuses(b2, ms(300)));
+        assert!(!g.refuses(b3, ms(250)), "the holder's own higher ballot");
+        let mut none = Grants::new(None);
+        none.boot(ms(5));
+        none.grant(b1, ms(5));
+        assert!(!none.refuses(b2, ms(6)));
     }
 }

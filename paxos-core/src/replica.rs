@@ -18,6 +18,7 @@ use crate::transfer::{Piece, Receiver, piece};
 use crate::validate::{InputError, check_instance, check_message};
 use bytes::Bytes;
 use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
 
 /// Why a node could not be built from its configuration and durable state.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -153,6 +154,8 @@ pub struct Replica<V> {
     reads: OwnReads,
     /// Fault switch: answer reads at once from the local state.
     reads_without_barrier: bool,
+    /// The latest clock reading ([`Replica::observe_time`]), for leases.
+    clock: Duration,
     now: u64,
 }
 
@@ -233,7 +236,9 @@ impl<V: Value> Replica<V> {
                 config.id,
                 config.acceptors.clone(),
                 config.phase_timeout_ticks,
+                config.read_policy.lease().map(|(_, held)| held),
             ),
+            clock: Duration::ZERO,
             reads: OwnReads::default(),
             reads_without_barrier: false,
             now: 0,
@@ -261,6 +266,20 @@ impl<V: Value> Replica<V> {
     pub fn start(&mut self, out: &mut Effects<V>) {
         if self.boot.is_none() {
             self.boot = self.proposer.reserve_round(out);
+            if let Some(a) = &mut self.acceptor {
+                a.boot();
+            }
+        }
+    }
+
+    /// The clock now, from the runtime before each input (monotonic: an earlier reading is
+    /// ignored). Only leases ([`crate::ReadPolicy::Lease`]) read it; everything else counts
+    /// ticks. Read it at (or after) the input's arrival, never before: a lease checked
+    /// against an old reading could look valid when it is not.
+    pub fn observe_time(&mut self, clock: Duration) {
+        self.clock = self.clock.max(clock);
+        if let Some(a) = &mut self.acceptor {
+            a.observe_time(clock);
         }
     }
 
@@ -645,7 +664,15 @@ impl<V: Value> Replica<V> {
             (Some(a), Some((ballot, _))) => a.promised() <= ballot,
             _ => false,
         };
-        let confirmed = self.read_index.poll(leading, self_ok, self.now, out);
+        let (confirmed, sent) = self
+            .read_index
+            .poll(leading, self_ok, self.now, self.clock, out);
+        if sent
+            && self_ok
+            && let (Some(a), Some((ballot, _))) = (&mut self.acceptor, leading)
+        {
+            a.grant(ballot);
+        }
         self.hand_out(confirmed, out);
         out.reads.extend(self.reads.ready(self.applied));
     }
@@ -800,7 +827,7 @@ impl<V: Value> Replica<V> {
                 }
             }
             Message::Confirm { ballot, seq } => {
-                if let Some(a) = &self.acceptor {
+                if let Some(a) = &mut self.acceptor {
                     a.on_confirm(from, ballot, seq, out);
                 }
             }
@@ -958,7 +985,7 @@ impl<V: Value> Replica<V> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::LearnerStrategy;
+    use crate::config::{LearnerStrategy, ReadPolicy};
     use crate::message::Envelope;
     use std::collections::VecDeque;
 
@@ -1581,5 +1608,93 @@ mod tests {
         let id = n.read(&mut out);
         assert_eq!(out.reads, vec![(id, InstanceId(0))]);
         assert!(out.messages.is_empty());
+    }
+    /// Leases: a leader that earned a lease answers reads at once (no message) while it
+    /// holds; meanwhile the acceptors that granted it refuse another leader's ballot, so
+    /// nothing newer can be chosen; once the grants run out the other leader gets through,
+    /// and the old one's lease has ended before (it is shorter by the drift bound).
+    #[test]
+    fn a_lease_holder_reads_alone_and_nobody_else_leads_meanwhile() {
+        let ms = Duration::from_millis;
+        let ids = [NodeId(1), NodeId(2), NodeId(3)];
+        let mut nodes: Vec<Replica<u64>> = ids
+            .iter()
+            .map(|&id| {
+                let mut config = Config::symmetric(id, ids);
+                config.read_policy = ReadPolicy::Lease {
+                    duration: ms(100),
+                    max_drift: ms(10),
+                };
+                let mut r = Replica::new(&config, DurableState::default(), id.0).expect("valid");
+                r.start(&mut Effects::new());
+                r
+            })
+            .collect();
+        let at = |nodes: &mut [Replica<u64>], t: u64| {
+            for n in nodes.iter_mut() {
+                n.observe_time(ms(t));
+            }
+        };
+        // Within the boot wait nobody promises: a read gets no ballot.
+        at(&mut nodes, 50);
+        let mut out = Effects::new();
+        let early = nodes[0].read(&mut out);
+        let (_, reads) = pump_reads(&mut nodes, out, NodeId(1), &[]);
+        assert!(reads.is_empty(), "{reads:?}");
+        nodes[0].cancel_read(early);
+        // After it, n1's read earns a lease at 200 (held to 290, granted to 300).
+        at(&mut nodes, 200);
+        let mut out = Effects::new();
+        for _ in 0..60 {
+            nodes[0].tick(&mut out); // its prepare timed out: again, with a higher ballot
+        }
+        let id = nodes[0].read(&mut out);
+        let (_, reads) = pump_reads(&mut nodes, out, NodeId(1), &[]);
+        assert_eq!(reads.iter().map(|r| r.1).collect::<Vec<_>>(), vec![id]);
+        // Cut off from n1, n2 cannot get a ballot while n3's grant runs.
+        at(&mut nodes, 250);
+        let mut out = Effects::new();
+        let request = ProposalId {
+            seq: 7,
+            ..ProposalId::default()
+        };
+        nodes[1].append(request, 2, &mut out);
+        let seen = pump_except(&mut nodes, out, NodeId(2), &[NodeId(1)]);
+        assert!(
+            !seen.iter().any(|m| matches!(m, Message::Promise { .. })),
+            "n3 promised during its grant"
+        );
+        // n1 reads alone, at once, with no message.
+        at(&mut nodes, 280);
+        let mut out = Effects::new();
+        let alone = nodes[0].read(&mut out);
+        assert_eq!(out.reads, vec![(alone, InstanceId(0))]);
+        assert!(
+            out.messages
+                .iter()
+                .all(|e| matches!(e.message, Message::Confirm { .. })),
+            "only the renewal of a lease past its half (lost: n1 is cut off)"
+        );
+        // Past the grant, n2 gets its ballot and decides 2; n1's lease is over: its read
+        // now needs a round, which the quorum refuses (they promised n2).
+        at(&mut nodes, 301);
+        for _ in 0..60 {
+            let mut out = Effects::new();
+            nodes[1].tick(&mut out);
+            pump_except(&mut nodes, out, NodeId(2), &[NodeId(1)]);
+        }
+        assert_eq!(
+            nodes[1].applied(),
+            InstanceId(1),
+            "n2 decided after the grant"
+        );
+        let mut out = Effects::new();
+        nodes[0].read(&mut out);
+        assert!(out.reads.is_empty(), "the lease ended at 290");
+        let (_, reads) = pump_reads(&mut nodes, out, NodeId(1), &[]);
+        assert!(
+            reads.iter().all(|(.., seen)| *seen >= InstanceId(1)),
+            "no stale read: {reads:?}"
+        );
     }
 }

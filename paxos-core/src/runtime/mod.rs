@@ -10,6 +10,7 @@
 
 mod apply;
 mod batcher;
+mod clock;
 mod error;
 mod handle;
 mod node;

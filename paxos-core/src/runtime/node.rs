@@ -1,6 +1,7 @@
 //! The node loop.
 
 use super::apply::{Applier, Encoded};
+use super::clock::Clock;
 use super::error::{Fatal, Fate, NodeError};
 use super::handle::{NodeHandle, NodeStatus, Reply};
 use super::step::Step;
@@ -94,6 +95,7 @@ pub struct Node<V, S, T> {
     faults: (AcceptorFaults, ProposerFaults),
     fate: Fate,
     state_machine: Option<Box<dyn StateMachine<V>>>,
+    clock_rate: f64,
 }
 
 /// A spawned node ([`Node::spawn`]): resolves once the node has stopped and dropped its
@@ -156,6 +158,7 @@ impl<V: Value, S: Storage<V>, T: Transport<V>> Node<V, S, T> {
                 faults: Default::default(),
                 fate,
                 state_machine: None,
+                clock_rate: 1.0,
             },
             handle,
         ))
@@ -167,6 +170,17 @@ impl<V: Value, S: Storage<V>, T: Transport<V>> Node<V, S, T> {
     /// [`StateMachine`]). Without one, a node keeps its whole decided log.
     pub fn with_state_machine(mut self, machine: impl StateMachine<V>) -> Self {
         self.state_machine = Some(Box::new(machine));
+        self
+    }
+
+    /// Run this node's clock (what leases are measured with, [`crate::ReadPolicy::Lease`])
+    /// at `rate` times real time: for tests of clock drift (a lease is safe only while the
+    /// nodes' clocks disagree by less than its `max_drift`). Rates that are not finite and
+    /// positive are ignored.
+    pub fn with_clock_rate(mut self, rate: f64) -> Self {
+        if rate.is_finite() && rate > 0.0 {
+            self.clock_rate = rate;
+        }
         self
     }
 
@@ -210,6 +224,7 @@ impl<V: Value, S: Storage<V>, T: Transport<V>> Node<V, S, T> {
             faults,
             fate,
             state_machine,
+            clock_rate,
         } = self;
         let id = config.id;
         let mut waiters = Waiters::default();
@@ -223,6 +238,7 @@ impl<V: Value, S: Storage<V>, T: Transport<V>> Node<V, S, T> {
                 seed,
                 faults,
                 state_machine,
+                clock: Clock::start(clock_rate),
             },
         )
         .await;
@@ -244,6 +260,7 @@ struct Boot<V> {
     seed: u64,
     faults: (AcceptorFaults, ProposerFaults),
     state_machine: Option<Box<dyn StateMachine<V>>>,
+    clock: Clock,
 }
 
 /// The node loop, until shutdown (`Ok`) or a fatal error.
@@ -259,6 +276,7 @@ async fn serve<V: Value, S: Storage<V>, T: Transport<V>>(
         seed,
         faults,
         state_machine,
+        clock,
     } = boot;
     let id = config.id;
     let state = storage.load().await?;
@@ -273,6 +291,7 @@ async fn serve<V: Value, S: Storage<V>, T: Transport<V>>(
         .transpose()?;
     // This boot's number is durable before anything of this boot leaves the node.
     let mut out = Effects::new();
+    replica.observe_time(clock.now());
     replica.start(&mut out);
     save(storage, id, &mut out.writes).await?;
     tracing::info!(node = %id, first_undecided = %replica.learner().first_undecided(), "node started");
@@ -295,6 +314,7 @@ async fn serve<V: Value, S: Storage<V>, T: Transport<V>>(
         let stop = tokio::select! {
             biased;
             _ = ticker.tick() => {
+                replica.observe_time(clock.now());
                 replica.tick(&mut out);
                 let now = Instant::now();
                 for expired in waiters.expire(now) {
@@ -309,12 +329,14 @@ async fn serve<V: Value, S: Storage<V>, T: Transport<V>>(
             cmd = commands.recv(), if clients_open => match cmd {
                 Some(cmd) => {
                     let backlog = || commands.len() + transport.backlog();
+                    replica.observe_time(clock.now());
                     on_command(&mut replica, cmd, &mut out, waiters, backlog)
                 }
                 None => { clients_open = false; false }
             },
             msg = transport.recv() => {
                 let (from, msg) = msg?;
+                replica.observe_time(clock.now());
                 deliver(&mut replica, from, msg, &mut out);
                 false
             }
@@ -334,13 +356,19 @@ async fn serve<V: Value, S: Storage<V>, T: Transport<V>>(
                 break;
             }
             if clients_open && let Ok(cmd) = commands.try_recv() {
+                // Each input reads the clock at its arrival: a lease checked against a reading
+                // from before a read arrived could look valid when it no longer is.
+                replica.observe_time(clock.now());
                 stop |= on_command(&mut replica, cmd, &mut out, waiters, || {
                     commands.len() + transport.backlog()
                 });
                 continue;
             }
             match transport.recv().now_or_never() {
-                Some(Ok((from, msg))) => deliver(&mut replica, from, msg, &mut out),
+                Some(Ok((from, msg))) => {
+                    replica.observe_time(clock.now());
+                    deliver(&mut replica, from, msg, &mut out);
+                }
                 Some(Err(e)) => return Err(e.into()),
                 None => break,
             }

@@ -81,10 +81,16 @@ pub struct PaxosModel {
     /// Linearizable reads ([`Replica::read`]) by clients of these nodes, each at most once,
     /// at any point of a run.
     pub reads: Vec<NodeId>,
-    /// Start the search from a settled state: the proposals made at start, with every message
-    /// delivered in order except those to `unaware` (lost), so every other node knows the
-    /// outcome and `unaware` knows nothing.
-    pub settled_except: Option<NodeId>,
+    /// Start the search from a settled state: what is made at start, with every message
+    /// delivered in order except those to the nodes in the set (lost), so every other node
+    /// knows the outcome and those know nothing.
+    pub settled_except: Option<BTreeSet<NodeId>>,
+    /// Leader leases of this many time units (1 ms each; no drift: one clock for all), and
+    /// the time the model may advance to ([`Action::Advance`]). The run starts once the boot
+    /// wait is over (at one lease).
+    pub lease: Option<(u64, u64)>,
+    /// Read #0 is made at the start (before settling), not at any time.
+    pub read_at_start: bool,
 }
 
 /// Ghost state: what happened so far, for the properties only.
@@ -152,6 +158,8 @@ pub struct State {
     /// Reads a node made ready within the step that began them (answered once the step
     /// returned their id).
     pub pending_ready: BTreeMap<NodeId, BTreeSet<ReadId>>,
+    /// The time (ms), the same on every node (models with leases only).
+    pub clock: u64,
 }
 
 /// What can happen next.
@@ -161,6 +169,8 @@ pub enum Action {
     Propose(usize),
     /// A client read (index into `PaxosModel::reads`).
     Read(usize),
+    /// Time passes: one unit on every clock (models with leases).
+    Advance,
     /// A tick of time at a node.
     Tick(NodeId),
     /// The node crashes and restarts from its durable state.
@@ -180,6 +190,7 @@ impl fmt::Debug for Action {
         match self {
             Action::Propose(i) => write!(f, "propose #{i}"),
             Action::Read(i) => write!(f, "read #{i}"),
+            Action::Advance => write!(f, "time passes"),
             Action::Tick(n) => write!(f, "tick {n}"),
             Action::Crash(n) => write!(f, "crash+recover {n}"),
             Action::Compact(n) => write!(f, "compact {n}"),
@@ -233,7 +244,21 @@ impl PaxosModel {
             snapshot_drops_last_entry: false,
             reads: Vec::new(),
             settled_except: None,
+            lease: None,
+            read_at_start: false,
         }
+    }
+
+    /// Leader leases of `units` ms (no drift), time advancing up to `until`.
+    pub fn with_lease(mut self, units: u64, until: u64) -> Self {
+        self.lease = Some((units, until));
+        for c in &mut self.configs {
+            c.read_policy = paxos_core::ReadPolicy::Lease {
+                duration: std::time::Duration::from_millis(units),
+                max_drift: std::time::Duration::ZERO,
+            };
+        }
+        self
     }
 
     /// Let `compactable` snapshot and compact (at most `max` times in a run, their log kept
@@ -402,6 +427,8 @@ impl PaxosModel {
         let mut node = (*state.nodes[index]).clone();
         let from = node.replica.id();
         let mut out = Effects::new();
+        node.replica
+            .observe_time(std::time::Duration::from_millis(state.clock));
         input(&mut node.replica, &mut out);
         // As the runtime does after the last input of a step.
         node.replica.end_step(&mut out);
@@ -490,6 +517,8 @@ impl Model for PaxosModel {
             proposed: BTreeSet::new(),
             read: BTreeSet::new(),
             pending_ready: BTreeMap::new(),
+            // Every node booted at 0; the run starts after the boot wait of one lease.
+            clock: self.lease.map_or(0, |(units, _)| units),
             crashes: 0,
             compactions: 0,
             history: History::default(),
@@ -501,13 +530,16 @@ impl Model for PaxosModel {
                 }
             }
         }
-        if let Some(unaware) = self.settled_except {
+        if self.read_at_start && !self.reads.is_empty() {
+            self.begin_read(&mut state, 0);
+        }
+        if let Some(unaware) = &self.settled_except {
             // Bounded like `heal`: a protocol that keeps sending fails the check, not the run.
             for _ in 0..10_000 {
                 let Some(p) = state.network.pop_first() else {
                     break;
                 };
-                if p.to != unaware {
+                if !unaware.contains(&p.to) {
                     self.deliver(&mut state, &p);
                 }
             }
@@ -526,6 +558,11 @@ impl Model for PaxosModel {
             if !state.read.contains(&i) {
                 actions.push(Action::Read(i));
             }
+        }
+        if let Some((_, until)) = self.lease
+            && state.clock < until
+        {
+            actions.push(Action::Advance);
         }
         // Only proposers act on time: election and catch-up are off in these models.
         // An idle proposer's tick only moves its clock, and every deadline is relative to that
@@ -573,6 +610,7 @@ impl Model for PaxosModel {
         match action {
             Action::Propose(i) => self.make_proposal(&mut state, i),
             Action::Read(i) => self.begin_read(&mut state, i),
+            Action::Advance => state.clock += 1,
             Action::Tick(n) => {
                 let i = self.index(n);
                 let mut node = (*state.nodes[i]).clone();

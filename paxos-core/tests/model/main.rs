@@ -19,9 +19,11 @@ use paxos_core::testing::{AcceptorFaults, ProposerFaults};
 use paxos_core::{InstanceId, LearnerStrategy, NodeId};
 use properties::{
     AGREEMENT, EVERY_NAMED_INSTANCE_LEARNED, HEALS_WITHOUT_HOLES, INSTALL_IS_DECIDED_PREFIX,
-    ONE_VALUE_CHOSEN, ONE_VALUE_PER_BALLOT, READS_SEE_EARLIER_WRITES, SNAPSHOT_INSTALLED,
+    ONE_VALUE_CHOSEN, ONE_VALUE_PER_BALLOT, READ_ANSWERED_AFTER_A_WRITE, READS_SEE_EARLIER_WRITES,
+    SNAPSHOT_INSTALLED,
 };
 use run::{Search, check, deep};
+use std::collections::BTreeSet;
 
 fn bfs(max_depth: usize) -> Search {
     Search::Bfs { max_depth }
@@ -375,7 +377,7 @@ fn reads(faults: ProposerFaults) -> PaxosModel {
     model.reads = vec![B];
     model.proposer_faults = faults;
     model.propose_at_start = true;
-    model.settled_except = Some(B);
+    model.settled_except = Some([B].into());
     // Acceptors answer the proposer only: fewer packets, the same read path.
     for c in &mut model.configs {
         c.learner_strategy = LearnerStrategy::Leader;
@@ -418,5 +420,55 @@ fn checker_catches_reads_without_a_barrier() {
         ..ProposerFaults::default()
     });
     let report = check("fault: reads without a barrier", model, bfs(3), None);
+    report.counterexample(READS_SEE_EARLIER_WRITES);
+}
+
+/// Leases: A read first and holds a lease (granted by every acceptor); B then tries to get
+/// 2 chosen, and A reads again at any time. The grantors refuse B's ballot until their grant
+/// runs out, when A's lease has run out too: A's second read never misses 2.
+fn leases(faults: AcceptorFaults, until: u64) -> PaxosModel {
+    let mut model = PaxosModel::new(
+        &[1, 2, 3, 4, 5],
+        &[3, 4, 5],
+        &[1, 2],
+        vec![propose(B, 0, 2)],
+    )
+    .with_lease(2, until);
+    model.reads = vec![A, A];
+    model.read_at_start = true;
+    model.settled_except = Some(BTreeSet::new());
+    model.acceptor_faults = faults;
+    for c in &mut model.configs {
+        c.learner_strategy = LearnerStrategy::Leader;
+    }
+    model
+}
+
+#[test]
+fn a_lease_read_sees_every_write_learned_before_it_began() {
+    // 12: deep enough for B's whole write and A's read after it (the broken grantors' trace).
+    let depth = if deep() { 14 } else { 12 };
+    let report = check(
+        "leases",
+        leases(AcceptorFaults::default(), 5),
+        bfs(depth),
+        None,
+    );
+    report.assert_properties(&[EVERY_NAMED_INSTANCE_LEARNED, READ_ANSWERED_AFTER_A_WRITE]);
+}
+
+/// Grantors that promise another leader during a lease: B gets 2 chosen while A still reads
+/// alone.
+#[test]
+fn checker_catches_grantors_that_ignore_a_lease() {
+    // No time passes: the lease holds throughout, and the broken grantors let B in anyway.
+    let model = leases(
+        AcceptorFaults {
+            ignore_leases: true,
+            ..AcceptorFaults::default()
+        },
+        2,
+    );
+    let report = check("fault: grantors ignore leases", model, bfs(12), None);
     report.counterexample(READS_SEE_EARLIER_WRITES);
 }

@@ -35,7 +35,7 @@
 
 use crate::{duration, server};
 use paxos_core::testing::{AcceptorFaults, ProposerFaults};
-use paxos_core::{Config, Fatal, LeaderMode, Node, NodeId};
+use paxos_core::{Config, Fatal, LeaderMode, Node, NodeId, ReadPolicy};
 use paxos_harness::ports::bind_with_retry;
 use paxos_harness::service::{KvService, LogValue};
 use paxos_net::{NetConfig, TcpTransport};
@@ -85,6 +85,18 @@ pub struct NodeArgs {
     /// Seed of the backoff jitter [default: from the clock and the process id].
     #[arg(long)]
     pub seed: Option<u64>,
+    /// How `get` is answered: `index` (ReadIndex: one quorum round trip per batch of reads)
+    /// or `lease` (the leader answers alone while a quorum's lease holds; safe while clocks
+    /// drift less than --lease-drift). The same on every node.
+    #[arg(long, value_enum, default_value = "index")]
+    pub read_policy: ReadPolicyArg,
+    /// With `--read-policy lease`: how long a lease lasts (below the leader timeout of 100
+    /// ticks, or a dead leader's lease delays the next election).
+    #[arg(long, default_value = "300ms", value_parser = duration)]
+    pub lease: Duration,
+    /// With `--read-policy lease`: the bound on clock drift over one lease.
+    #[arg(long, default_value = "30ms", value_parser = duration)]
+    pub lease_drift: Duration,
     /// Snapshot the key-value state every this many applied entries and drop the log below
     /// (0: never).
     #[arg(long, default_value_t = 10_000)]
@@ -93,6 +105,15 @@ pub struct NodeArgs {
     /// from the local state at once, with no read index.
     #[arg(long = "break", value_enum, hide = true)]
     pub break_on_purpose: Option<Breakage>,
+}
+
+/// `--read-policy`.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReadPolicyArg {
+    /// ReadIndex.
+    Index,
+    /// Leader leases.
+    Lease,
 }
 
 /// What `--break` breaks.
@@ -189,6 +210,13 @@ fn plan(args: NodeArgs) -> Result<Plan, String> {
     config.leader_timeout_ticks = 100;
     config.catch_up_ticks = 50;
     config.snapshot_every_entries = args.snapshot_every;
+    config.read_policy = match args.read_policy {
+        ReadPolicyArg::Index => ReadPolicy::ReadIndex,
+        ReadPolicyArg::Lease => ReadPolicy::Lease {
+            duration: args.lease,
+            max_drift: args.lease_drift,
+        },
+    };
     config.validate().map_err(|e| e.to_string())?;
     let seed = args.seed.unwrap_or_else(|| default_seed(args.id));
     let mut net = NetConfig::new(id, peers.clone())
@@ -304,6 +332,7 @@ async fn serve<S: paxos_core::Storage<LogValue>>(plan: Plan, storage: S) -> Resu
     let transport = bind_transport(&listen, net).await?;
     let client_listener = bind_client(&client).await?;
     let mode = config.leader_mode;
+    let read_policy = config.read_policy;
     let (node, handle) = Node::new(config, storage, transport, seed).map_err(|e| e.to_string())?;
     if faults != ProposerFaults::default() {
         tracing::warn!(node = %id, ?faults, "broken on purpose (--break)");
@@ -327,6 +356,7 @@ async fn serve<S: paxos_core::Storage<LogValue>>(plan: Plan, storage: S) -> Resu
             .collect::<Vec<_>>()
             .join(","),
         mode = ?mode,
+        reads = ?read_policy,
         "node running"
     );
     let end = tokio::select! {
@@ -434,6 +464,9 @@ mod tests {
             seed: Some(1),
             snapshot_every: 10_000,
             break_on_purpose: None,
+            read_policy: ReadPolicyArg::Index,
+            lease: Duration::from_millis(300),
+            lease_drift: Duration::from_millis(30),
         };
         let plan = plan(args).expect("valid");
         assert_eq!(plan.client, "127.0.0.1:8001");
