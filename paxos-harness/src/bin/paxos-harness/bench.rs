@@ -8,15 +8,21 @@
 //! [`Batcher::pipeline`] on it (as the anchor's client keeps its appends in flight), topping
 //! up whenever a range of them is decided. Latency is measured per value, from submission to
 //! its decision reaching the client, with an HDR histogram.
+//!
+//! `--op write` and `--op read` measure single operations instead, as a service's clients
+//! issue them: `--clients` tasks each loop on one `NodeHandle` call at the leader (an
+//! `append` per value, or a linearizable `query` under `--read-policy index|lease`), so
+//! reads and writes are compared at the same concurrency, on the same cluster.
 
 use crate::{duration, one_of, usage_error};
 use bytes::{Bytes, BytesMut};
 use hdrhistogram::Histogram;
 use paxos_core::{
-    Batch, BatchConfig, Batcher, LearnerStrategy, NodeId, PackedBytes, Storage, Write,
+    Batch, BatchConfig, Batcher, InstanceId, LearnerStrategy, NodeId, PackedBytes, ReadPolicy,
+    RestoreError, StateMachine, Storage, Write,
 };
 use paxos_harness::cluster::{
-    self, Cluster, ClusterSpec, Env, Failure, StorageKind, TransportKind,
+    self, Cluster, ClusterSpec, Env, Failure, MachineFactory, StorageKind, TransportKind,
 };
 use paxos_harness::wait::{Look, eventually};
 use serde::Serialize;
@@ -65,11 +71,41 @@ pub struct BenchArgs {
     /// Values per instance at most (1 = no batching).
     #[arg(long, default_value_t = 4096)]
     pub batch: usize,
+    /// What each client does: `pipeline` (values batched and pipelined onto the leader),
+    /// `write` (one `append` per value, waiting for each) or `read` (one linearizable
+    /// `query` at a time).
+    #[arg(long, value_enum, default_value = "pipeline")]
+    pub op: BenchOp,
+    /// How reads are answered (`--op read`; the same for every node).
+    #[arg(long, value_enum, default_value = "index")]
+    pub read_policy: ReadPolicyKind,
+}
+
+/// `--op`.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BenchOp {
+    /// Values batched and pipelined (the throughput bench).
+    Pipeline,
+    /// One append per value per client, waiting for each.
+    Write,
+    /// One linearizable read per client at a time.
+    Read,
+}
+
+/// `--read-policy`.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReadPolicyKind {
+    /// ReadIndex: a quorum round per batch of reads.
+    Index,
+    /// Leader lease (300 ms, 30 ms drift bound).
+    Lease,
 }
 
 /// One run's result (the `--json` object).
 #[derive(Debug, Serialize)]
 pub struct BenchResult {
+    /// What was measured: `pipeline`, `write`, `read index` or `read lease`.
+    pub op: String,
     /// Storage backend.
     pub storage: String,
     /// Transport.
@@ -119,17 +155,36 @@ pub fn main(args: BenchArgs) -> ExitCode {
             }
         }
     };
+    let read_policy = match args.read_policy {
+        ReadPolicyKind::Index => ReadPolicy::ReadIndex,
+        ReadPolicyKind::Lease => ReadPolicy::Lease {
+            duration: Duration::from_millis(300),
+            max_drift: Duration::from_millis(30),
+        },
+    };
     let mut spec = ClusterSpec::<PackedBytes>::symmetric(args.nodes)
         .elected()
         .learner_strategy(LearnerStrategy::Leader)
+        .tune(|c| c.read_policy = read_policy)
         .unobserved();
+    if args.op != BenchOp::Pipeline {
+        spec.state_machine = Some(MachineFactory::new(|_| Box::new(Counter::default())));
+    }
     spec.time_limit = args.duration + Duration::from_secs(120);
     let env = Env::new(1).on_storage(args.storage).over(args.transport);
     let measured = args.clone();
-    let run = cluster::run(spec, &env, move |c| Box::pin(measure(c, measured)));
+    let run = cluster::run(spec, &env, move |c| match measured.op {
+        BenchOp::Pipeline => Box::pin(measure(c, measured)),
+        _ => Box::pin(measure_ops(c, measured)),
+    });
     match run.result {
         Ok((decided, elapsed, h)) => {
             let r = BenchResult {
+                op: match args.op {
+                    BenchOp::Pipeline => "pipeline".into(),
+                    BenchOp::Write => "write".into(),
+                    BenchOp::Read => format!("read {:?}", args.read_policy).to_lowercase(),
+                },
                 storage: args.storage.to_string(),
                 transport: args.transport.to_string(),
                 nodes: args.nodes,
@@ -163,7 +218,8 @@ pub fn main(args: BenchArgs) -> ExitCode {
 
 fn print_result(r: &BenchResult) {
     println!(
-        "storage {} transport {} nodes {} in-flight {} value {} B: {:.0} values/s, p50 {} us, p99 {} us, p99.9 {} us",
+        "{} storage {} transport {} nodes {} in-flight {} value {} B: {:.0} ops/s, p50 {} us, p99 {} us, p99.9 {} us",
+        r.op,
         r.storage,
         r.transport,
         r.nodes,
@@ -241,6 +297,119 @@ async fn measure(
     let (decided, elapsed) = futures::join!(client, clock);
     let (decided, h) = decided.map_err(Failure)?;
     Ok((decided, elapsed, h))
+}
+
+/// A state machine that counts what it applied and answers every query with the count: what
+/// `--op read` reads.
+#[derive(Default)]
+struct Counter(u64);
+
+impl StateMachine<PackedBytes> for Counter {
+    fn apply(&mut self, _: InstanceId, batch: &PackedBytes) -> Bytes {
+        self.0 += batch.items().count() as u64;
+        Bytes::new()
+    }
+    fn snapshot(&self) -> Bytes {
+        Bytes::copy_from_slice(&self.0.to_le_bytes())
+    }
+    fn restore(&mut self, _: InstanceId, state: &[u8]) -> Result<(), RestoreError> {
+        let bytes = state
+            .try_into()
+            .map_err(|_| RestoreError(format!("{} bytes, not 8", state.len())))?;
+        self.0 = u64::from_le_bytes(bytes);
+        Ok(())
+    }
+    fn query(&self, _: &[u8]) -> Bytes {
+        Bytes::copy_from_slice(&self.0.to_le_bytes())
+    }
+}
+
+/// `--op write` / `--op read`: `--clients` tasks each loop on one call at the leader for
+/// `--duration` (after the warm-up), each call timed.
+async fn measure_ops(
+    c: Cluster<PackedBytes>,
+    args: BenchArgs,
+) -> Result<(u64, f64, Histogram<u64>), Failure> {
+    // The warm-up decides a first value (the leader holds its ballot); its batcher is unused.
+    drop(warm_up(&c, args.window, args.batch).await?);
+    let leader = c.node(NodeId(1)).await?;
+    let measuring = Arc::new(AtomicBool::new(false));
+    let stop = Arc::new(AtomicBool::new(false));
+    let progress = Arc::new(AtomicU64::new(0));
+    let size = args.value_size.max(8);
+    let timeout = Duration::from_secs(10);
+    let mut tasks = Vec::new();
+    for client in 0..args.clients {
+        let (leader, measuring, stop, progress) = (
+            leader.clone(),
+            measuring.clone(),
+            stop.clone(),
+            progress.clone(),
+        );
+        let op = args.op;
+        tasks.push(tokio::spawn(async move {
+            let mut hist = Histogram::<u64>::new(3).map_err(|e| e.to_string())?;
+            let mut next = client << 40;
+            let mut done = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                let t = Instant::now();
+                match op {
+                    BenchOp::Read => {
+                        leader
+                            .query(Bytes::new(), timeout)
+                            .await
+                            .map_err(|e| format!("read: {e}"))?;
+                    }
+                    _ => {
+                        let value = make_values(&mut next, 1, size);
+                        leader
+                            .append(PackedBytes::pack(&value), timeout)
+                            .await
+                            .map_err(|e| format!("write: {e}"))?;
+                    }
+                }
+                if measuring.load(Ordering::Relaxed) {
+                    let us = t.elapsed().as_micros() as u64;
+                    let _ = hist.record(us.max(1));
+                    done += 1;
+                    progress.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+            Ok::<_, String>((done, hist))
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    measuring.store(true, Ordering::Relaxed);
+    let start = Instant::now();
+    let total = args.duration.max(Duration::from_millis(100));
+    let mut last = 0;
+    while start.elapsed() < total {
+        let step = Duration::from_secs(1).min(total.saturating_sub(start.elapsed()));
+        tokio::time::sleep(step).await;
+        let now = progress.load(Ordering::Relaxed);
+        if !args.json {
+            eprintln!(
+                "  ... {:.1}s: {now} ops ({:.0}/s)",
+                start.elapsed().as_secs_f64(),
+                (now - last) as f64 / step.as_secs_f64().max(1e-9)
+            );
+        }
+        last = now;
+    }
+    measuring.store(false, Ordering::Relaxed);
+    let elapsed = start.elapsed().as_secs_f64();
+    stop.store(true, Ordering::Relaxed);
+    let mut total_done = 0;
+    let mut hist = Histogram::<u64>::new(3).map_err(|e| Failure(e.to_string()))?;
+    for t in tasks {
+        let (done, h) = t
+            .await
+            .map_err(|e| Failure(format!("client task: {e}")))?
+            .map_err(Failure)?;
+        total_done += done;
+        hist.add(h).map_err(|e| Failure(e.to_string()))?;
+    }
+    Ok((total_done, elapsed, hist))
 }
 
 /// Wait until the leader (node 1) decides a first value (the cluster is up and the leader
