@@ -7,6 +7,7 @@
 
 mod bench;
 mod chaos;
+mod jepsen;
 mod kv;
 mod node;
 mod propose;
@@ -49,6 +50,9 @@ enum Command {
     Bench(bench::BenchArgs),
     /// Memory and disk over millions of appends with snapshots, and a node catching up.
     Soak(soak::SoakArgs),
+    /// Jepsen-style test: real node processes under kills, pauses and partitions, the
+    /// clients' history checked for linearizability.
+    Jepsen(jepsen::JepsenArgs),
 }
 
 fn main() -> ExitCode {
@@ -78,6 +82,7 @@ fn main() -> ExitCode {
         Some(Command::Chaos(a)) => chaos::main(a),
         Some(Command::Bench(a)) => bench::main(a),
         Some(Command::Soak(a)) => soak::main(a),
+        Some(Command::Jepsen(a)) => jepsen::main(a),
     }
 }
 
@@ -106,6 +111,7 @@ fn needs_rocksdb(cli: &Cli) -> Option<&'static str> {
         Some(Command::Bench(a)) if a.storage == Rocksdb => Some("--storage rocksdb"),
         Some(Command::Soak(a)) if a.storage == Rocksdb => Some("--storage rocksdb"),
         Some(Command::Node(_)) => Some("`node` (it stores its state in RocksDB)"),
+        Some(Command::Jepsen(_)) => Some("`jepsen` (it runs `node` processes)"),
         _ => None,
     }
 }
