@@ -221,6 +221,16 @@ impl<V: Value> NodeHandle<V> {
         self.append_command(Some(id), value, timeout).await
     }
 
+    /// [`NodeHandle::append`] answered with the state machine's output: a new request of the
+    /// node's own client (each call is a new request; retry with [`NodeHandle::call`] and a
+    /// session's id to be exactly once).
+    ///
+    /// # Errors
+    /// As [`NodeHandle::append_request`].
+    pub async fn call_new(&self, value: V, timeout: Duration) -> Result<Reply, NodeError> {
+        self.append_command(None, value, timeout).await
+    }
+
     async fn append_command(
         &self,
         id: Option<ProposalId>,

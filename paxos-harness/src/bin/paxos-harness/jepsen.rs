@@ -34,7 +34,7 @@
 //! read was readable and no node exited by itself. `--break stale-reads` runs nodes that
 //! answer `get` from their local state with no read index: that run must fail the check.
 
-use crate::node::Breakage;
+use crate::node::{Breakage, ReadPolicyArg};
 use crate::{duration, exit_code, shell_quote, usage_error};
 use anyhow::{Context, bail};
 use async_trait::async_trait;
@@ -114,6 +114,10 @@ pub struct JepsenArgs {
     /// local state with no read index); the run must then fail the check.
     #[arg(long = "break", value_enum)]
     pub break_on_purpose: Option<Breakage>,
+    /// How the nodes answer `get`: `index` (ReadIndex) or `lease` (leader leases; the node's
+    /// `--read-policy`).
+    #[arg(long, value_enum, default_value = "index")]
+    pub reads: ReadPolicyArg,
     /// One more argument for every node's command line (repeatable, in order), e.g.
     /// `--node-arg=--tick=2ms`.
     #[arg(long = "node-arg", allow_hyphen_values = true)]
@@ -218,6 +222,13 @@ fn show_duration(d: Duration) -> String {
 }
 
 /// What `--break` passes to the nodes.
+fn reads_name(r: ReadPolicyArg) -> &'static str {
+    match r {
+        ReadPolicyArg::Index => "index",
+        ReadPolicyArg::Lease => "lease",
+    }
+}
+
 fn break_name(b: Breakage) -> String {
     b.to_possible_value()
         .map(|v| v.get_name().to_owned())
@@ -243,6 +254,8 @@ fn replay_command(args: &JepsenArgs, seed: u64) -> String {
         args.nemesis.to_string(),
         "--op-timeout".into(),
         show_duration(args.op_timeout),
+        "--reads".into(),
+        reads_name(args.reads).into(),
     ];
     if let Some(b) = args.break_on_purpose {
         words.push("--break".into());
@@ -775,6 +788,8 @@ async fn start_nodes(
             a.push("--break".into());
             a.push(break_name(b).into());
         }
+        a.push("--read-policy".into());
+        a.push(reads_name(args.reads).into());
         a.extend(args.node_args.iter().map(OsString::from));
         let spec = ProcSpec::new(
             format!("n{}", id.0),

@@ -73,10 +73,8 @@ impl Server {
     ) -> Result<paxos_core::Reply, NodeError> {
         match id {
             Some(id) => self.handle.call(id, value, timeout).await,
-            None => {
-                let session = self.handle.session().await?;
-                session.call(value, timeout).await
-            }
+            // The node's own client: no new session (and no floor) per write.
+            None => self.handle.call_new(value, timeout).await,
         }
     }
 
