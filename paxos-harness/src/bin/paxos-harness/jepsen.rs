@@ -1346,7 +1346,7 @@ mod tests {
         assert_eq!(
             replay,
             "paxos-harness jepsen --seed 11 --nodes 3 --clients 10 --keys 3 --duration 1500ms \
-             --nemesis pause --op-timeout 2s --break stale-reads --node-arg=--tick --node-arg=2ms"
+             --nemesis pause --op-timeout 2s --reads index --break stale-reads --node-arg=--tick --node-arg=2ms"
         );
         let words: Vec<&str> = replay.split(' ').skip(2).collect();
         let again = parse(&words).expect("the replay command parses");
