@@ -87,6 +87,9 @@ struct Round {
     sent: Duration,
 }
 
+/// Most askers a leader holds (waiting and in its round) before it refuses peers' asks.
+pub(crate) const MAX_ASKERS: usize = 4096;
+
 /// The leader's side of ReadIndex: askers waiting for a round, and the round in flight.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub(crate) struct ReadIndex {
@@ -131,9 +134,18 @@ impl ReadIndex {
             .is_some_and(|(b, until)| b == ballot && clock < until)
     }
 
-    /// A read index is wanted.
-    pub(crate) fn ask(&mut self, asker: Asker) {
+    /// A read index is wanted. A peer's ask is refused (false) when it is already waiting, or
+    /// when [`MAX_ASKERS`] askers are held: peers' asks come from the network, so they must
+    /// not grow the leader's memory without bound (a refused peer asks again on its timer).
+    /// The node's own reads are never refused: its runtime bounds them.
+    pub(crate) fn ask(&mut self, asker: Asker) -> bool {
+        if let Asker::Peer(..) = asker
+            && (self.asking() >= MAX_ASKERS || self.waiting.contains(&asker))
+        {
+            return false;
+        }
         self.waiting.push(asker);
+        true
     }
 
     /// Start a round if askers wait (or a lease needs renewing) and none is out, now that the
@@ -397,6 +409,23 @@ mod tests {
                 _ => None,
             })
             .collect()
+    }
+
+    /// Peers' asks are bounded: a repeat of one waiting is dropped, and past [`MAX_ASKERS`]
+    /// peers are refused while the node's own reads still queue.
+    #[test]
+    fn peers_cannot_grow_the_askers_without_bound() {
+        let mut r = three();
+        assert!(r.ask(Asker::Peer(NodeId(2), ReadId(0))));
+        assert!(!r.ask(Asker::Peer(NodeId(2), ReadId(0))), "a repeat");
+        assert!(r.ask(Asker::Peer(NodeId(3), ReadId(0))), "another peer's");
+        for i in 1..MAX_ASKERS as u64 - 1 {
+            assert!(r.ask(Asker::Peer(NodeId(2), ReadId(i))));
+        }
+        assert_eq!(r.asking(), MAX_ASKERS);
+        assert!(!r.ask(Asker::Peer(NodeId(3), ReadId(1))), "full");
+        assert!(r.ask(Asker::Local(ReadId(1))), "the node's own read");
+        assert_eq!(r.asking(), MAX_ASKERS + 1);
     }
 
     /// One round per batch: askers that arrive while a round is out wait for the next, and a

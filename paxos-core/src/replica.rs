@@ -838,8 +838,8 @@ impl<V: Value> Replica<V> {
             Message::ReadIndex { id } => {
                 // Only a node that proposes gives read indexes; the asker asks again
                 // elsewhere when its leader changes or stays silent.
-                if self.proposes_here() {
-                    self.read_index.ask(Asker::Peer(from, id));
+                if self.proposes_here() && !self.read_index.ask(Asker::Peer(from, id)) {
+                    tracing::debug!(node = %self.id, %from, "read-index ask refused: too many");
                 }
             }
             Message::ReadAt { id, index } => self.reads.indexed(id, index),

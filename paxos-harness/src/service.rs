@@ -33,18 +33,19 @@ impl std::fmt::Display for LogValue {
     }
 }
 
-/// A write to the key-value map.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+/// A write to the key-value map: the log entry, the client protocol's write request and the
+/// `paxos-harness kv` subcommand, one definition for all three.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, clap::Subcommand)]
 #[serde(rename_all = "snake_case")]
 pub enum KvCommand {
-    /// Set `key` to `value`.
+    /// Set KEY to VALUE.
     Put {
         /// The key.
         key: String,
         /// Its new value.
         value: String,
     },
-    /// Set `key` to `to` if it holds `from` now (an absent key holds nothing).
+    /// Set KEY to TO if it holds FROM now (an absent key holds nothing).
     Cas {
         /// The key.
         key: String,
@@ -53,7 +54,7 @@ pub enum KvCommand {
         /// The value it gets.
         to: String,
     },
-    /// Remove `key`.
+    /// Remove KEY.
     Delete {
         /// The key.
         key: String,

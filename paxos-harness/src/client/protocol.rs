@@ -26,6 +26,7 @@
 //! with the instance (and, for a write, the outcome) of the first copy. `put`, `cas` and
 //! `delete` take `id` and `timeout_ms` as `propose` does; `get` takes `timeout_ms`.
 
+use crate::service::KvCommand;
 use paxos_core::{ClientId, ProposalId};
 use serde::{Deserialize, Serialize};
 
@@ -84,32 +85,16 @@ pub enum Op {
     },
     /// `{"status":{}}`: the node's protocol state.
     Status {},
-    /// `{"put":{"key":"k","value":"v"}}`: set a key.
-    Put {
-        /// The key.
-        key: String,
-        /// Its new value.
-        value: String,
-    },
     /// `{"get":{"key":"k"}}`: a linearizable read of a key.
     Get {
         /// The key.
         key: String,
     },
-    /// `{"cas":{"key":"k","from":"v","to":"w"}}`: set a key if it holds `from`.
-    Cas {
-        /// The key.
-        key: String,
-        /// The value it must hold.
-        from: String,
-        /// Its new value.
-        to: String,
-    },
-    /// `{"delete":{"key":"k"}}`: remove a key.
-    Delete {
-        /// The key.
-        key: String,
-    },
+    /// `{"put":{"key":"k","value":"v"}}`, `{"cas":{"key":"k","from":"v","to":"w"}}` or
+    /// `{"delete":{"key":"k"}}`: a write of the key-value service, spelled on the wire as the
+    /// log entry itself (untagged here: the command's own tag names it).
+    #[serde(untagged)]
+    Write(KvCommand),
 }
 
 /// One applied slot.
@@ -237,12 +222,14 @@ mod tests {
             serde_json::from_str(r#"{"cas":{"key":"k","from":"a","to":"b"}}"#).expect("cas");
         assert_eq!(
             r.op,
-            Op::Cas {
+            Op::Write(KvCommand::Cas {
                 key: "k".into(),
                 from: "a".into(),
                 to: "b".into()
-            }
+            })
         );
+        let line = serde_json::to_string(&r).expect("ser");
+        assert_eq!(line, r#"{"cas":{"key":"k","from":"a","to":"b"}}"#);
         let r: Request =
             serde_json::from_str(r#"{"get":{"key":"k"},"timeout_ms":9}"#).expect("get");
         assert_eq!((r.op, r.timeout_ms), (Op::Get { key: "k".into() }, Some(9)));

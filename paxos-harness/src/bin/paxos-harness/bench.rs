@@ -271,32 +271,46 @@ async fn measure(
         &stop,
         &progress,
     );
+    let clock = measure_window(&args, "decided", &measuring, &progress);
     let clock = async {
-        tokio::time::sleep(Duration::from_millis(500)).await;
-        measuring.store(true, Ordering::Relaxed);
-        let start = Instant::now();
-        let total = args.duration.max(Duration::from_millis(100));
-        let mut last = 0;
-        while start.elapsed() < total {
-            let step = Duration::from_secs(1).min(total.saturating_sub(start.elapsed()));
-            tokio::time::sleep(step).await;
-            let now = progress.load(Ordering::Relaxed);
-            if !args.json {
-                eprintln!(
-                    "  ... {:.1}s: {now} decided ({:.0}/s)",
-                    start.elapsed().as_secs_f64(),
-                    (now - last) as f64 / step.as_secs_f64().max(1e-9)
-                );
-            }
-            last = now;
-        }
-        measuring.store(false, Ordering::Relaxed);
+        let elapsed = clock.await;
         stop.store(true, Ordering::Relaxed);
-        start.elapsed().as_secs_f64()
+        elapsed
     };
     let (decided, elapsed) = futures::join!(client, clock);
     let (decided, h) = decided.map_err(Failure)?;
     Ok((decided, elapsed, h))
+}
+
+/// The measuring window both bench bodies share: half a second of settling, then `measuring`
+/// on for `--duration` with a progress line a second (the count in `progress`, named `what`).
+/// Returns the measured seconds, `measuring` off again.
+async fn measure_window(
+    args: &BenchArgs,
+    what: &str,
+    measuring: &AtomicBool,
+    progress: &AtomicU64,
+) -> f64 {
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    measuring.store(true, Ordering::Relaxed);
+    let start = Instant::now();
+    let total = args.duration.max(Duration::from_millis(100));
+    let mut last = 0;
+    while start.elapsed() < total {
+        let step = Duration::from_secs(1).min(total.saturating_sub(start.elapsed()));
+        tokio::time::sleep(step).await;
+        let now = progress.load(Ordering::Relaxed);
+        if !args.json {
+            eprintln!(
+                "  ... {:.1}s: {now} {what} ({:.0}/s)",
+                start.elapsed().as_secs_f64(),
+                (now - last) as f64 / step.as_secs_f64().max(1e-9)
+            );
+        }
+        last = now;
+    }
+    measuring.store(false, Ordering::Relaxed);
+    start.elapsed().as_secs_f64()
 }
 
 /// A state machine that counts what it applied and answers every query with the count: what
@@ -378,26 +392,7 @@ async fn measure_ops(
             Ok::<_, String>((done, hist))
         }));
     }
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    measuring.store(true, Ordering::Relaxed);
-    let start = Instant::now();
-    let total = args.duration.max(Duration::from_millis(100));
-    let mut last = 0;
-    while start.elapsed() < total {
-        let step = Duration::from_secs(1).min(total.saturating_sub(start.elapsed()));
-        tokio::time::sleep(step).await;
-        let now = progress.load(Ordering::Relaxed);
-        if !args.json {
-            eprintln!(
-                "  ... {:.1}s: {now} ops ({:.0}/s)",
-                start.elapsed().as_secs_f64(),
-                (now - last) as f64 / step.as_secs_f64().max(1e-9)
-            );
-        }
-        last = now;
-    }
-    measuring.store(false, Ordering::Relaxed);
-    let elapsed = start.elapsed().as_secs_f64();
+    let elapsed = measure_window(&args, "ops", &measuring, &progress).await;
     stop.store(true, Ordering::Relaxed);
     let mut total_done = 0;
     let mut hist = Histogram::<u64>::new(3).map_err(|e| Failure(e.to_string()))?;

@@ -50,6 +50,7 @@ use paxos_harness::jepsen::nemesis::{
 use paxos_harness::jepsen::procs::{ProcSpec, Procs};
 use paxos_harness::jepsen::proxy::LinkProxy;
 use paxos_harness::ports::free_port;
+use paxos_harness::service::KvCommand;
 use paxos_harness::wait::{Look, eventually};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -850,10 +851,10 @@ async fn warm_up(
         let addr = &nodes[i % nodes.len()].client;
         let put = async {
             let mut c = Client::connect(addr).await?;
-            let op = WireOp::Put {
+            let op = WireOp::Write(KvCommand::Put {
                 key: WARM_UP_KEY.into(),
                 value: "0".into(),
-            };
+            });
             c.kv(op, None, Some(op_timeout)).await
         };
         Ok(match timeout(op_timeout + CLIENT_GRACE, put).await {
@@ -934,17 +935,17 @@ async fn connect(addr: &str, within: Duration) -> Option<Conn> {
 /// The history's operation as the node's protocol says it.
 fn wire(op: &Op) -> WireOp {
     match op.clone() {
-        Op::Put { key, value } => WireOp::Put {
+        Op::Put { key, value } => WireOp::Write(KvCommand::Put {
             key,
             value: value.to_string(),
-        },
+        }),
         Op::Get { key } => WireOp::Get { key },
-        Op::Cas { key, from, to } => WireOp::Cas {
+        Op::Cas { key, from, to } => WireOp::Write(KvCommand::Cas {
             key,
             from: from.to_string(),
             to: to.to_string(),
-        },
-        Op::Delete { key } => WireOp::Delete { key },
+        }),
+        Op::Delete { key } => WireOp::Write(KvCommand::Delete { key }),
     }
 }
 
@@ -1386,11 +1387,11 @@ mod tests {
                 from: 7,
                 to: 2_000_000_001
             }),
-            WireOp::Cas {
+            WireOp::Write(KvCommand::Cas {
                 key: "k1".into(),
                 from: "7".into(),
                 to: "2000000001".into()
-            }
+            })
         );
     }
 }

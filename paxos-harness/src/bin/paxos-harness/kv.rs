@@ -10,6 +10,7 @@
 use crate::duration;
 use paxos_harness::client::protocol::Op;
 use paxos_harness::client::{Client, ClientError, KvAnswer};
+use paxos_harness::service::KvCommand;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -27,61 +28,33 @@ pub struct KvArgs {
     pub op: KvOp,
 }
 
-/// One key-value operation.
+/// One key-value operation: a read, or one of the service's writes.
 #[derive(clap::Subcommand, Debug, Clone, PartialEq, Eq)]
 pub enum KvOp {
-    /// Set KEY to VALUE.
-    Put {
-        /// The key.
-        key: String,
-        /// Its new value.
-        value: String,
-    },
     /// Read KEY (linearizable: reflects every write acknowledged before it).
     Get {
         /// The key.
         key: String,
     },
-    /// Set KEY to NEW if it holds OLD.
-    Cas {
-        /// The key.
-        key: String,
-        /// The value it must hold.
-        old: String,
-        /// Its new value.
-        new: String,
-    },
-    /// Remove KEY.
-    Delete {
-        /// The key.
-        key: String,
-    },
+    #[command(flatten)]
+    Write(KvCommand),
 }
 
 impl KvOp {
     fn key(&self) -> &str {
         match self {
-            KvOp::Put { key, .. }
-            | KvOp::Get { key }
-            | KvOp::Cas { key, .. }
-            | KvOp::Delete { key } => key,
+            KvOp::Get { key }
+            | KvOp::Write(
+                KvCommand::Put { key, .. } | KvCommand::Cas { key, .. } | KvCommand::Delete { key },
+            ) => key,
         }
     }
 
     /// The protocol request, and whether it is a write (sent with a session id).
     fn request(&self) -> (Op, bool) {
         match self.clone() {
-            KvOp::Put { key, value } => (Op::Put { key, value }, true),
             KvOp::Get { key } => (Op::Get { key }, false),
-            KvOp::Cas { key, old, new } => (
-                Op::Cas {
-                    key,
-                    from: old,
-                    to: new,
-                },
-                true,
-            ),
-            KvOp::Delete { key } => (Op::Delete { key }, true),
+            KvOp::Write(command) => (Op::Write(command), true),
         }
     }
 }

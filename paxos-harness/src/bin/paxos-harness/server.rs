@@ -99,18 +99,7 @@ impl Server {
         let timeout =
             Duration::from_millis(request.timeout_ms.unwrap_or(DEFAULT_PROPOSE_TIMEOUT_MS));
         match request.op.clone() {
-            Op::Put { key, value } => {
-                self.kv_write(&request, KvCommand::Put { key, value }, timeout)
-                    .await
-            }
-            Op::Cas { key, from, to } => {
-                self.kv_write(&request, KvCommand::Cas { key, from, to }, timeout)
-                    .await
-            }
-            Op::Delete { key } => {
-                self.kv_write(&request, KvCommand::Delete { key }, timeout)
-                    .await
-            }
+            Op::Write(command) => self.kv_write(&request, command, timeout).await,
             Op::Get { key } => {
                 let query = match serde_json::to_vec(&KvQuery::Get { key }) {
                     Ok(q) => q,
