@@ -5,6 +5,7 @@ use crate::message::{Message, Value};
 use crate::transport::{Transport, TransportError};
 use async_trait::async_trait;
 use std::collections::BTreeMap;
+use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
 use tokio::sync::mpsc;
 
@@ -14,12 +15,15 @@ type Inbox<V> = mpsc::UnboundedSender<(NodeId, Message<V>)>;
 #[derive(Debug)]
 pub struct ChannelNetwork<V> {
     inboxes: Arc<Mutex<BTreeMap<NodeId, Inbox<V>>>>,
+    /// Nodes cut off from every other: what they send and what is sent to them is lost.
+    isolated: Arc<Mutex<BTreeSet<NodeId>>>,
 }
 
 impl<V> Clone for ChannelNetwork<V> {
     fn clone(&self) -> Self {
         ChannelNetwork {
             inboxes: self.inboxes.clone(),
+            isolated: self.isolated.clone(),
         }
     }
 }
@@ -28,6 +32,7 @@ impl<V> Default for ChannelNetwork<V> {
     fn default() -> Self {
         ChannelNetwork {
             inboxes: Arc::new(Mutex::new(BTreeMap::new())),
+            isolated: Arc::new(Mutex::new(BTreeSet::new())),
         }
     }
 }
@@ -36,6 +41,22 @@ impl<V: Value> ChannelNetwork<V> {
     /// An empty network.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Cut `id` off from every other node (`cut`), or join it again: messages between it and
+    /// the rest are lost meanwhile, as on a partitioned network (sends still succeed).
+    pub fn isolate(&self, id: NodeId, cut: bool) {
+        let mut isolated = self.isolated.lock().unwrap_or_else(|p| p.into_inner());
+        if cut {
+            isolated.insert(id);
+        } else {
+            isolated.remove(&id);
+        }
+    }
+
+    fn cut(&self, from: NodeId, to: NodeId) -> bool {
+        let isolated = self.isolated.lock().unwrap_or_else(|p| p.into_inner());
+        from != to && (isolated.contains(&from) || isolated.contains(&to))
     }
 
     /// The endpoint of node `id`; replaces any earlier endpoint of `id` (a restart).
@@ -64,6 +85,9 @@ pub struct ChannelTransport<V> {
 #[async_trait]
 impl<V: Value> Transport<V> for ChannelTransport<V> {
     async fn send(&self, to: NodeId, message: Message<V>) -> Result<(), TransportError> {
+        if self.network.cut(self.id, to) {
+            return Ok(());
+        }
         let inbox = self
             .network
             .inboxes

@@ -432,6 +432,8 @@ pub struct SeedReport {
     pub partitions: u64,
     /// Nemesis steps that failed, and why.
     pub nemesis_failed: Vec<String>,
+    /// With lease reads: each node's clock rate (`--clock-rate`), by node id.
+    pub clock_rates: BTreeMap<u64, f64>,
     /// What the final read of each key returned (`null`: absent, or never read).
     pub final_reads: BTreeMap<String, Option<u64>>,
     /// Seconds the check took.
@@ -498,6 +500,10 @@ fn run_seed(
         duration_secs: args.duration.as_secs_f64(),
         dir: dir.display().to_string(),
         replay: replay_command(args, seed),
+        clock_rates: clock_rates(args, seed)
+            .into_iter()
+            .map(|(id, rate)| (id.0, rate))
+            .collect(),
         ..SeedReport::default()
     };
     out.say(format!(
@@ -513,6 +519,14 @@ fn run_seed(
             .unwrap_or_default(),
         dir.display()
     ));
+    if !report.clock_rates.is_empty() {
+        let rates: Vec<String> = report
+            .clock_rates
+            .iter()
+            .map(|(id, rate)| format!("n{id} {rate:.3}"))
+            .collect();
+        out.say(format!("  node clocks run at {}", rates.join(", ")));
+    }
     let run = match prepare_dir(dir) {
         Ok(()) => runtime.block_on(run_cluster(args, seed, dir, out)),
         Err(e) => Err(e),
@@ -735,6 +749,29 @@ async fn run_cluster(
     })
 }
 
+/// Most a node's clock runs fast or slow in a lease run: two clocks then part by at most 6 %
+/// of a lease, 18 ms of the node's default 300 ms `--lease`, inside its default 30 ms
+/// `--lease-drift` (a `--node-arg` that narrows the bound below 6 % of the lease makes the
+/// drift exceed it).
+const CLOCK_SKEW: f64 = 0.03;
+
+/// With lease reads, each node's clock rate, drawn from the seed within [`CLOCK_SKEW`]: the
+/// leases are tested under drift inside their bound, as the nodes' `--clock-rate` runs them.
+/// Empty with ReadIndex reads (they read no clock).
+fn clock_rates(args: &JepsenArgs, seed: u64) -> BTreeMap<NodeId, f64> {
+    if args.reads != ReadPolicyArg::Lease {
+        return BTreeMap::new();
+    }
+    let mut rng = StdRng::seed_from_u64(seed ^ 0xC10C_C10C_C10C_C10C);
+    (1..=args.nodes)
+        .map(|id| {
+            let rate = 1.0 + rng.gen_range(-CLOCK_SKEW..=CLOCK_SKEW);
+            // Three decimals: what the report prints is what the node ran.
+            (NodeId(id), (rate * 1000.0).round() / 1000.0)
+        })
+        .collect()
+}
+
 /// Pick ports, start the link proxy and every node process.
 async fn start_nodes(
     args: &JepsenArgs,
@@ -757,6 +794,7 @@ async fn start_nodes(
         .await
         .context("start the link proxy")?;
     let exe = std::env::current_exe().context("find this executable")?;
+    let rates = clock_rates(args, seed);
     let mut procs = Procs::new();
     for node in &nodes {
         let id = node.id;
@@ -791,6 +829,9 @@ async fn start_nodes(
         }
         a.push("--read-policy".into());
         a.push(reads_name(args.reads).into());
+        if let Some(rate) = rates.get(&id) {
+            a.push(format!("--clock-rate={rate}").into());
+        }
         a.extend(args.node_args.iter().map(OsString::from));
         let spec = ProcSpec::new(
             format!("n{}", id.0),
@@ -1303,6 +1344,27 @@ mod tests {
 
     fn parse(line: &[&str]) -> Result<JepsenArgs, clap::Error> {
         Cli::try_parse_from(std::iter::once("jepsen").chain(line.iter().copied())).map(|c| c.args)
+    }
+
+    /// Lease runs give every node a clock rate from the seed, within the skew the default
+    /// lease bound allows, and not all the same; ReadIndex runs leave clocks alone.
+    #[test]
+    fn lease_runs_drift_the_clocks_within_the_bound() {
+        let lease = parse(&["--reads", "lease", "--nodes", "5"]).expect("args");
+        let rates = clock_rates(&lease, 7);
+        assert_eq!(
+            rates.keys().map(|n| n.0).collect::<Vec<_>>(),
+            [1, 2, 3, 4, 5]
+        );
+        assert!(
+            rates.values().all(|r| (r - 1.0).abs() <= CLOCK_SKEW + 1e-9),
+            "{rates:?}"
+        );
+        assert!(rates.values().any(|&r| r != rates[&NodeId(1)]), "{rates:?}");
+        assert_eq!(rates, clock_rates(&lease, 7), "the seed decides them");
+        assert_ne!(rates, clock_rates(&lease, 8));
+        let index = parse(&["--reads", "index"]).expect("args");
+        assert!(clock_rates(&index, 7).is_empty());
     }
 
     #[test]

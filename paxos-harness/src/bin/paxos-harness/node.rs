@@ -97,6 +97,11 @@ pub struct NodeArgs {
     /// With `--read-policy lease`: the bound on clock drift over one lease.
     #[arg(long, default_value = "30ms", value_parser = duration)]
     pub lease_drift: Duration,
+    /// Run this node's clock (what leases are measured with) at this many times real time,
+    /// from 0.5 to 2: to test clock drift (leases are safe while two nodes' clocks disagree by
+    /// less than --lease-drift over one --lease).
+    #[arg(long, default_value_t = 1.0, value_parser = clock_rate)]
+    pub clock_rate: f64,
     /// Snapshot the key-value state every this many applied entries and drop the log below
     /// (0: never).
     #[arg(long, default_value_t = 10_000)]
@@ -130,6 +135,15 @@ fn tick(s: &str) -> Result<Duration, String> {
         return Err(format!("{s} is outside 1ms..=1s"));
     }
     Ok(d)
+}
+
+/// `--clock-rate`: a rate from 0.5 to 2.
+fn clock_rate(s: &str) -> Result<f64, String> {
+    let rate: f64 = s.parse().map_err(|e| format!("{s:?}: {e}"))?;
+    if !(0.5..=2.0).contains(&rate) {
+        return Err(format!("{s} is outside 0.5..=2"));
+    }
+    Ok(rate)
 }
 
 fn parse_peer(s: &str) -> Result<(u64, String), String> {
@@ -178,6 +192,7 @@ struct Plan {
     config: Config,
     net: NetConfig,
     seed: u64,
+    clock_rate: f64,
     faults: ProposerFaults,
 }
 
@@ -246,6 +261,7 @@ fn plan(args: NodeArgs) -> Result<Plan, String> {
         config,
         net,
         seed,
+        clock_rate: args.clock_rate,
         faults: ProposerFaults {
             read_without_barrier: args.break_on_purpose == Some(Breakage::StaleReads),
             ..ProposerFaults::default()
@@ -327,6 +343,7 @@ async fn serve<S: paxos_core::Storage<LogValue>>(plan: Plan, storage: S) -> Resu
         config,
         net,
         seed,
+        clock_rate,
         faults,
     } = plan;
     let transport = bind_transport(&listen, net).await?;
@@ -339,6 +356,7 @@ async fn serve<S: paxos_core::Storage<LogValue>>(plan: Plan, storage: S) -> Resu
     }
     let node = node
         .with_state_machine(KvService::new())
+        .with_clock_rate(clock_rate)
         .with_faults(AcceptorFaults::default(), faults);
     let mut node_task = tokio::spawn(node.run());
     let server = Arc::new(server::Server {
@@ -439,6 +457,9 @@ mod tests {
             Ok((2, "127.0.0.1:7002".to_owned()))
         );
         assert!(parse_peer("x=127.0.0.1:7002").is_err());
+        assert_eq!(clock_rate("0.97"), Ok(0.97));
+        assert!(clock_rate("0.4").is_err() && clock_rate("2.5").is_err());
+        assert!(clock_rate("NaN").is_err() && clock_rate("fast").is_err());
         assert!(parse_peer("127.0.0.1:7002").is_err());
         assert_eq!(
             offset_port("127.0.0.1:7001", 1000),
@@ -467,6 +488,7 @@ mod tests {
             read_policy: ReadPolicyArg::Index,
             lease: Duration::from_millis(300),
             lease_drift: Duration::from_millis(30),
+            clock_rate: 1.0,
         };
         let plan = plan(args).expect("valid");
         assert_eq!(plan.client, "127.0.0.1:8001");
