@@ -411,6 +411,12 @@ mod tests {
             .collect()
     }
 
+    /// Read ids name themselves in logs as `r7`, apart from instances and ballots.
+    #[test]
+    fn a_read_id_shows_as_r_and_its_number() {
+        assert_eq!(ReadId(7).to_string(), "r7");
+    }
+
     /// Peers' asks are bounded: a repeat of one waiting is dropped, and past [`MAX_ASKERS`]
     /// peers are refused while the node's own reads still queue.
     #[test]
