@@ -82,6 +82,13 @@ impl<V: Value> Acceptor<V> {
         }
     }
 
+    /// The members and roles of a new epoch are in force (see [`crate::Membership`]): who
+    /// hears of what this acceptor accepts. Its promise and accepted pairs stay as they are;
+    /// the new epoch's ballots are above every old one.
+    pub fn reconfigure(&mut self, config: &Config) {
+        self.notify = config.accepted_recipients().clone();
+    }
+
     /// The clock now (monotonic; only leases read it).
     pub fn observe_time(&mut self, clock: Duration) {
         self.clock = self.clock.max(clock);
@@ -298,6 +305,25 @@ mod tests {
             id: crate::log::ProposalId::default(),
             value: v,
         }
+    }
+
+    /// A new epoch's learners hear of what is accepted; a ballot of the new epoch is above the
+    /// old promise whatever its round.
+    #[test]
+    fn a_reconfigured_acceptor_tells_the_new_learners() {
+        let mut a = acceptor();
+        a.on_prepare(NodeId(2), b(9, 2), InstanceId(0), &mut Effects::new());
+        a.reconfigure(&config().with_learners([NodeId(3)]));
+        let mut out = Effects::new();
+        let new = Ballot::in_epoch(1, 1, NodeId(2));
+        a.on_accept(NodeId(2), new, InstanceId(4), e(7), &mut out);
+        let to: BTreeSet<NodeId> = out.messages.iter().map(|m| m.to).collect();
+        assert_eq!(
+            to,
+            [2, 3].map(NodeId).into(),
+            "the proposer and the new learner"
+        );
+        assert_eq!(a.promised(), new);
     }
 
     /// Phase 1b: the promise is written, and the reply waits for that write (same Effects).

@@ -40,12 +40,20 @@ impl fmt::Display for InstanceId {
     }
 }
 
-/// A proposal number: totally ordered by `round`, then `node`.
+/// A proposal number: totally ordered by `epoch`, then `round`, then `node`.
 ///
 /// Field order is comparison order, so the derived `Ord` is the protocol order and agrees with
-/// `Eq`. Printed as `round.node`, like the Go log (`4.2` is round 4 of proposer 2).
+/// `Eq`. Printed as `round.node`, like the Go log (`4.2` is round 4 of proposer 2), with the
+/// epoch in front once the membership has changed (`e1:4.2`).
+///
+/// The epoch (see [`crate::Membership`]) comes first so that every ballot of a newer
+/// configuration is above every ballot of an older one: an acceptor that joined a newer epoch
+/// refuses the older epoch's proposers with a `Nack` that names the newer epoch, which is how
+/// a straggler learns the configuration changed.
 #[derive(Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct Ballot {
+    /// The configuration this ballot belongs to; 0 until the membership first changes.
+    pub epoch: u64,
     /// Monotone counter; the part a proposer raises to get above a competitor.
     pub round: u64,
     /// The proposer that owns this ballot; makes ballots unique across proposers.
@@ -55,6 +63,7 @@ pub struct Ballot {
 impl Ballot {
     /// The smallest ballot; nothing is promised or accepted at it.
     pub const ZERO: Ballot = Ballot {
+        epoch: 0,
         round: 0,
         node: NodeId(0),
     };
@@ -63,14 +72,22 @@ impl Ballot {
     /// proposer climbs one round above what it saw, so this leaves room that never wraps.
     pub const MAX_ROUND: u64 = 1 << 48;
 
-    /// A ballot of `node` at `round`.
+    /// A ballot of `node` at `round`, in epoch 0.
     pub fn new(round: u64, node: NodeId) -> Ballot {
-        Ballot { round, node }
+        Ballot::in_epoch(0, round, node)
+    }
+
+    /// A ballot of `node` at `round` in `epoch`.
+    pub fn in_epoch(epoch: u64, round: u64, node: NodeId) -> Ballot {
+        Ballot { epoch, round, node }
     }
 }
 
 impl fmt::Display for Ballot {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.epoch > 0 {
+            write!(f, "e{}:", self.epoch)?;
+        }
         write!(f, "{}.{}", self.round, self.node.0)
     }
 }
@@ -100,6 +117,15 @@ mod tests {
         assert!(a < b && b < c);
         assert!(Ballot::ZERO < a);
         assert_eq!(Ballot::new(4, NodeId(2)).to_string(), "4.2");
+    }
+
+    /// Any ballot of a later epoch is above every ballot of an earlier one, whatever the rounds.
+    #[test]
+    fn a_later_epoch_outranks_any_round() {
+        let old = Ballot::new(Ballot::MAX_ROUND, NodeId(9));
+        let new = Ballot::in_epoch(1, 1, NodeId(1));
+        assert!(old < new);
+        assert_eq!(new.to_string(), "e1:1.1");
     }
 
     /// `{:?}` prints ids and ballots as the logs do, not as structs.

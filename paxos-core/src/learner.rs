@@ -35,6 +35,8 @@ pub struct Learner<V> {
     acceptors_among_learners: BTreeSet<NodeId>,
     /// Chosen here at our own ballot and not yet announced, oldest first.
     unannounced: Vec<(Ballot, InstanceId)>,
+    /// Votes count only at ballots of this epoch: a quorum is a majority of *its* acceptors.
+    epoch: u64,
     decided: BTreeMap<InstanceId, Entry<V>>,
     first_undecided: InstanceId,
     /// Decisions below this were dropped (a snapshot covers them).
@@ -51,40 +53,15 @@ pub struct Learner<V> {
 impl<V: Value> Learner<V> {
     /// A learner restarted with the decisions it had made durable.
     pub fn new(config: &Config, decided: BTreeMap<InstanceId, Entry<V>>) -> Self {
-        let forward_to = match &config.learner_strategy {
-            LearnerStrategy::Distinguished(set) if set.contains(&config.id) => config
-                .learners
-                .iter()
-                .filter(|l| !set.contains(l))
-                .copied()
-                .collect(),
-            _ => BTreeSet::new(),
-        };
-        let announce_to: BTreeSet<NodeId> = match &config.learner_strategy {
-            LearnerStrategy::Leader => config
-                .learners
-                .iter()
-                .filter(|l| **l != config.id)
-                .copied()
-                .collect(),
-            _ => BTreeSet::new(),
-        };
         let mut learner = Learner {
-            acceptors_among_learners: announce_to
-                .intersection(&config.acceptors)
-                .copied()
-                .collect(),
-            announce_to,
+            acceptors_among_learners: BTreeSet::new(),
+            announce_to: BTreeSet::new(),
             unannounced: Vec::new(),
+            epoch: 0,
             id: config.id,
-            acceptors: config.acceptors.clone(),
-            peers: config
-                .nodes
-                .iter()
-                .filter(|n| **n != config.id)
-                .copied()
-                .collect(),
-            forward_to,
+            acceptors: BTreeSet::new(),
+            peers: BTreeSet::new(),
+            forward_to: BTreeSet::new(),
             decided,
             first_undecided: InstanceId(0),
             log_start: InstanceId(0),
@@ -94,8 +71,50 @@ impl<V: Value> Learner<V> {
             frontier_at_last_check: None,
             now: 0,
         };
+        learner.reconfigure(config, 0);
         learner.advance_frontier();
         learner
+    }
+
+    /// The members and roles of `epoch` (from `config`) are in force: votes count towards a
+    /// majority of its acceptors, and only at its ballots (the instances of earlier epochs
+    /// are all decided here by the time a node enters a later one).
+    pub fn reconfigure(&mut self, config: &Config, epoch: u64) {
+        self.forward_to = match &config.learner_strategy {
+            LearnerStrategy::Distinguished(set) if set.contains(&config.id) => config
+                .learners
+                .iter()
+                .filter(|l| !set.contains(l))
+                .copied()
+                .collect(),
+            _ => BTreeSet::new(),
+        };
+        self.announce_to = match &config.learner_strategy {
+            LearnerStrategy::Leader => config
+                .learners
+                .iter()
+                .filter(|l| **l != config.id)
+                .copied()
+                .collect(),
+            _ => BTreeSet::new(),
+        };
+        self.acceptors_among_learners = self
+            .announce_to
+            .intersection(&config.acceptors)
+            .copied()
+            .collect();
+        self.acceptors = config.acceptors.clone();
+        self.peers = config
+            .nodes
+            .iter()
+            .filter(|n| **n != config.id)
+            .copied()
+            .collect();
+        if epoch != self.epoch {
+            self.epoch = epoch;
+            self.votes.clear();
+            self.unannounced.clear();
+        }
     }
 
     /// The entry chosen in `instance`, if this node knows it.
@@ -163,6 +182,7 @@ impl<V: Value> Learner<V> {
         if instance < self.first_undecided
             || self.decided.contains_key(&instance)
             || !self.acceptors.contains(&from)
+            || ballot.epoch != self.epoch
         {
             return false;
         }
@@ -371,6 +391,34 @@ mod tests {
 
     fn config(strategy: LearnerStrategy) -> Config {
         Config::symmetric(NodeId(1), (1..=5).map(NodeId)).with_learner_strategy(strategy)
+    }
+
+    /// After a membership change, votes count towards a majority of the new epoch's acceptors
+    /// and only at its ballots: two old acceptors' votes at an old ballot are not a quorum of
+    /// the new three, though they are two of three.
+    #[test]
+    fn votes_count_only_at_the_epochs_ballots_and_towards_its_quorum() {
+        let mut l: Learner<u64> = Learner::new(&config(LearnerStrategy::AllToAll), BTreeMap::new());
+        let mut three = config(LearnerStrategy::AllToAll);
+        three.acceptors = [1, 2, 3].map(NodeId).into();
+        l.reconfigure(&three, 1);
+        let mut out = Effects::new();
+        for from in [1, 2] {
+            assert!(!l.on_accepted(NodeId(from), b(7, 1), InstanceId(0), e(5), &mut out));
+        }
+        assert!(
+            l.decided(InstanceId(0)).is_none(),
+            "epoch-0 votes are not counted"
+        );
+        let new = Ballot::in_epoch(1, 1, NodeId(1));
+        assert!(!l.on_accepted(NodeId(4), new, InstanceId(0), e(6), &mut out));
+        assert!(!l.on_accepted(NodeId(1), new, InstanceId(0), e(6), &mut out));
+        assert!(l.on_accepted(NodeId(2), new, InstanceId(0), e(6), &mut out));
+        assert_eq!(
+            l.decided(InstanceId(0)),
+            Some(&e(6)),
+            "n1 and n2 of {{n1, n2, n3}}"
+        );
     }
 
     /// Compaction drops decisions below the log start, never past the frontier; a catch-up

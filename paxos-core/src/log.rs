@@ -62,13 +62,16 @@ pub enum Entry<V> {
         /// The value.
         value: V,
     },
+    /// A membership change: the first one decided in an epoch ends it and names the next
+    /// (see [`crate::Membership`]). Never shown to a client as its value.
+    Reconfigure(crate::epoch::Membership),
 }
 
 impl<V> Entry<V> {
     /// The client value, if this is one.
     pub fn value(&self) -> Option<&V> {
         match self {
-            Entry::Noop => None,
+            Entry::Noop | Entry::Reconfigure(_) => None,
             Entry::Value { value, .. } => Some(value),
         }
     }
@@ -76,7 +79,7 @@ impl<V> Entry<V> {
     /// The request that proposed it, if a client did.
     pub fn id(&self) -> Option<ProposalId> {
         match self {
-            Entry::Noop => None,
+            Entry::Noop | Entry::Reconfigure(_) => None,
             Entry::Value { id, .. } => Some(*id),
         }
     }
@@ -94,12 +97,13 @@ pub struct Decision<V> {
     pub applied: crate::session::Applied,
 }
 
-/// `noop`, or the value's `Debug` form.
+/// `noop`, the value's `Debug` form, or the change.
 impl<V: fmt::Debug> fmt::Display for Entry<V> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Entry::Noop => f.write_str("noop"),
             Entry::Value { value, .. } => write!(f, "{value:?}"),
+            Entry::Reconfigure(next) => write!(f, "reconfigure to {next}"),
         }
     }
 }

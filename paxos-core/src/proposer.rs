@@ -78,6 +78,10 @@ struct InFlight<V> {
     ours: bool,
 }
 
+/// What a proposer gives up when its node enters the next epoch ([`Proposer::hand_over`]):
+/// the requests queued and the entries pinned to an instance, to propose in the next one.
+pub type HandOver<V> = (Vec<(ProposalId, V)>, BTreeMap<InstanceId, Entry<V>>);
+
 /// One node's proposer.
 ///
 /// One proposer serves every instance of its node (Multi-Paxos): once phase 1 succeeds at ballot
@@ -134,6 +138,16 @@ pub struct Proposer<V> {
     fills_idle_holes: bool,
     /// Ticks the frontier has had a hole above it (a decision it cannot reach).
     hole_ticks: u64,
+    /// The epoch of this proposer's ballots (see [`crate::Membership`]).
+    epoch: u64,
+    /// The first instance of that epoch: a change decided below it belongs to an earlier one.
+    epoch_start: InstanceId,
+    /// Where the next epoch starts, once a change is decided: nothing is proposed at or above.
+    epoch_end: Option<InstanceId>,
+    /// At most this many instances above `first_undecided` are proposed in
+    /// ([`Config::max_instances_ahead`]): what lets the next epoch start a known distance after
+    /// the change that ends this one.
+    window: u64,
     faults: ProposerFaults,
 }
 
@@ -173,7 +187,59 @@ impl<V: Value> Proposer<V> {
             fresh,
             fills_idle_holes: config.leader_mode == crate::config::LeaderMode::Leaderless,
             hole_ticks: 0,
+            epoch: 0,
+            epoch_start: InstanceId(0),
+            epoch_end: None,
+            window: config.max_instances_ahead.max(1),
             faults: ProposerFaults::default(),
+        }
+    }
+
+    /// This proposer works in `epoch`, which starts at `start` (it proposes nothing below).
+    pub fn in_epoch(mut self, epoch: u64, start: InstanceId) -> Self {
+        self.epoch = epoch;
+        self.epoch_start = start;
+        self.first_undecided = self.first_undecided.max(start);
+        self.decided_above = self.decided_above.split_off(&self.first_undecided);
+        self.fresh = self.fresh.max(start);
+        self
+    }
+
+    /// The next epoch starts at `end` (a change was decided): nothing is proposed at or above
+    /// it in this one, and a leader fills what is left below it.
+    pub fn end_epoch_at(&mut self, end: InstanceId, out: &mut Effects<V>) {
+        if self.epoch_end.is_some_and(|known| known <= end) {
+            return;
+        }
+        self.epoch_end = Some(end);
+        self.fill_epoch_tail(out);
+    }
+
+    /// Give up this epoch (the node enters the next): the requests waiting here, to be
+    /// proposed in the next one. What is in flight is below the next epoch's start, so it is
+    /// decided already.
+    pub fn hand_over(&mut self) -> HandOver<V> {
+        let queued = self.queue.drain(..).collect();
+        let pinned = std::mem::take(&mut self.pinned);
+        self.step_down();
+        (queued, pinned)
+    }
+
+    /// Proposals go below this: within the window above the known decided prefix, and below
+    /// the next epoch's start once it is known. (The decided prefix, not the compacted one: a
+    /// node that skipped a change by installing a snapshot learns its end from the snapshot.)
+    fn limit(&self) -> InstanceId {
+        let window = InstanceId(self.first_undecided.0.saturating_add(self.window));
+        self.epoch_end.map_or(window, |end| end.min(window))
+    }
+
+    /// While leading in an epoch whose end is known: every free instance left below the end
+    /// gets a no-op (within the window), so the next epoch can start.
+    fn fill_epoch_tail(&mut self, out: &mut Effects<V>) {
+        if self.epoch_end.is_some() && matches!(self.phase, Phase::Leading { .. }) {
+            self.drain_queue(out);
+            let limit = self.limit();
+            self.fill_holes(limit, out);
         }
     }
 
@@ -347,7 +413,7 @@ impl<V: Value> Proposer<V> {
             return;
         };
         self.max_round = round;
-        self.ballot = Ballot::new(self.max_round, self.id);
+        self.ballot = Ballot::in_epoch(self.epoch, self.max_round, self.id);
         if !self.faults.skip_round_persist {
             out.write(Write::ProposerRound(self.max_round));
         }
@@ -506,11 +572,15 @@ impl<V: Value> Proposer<V> {
             self.propose_up_to(instance, out);
         }
         self.drain_queue(out);
+        self.fill_epoch_tail(out);
     }
 
     /// While leading: propose the entry pinned at `instance`, and a no-op in every free
     /// instance from `fresh` up to it, so no hole is left below it (rule 4).
     fn propose_up_to(&mut self, instance: InstanceId, out: &mut Effects<V>) {
+        if instance >= self.limit() {
+            return; // proposed once the decided prefix comes within the window
+        }
         self.fill_holes(instance, out);
         if let Some(entry) = self.pinned.get(&instance).cloned() {
             self.send_accept(instance, entry, out);
@@ -542,6 +612,10 @@ impl<V: Value> Proposer<V> {
                 continue;
             }
             let instance = self.next_free_instance(self.fresh);
+            if instance >= self.limit() {
+                self.queue.push_front((id, value));
+                return; // waits for the decided prefix to advance (or for the next epoch)
+            }
             self.fresh = instance.next();
             self.send_accept(instance, Entry::Value { id, value }, out);
         }
@@ -633,6 +707,15 @@ impl<V: Value> Proposer<V> {
         if instance >= self.first_undecided {
             self.decided_above.insert(instance);
         }
+        // The first change decided in this epoch ends it a window later (see `epoch.rs`);
+        // a change decided lower, learned later, moves the end down.
+        if let Entry::Reconfigure(next) = entry
+            && instance >= self.epoch_start
+            && next.epoch == self.epoch.saturating_add(1)
+        {
+            let end = InstanceId(instance.0.saturating_add(self.window));
+            self.epoch_end = Some(self.epoch_end.map_or(end, |known| known.min(end)));
+        }
         if first_undecided > self.first_undecided {
             self.first_undecided = first_undecided;
             self.decided_above = self.decided_above.split_off(&first_undecided);
@@ -642,7 +725,18 @@ impl<V: Value> Proposer<V> {
         if matches!(self.phase, Phase::Leading { .. }) {
             self.fill_holes(instance, out);
             self.fresh = self.fresh.max(instance.next());
+            // Pinned requests the window held back may go now.
+            let waiting: Vec<InstanceId> = self
+                .pinned
+                .keys()
+                .filter(|i| !self.in_flight.contains_key(i))
+                .copied()
+                .collect();
+            for instance in waiting {
+                self.propose_up_to(instance, out);
+            }
             self.drain_queue(out);
+            self.fill_epoch_tail(out);
         } else {
             self.fresh = self.fresh.max(instance.next());
         }
@@ -652,7 +746,10 @@ impl<V: Value> Proposer<V> {
     /// hole that outlived two phase timeouts.
     pub fn tick(&mut self, out: &mut Effects<V>) {
         self.now += 1;
-        self.hole_ticks = match self.decided_above.is_empty() {
+        // An epoch whose end is known but not reached is a hole too: the next epoch waits
+        // for every instance below its start.
+        let tail_open = self.epoch_end.is_some_and(|end| self.first_undecided < end);
+        self.hole_ticks = match self.decided_above.is_empty() && !tail_open {
             true => 0,
             false => self.hole_ticks + 1,
         };
@@ -1222,6 +1319,91 @@ mod tests {
         p.propose_at(InstanceId(1), e(101), &mut out);
         assert!(out.writes.is_empty());
         assert_eq!(out.messages, accepts(b(1, 1), 1, e(101)));
+    }
+
+    /// The window: no more than `max_instances_ahead` instances above the known decided prefix
+    /// are proposed in; the rest wait in the queue until decisions move the prefix.
+    #[test]
+    fn proposals_stay_within_the_window_above_the_decided_prefix() {
+        let mut c = config();
+        c.max_instances_ahead = 2;
+        let mut p = Proposer::new(&c, 0, 1, InstanceId(0), BTreeSet::new());
+        p.append(id(1), 1, &mut Effects::new());
+        leading(&mut p);
+        let mut out = Effects::new();
+        p.append(id(2), 2, &mut out);
+        p.append(id(3), 3, &mut out);
+        assert_eq!(
+            accepted(&out),
+            vec![(1, e(2))],
+            "instances 0 and 1 only; request 3 waits"
+        );
+        let mut out = Effects::new();
+        p.on_decided(InstanceId(0), &e(1), InstanceId(1), &mut out);
+        assert_eq!(
+            accepted(&out),
+            vec![(2, e(3))],
+            "the prefix moved: one more"
+        );
+    }
+
+    /// A decided change ends the epoch a window later: the leader fills what is left below
+    /// the end (queued requests first, then no-ops, as the window allows) and proposes nothing
+    /// at or above it; a
+    /// change decided below the epoch's start, or naming another epoch, ends nothing.
+    #[test]
+    fn a_decided_change_ends_the_epoch_a_window_later() {
+        let mut c = config();
+        c.max_instances_ahead = 3;
+        let m = crate::epoch::Membership::initial(&c);
+        let next = m
+            .next(&crate::epoch::MemberChange::new([1, 2].map(NodeId), []))
+            .expect("valid");
+        let mut p =
+            Proposer::new(&c, 0, 1, InstanceId(0), BTreeSet::new()).in_epoch(0, InstanceId(0));
+        p.append(id(1), 1, &mut Effects::new());
+        leading(&mut p);
+        assert_eq!(p.ballot().epoch, 0);
+        let mut out = Effects::new();
+        let mut skipped = next.clone();
+        skipped.epoch = 5;
+        p.on_decided(
+            InstanceId(1),
+            &Entry::Reconfigure(skipped),
+            InstanceId(0),
+            &mut out,
+        );
+        assert_eq!(p.epoch_end, None, "a change to another epoch is void");
+        p.on_decided(
+            InstanceId(1),
+            &Entry::Reconfigure(next),
+            InstanceId(0),
+            &mut out,
+        );
+        assert_eq!(p.epoch_end, Some(InstanceId(4)));
+        p.append(id(2), 2, &mut out);
+        p.on_decided(InstanceId(0), &e(1), InstanceId(2), &mut out);
+        assert_eq!(
+            accepted(&out),
+            vec![(2, Entry::Noop), (3, e(2))],
+            "the free instance within the window got a no-op when the change was decided; \
+             request 2 the one the prefix opened, the last below the next epoch's start"
+        );
+        let mut out = Effects::new();
+        p.append(id(3), 3, &mut out);
+        assert!(accepted(&out).is_empty(), "nothing at or above the end");
+        let (queued, _) = p.hand_over();
+        assert_eq!(queued, vec![(id(3), 3)], "handed to the next epoch");
+        let mut q = Proposer::<u64>::new(&c, p.max_round(), 1, InstanceId(4), BTreeSet::new())
+            .in_epoch(1, InstanceId(4));
+        let mut out = Effects::new();
+        q.append(id(3), 3, &mut out);
+        assert_eq!(
+            q.ballot(),
+            Ballot::in_epoch(1, p.max_round() + 1, NodeId(1)),
+            "the next epoch's ballot, still above every round used"
+        );
+        assert!(matches!(q.phase(), Phase::Preparing { first, .. } if *first == InstanceId(4)));
     }
 
     /// Promises for an old ballot are ignored.

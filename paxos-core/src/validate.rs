@@ -181,10 +181,12 @@ mod tests {
     use crate::message::AcceptedEntry;
 
     const TOP: Ballot = Ballot {
+        epoch: 0,
         round: u64::MAX,
         node: NodeId(1),
     };
     const OK: Ballot = Ballot {
+        epoch: 0,
         round: Ballot::MAX_ROUND,
         node: NodeId(1),
     };
