@@ -26,6 +26,16 @@ pub enum InputError {
         /// The round received.
         round: u64,
     },
+    /// A ballot's epoch is above [`Ballot::MAX_ROUND`]: a promise of it would shut out every
+    /// real epoch for good.
+    #[error(
+        "epoch {epoch} is above the highest epoch allowed ({})",
+        Ballot::MAX_ROUND
+    )]
+    EpochOutOfRange {
+        /// The epoch received.
+        epoch: u64,
+    },
     /// An instance is above [`InstanceId::MAX`].
     #[error("instance {} is above the highest instance allowed ({})", .instance.0, InstanceId::MAX.0)]
     InstanceOutOfRange {
@@ -82,11 +92,16 @@ pub enum InputError {
     },
 }
 
-/// Refuse `ballot` if its round is out of range.
+/// Refuse `ballot` if its round or its epoch is out of range.
 pub(crate) fn check_ballot(ballot: Ballot) -> Result<(), InputError> {
     if ballot.round > Ballot::MAX_ROUND {
         return Err(InputError::RoundOutOfRange {
             round: ballot.round,
+        });
+    }
+    if ballot.epoch > Ballot::MAX_ROUND {
+        return Err(InputError::EpochOutOfRange {
+            epoch: ballot.epoch,
         });
     }
     Ok(())
@@ -209,6 +224,24 @@ mod tests {
             more: Some(InstanceId(more)),
             compacted: InstanceId(0),
         }
+    }
+
+    /// A ballot of an epoch past the bound is refused like one of a round past it; the bound
+    /// itself is valid.
+    #[test]
+    fn out_of_range_epochs_are_refused() {
+        let far = Ballot::in_epoch(Ballot::MAX_ROUND + 1, 1, NodeId(1));
+        let edge = Ballot::in_epoch(Ballot::MAX_ROUND, 1, NodeId(1));
+        assert_eq!(
+            check_message(&Message::<u64>::Prepare {
+                ballot: far,
+                first: InstanceId(0)
+            }),
+            Err(InputError::EpochOutOfRange {
+                epoch: Ballot::MAX_ROUND + 1
+            })
+        );
+        assert_eq!(check_ballot(edge), Ok(()));
     }
 
     /// Every field that carries a round or an instance is checked, and the bounds themselves

@@ -33,7 +33,8 @@
 //! [`Refusal::UnsupportedVersion`] naming the version it speaks. The variant order of [`Frame`],
 //! [`Refusal`] and `paxos_core::Message` is part of the wire format: append, never reorder.
 //! A change inside a variant bumps the version: 2 (issue 16) added `Promise::compacted` and
-//! the snapshot pieces (`SnapshotChunk`, `SnapshotRead`).
+//! the snapshot pieces (`SnapshotChunk`, `SnapshotRead`); 3 (issue 18) gave every ballot an
+//! epoch and log entries the membership change.
 
 use bytes::{BufMut, Bytes, BytesMut};
 use paxos_core::{Message, NodeId};
@@ -42,7 +43,7 @@ use std::marker::PhantomData;
 use tokio_util::codec::{Decoder, Encoder, LengthDelimitedCodec};
 
 /// The wire version this build speaks.
-pub const WIRE_VERSION: u8 = 2;
+pub const WIRE_VERSION: u8 = 3;
 /// Default maximum frame length (version byte + payload): 16 MiB.
 pub const DEFAULT_MAX_FRAME_LEN: usize = 16 * 1024 * 1024;
 /// Maximum frame length before the peer is authenticated: handshake frames are tiny, so a

@@ -12,11 +12,36 @@ use serde::de::DeserializeOwned;
 use std::fmt;
 
 /// The store format this build reads and writes, kept under [`Key::Format`].
-pub(crate) const FORMAT_VERSION: u32 = 3;
+pub(crate) const FORMAT_VERSION: u32 = 4;
 
-/// The older format this build opens too, marking it [`FORMAT_VERSION`] (format 3 only added
-/// keys: a format-2 store is a format-3 store without a snapshot).
-pub(crate) const UPGRADES_FROM: u32 = 2;
+/// The older formats this build upgrades (format 3 only added keys to format 2; format 4
+/// ballots carry an epoch, so every record holding a ballot is rewritten: see
+/// [`decode_legacy_into`]).
+pub(crate) const UPGRADES_FROM: [u32; 2] = [2, 3];
+
+/// A ballot as formats 2 and 3 stored it: no epoch (so epoch 0).
+#[derive(serde::Deserialize)]
+struct LegacyBallot {
+    round: u64,
+    node: paxos_core::NodeId,
+}
+
+impl From<LegacyBallot> for Ballot {
+    fn from(b: LegacyBallot) -> Self {
+        Ballot::new(b.round, b.node)
+    }
+}
+
+/// A snapshot as formats 2 and 3 stored it (its metadata's ballot without an epoch).
+#[derive(serde::Deserialize)]
+struct LegacySnapshot {
+    index: InstanceId,
+    ballot: LegacyBallot,
+    size: u64,
+    checksum: u32,
+    /// Postcard writes `Bytes` and `Vec<u8>` alike (a length, then the bytes).
+    data: Vec<u8>,
+}
 
 /// The first byte of every record value: the version of the record encoding that follows.
 const RECORD_VERSION: u8 = 1;
@@ -243,6 +268,43 @@ pub(crate) fn decode_into<V: Value>(
             snapshot.verify().map_err(|e| corrupt(key, e.to_string()))?;
             state.snapshot = Some(snapshot);
         }
+    }
+    Ok(())
+}
+
+/// [`decode_into`] for a store of format 2 or 3, whose ballots have no epoch: each is read as
+/// a ballot of epoch 0. The caller rewrites the records in the current format.
+///
+/// # Errors
+/// As [`decode_into`].
+pub(crate) fn decode_legacy_into<V: Value>(
+    state: &mut DurableState<V>,
+    key: &[u8],
+    value: &[u8],
+) -> Result<(), StorageError> {
+    match Key::decode(key) {
+        Some(key @ Key::Promised) => {
+            state.promised = decode_record::<LegacyBallot>(key, value)?.into();
+        }
+        Some(key @ Key::Accepted(i)) => {
+            let (ballot, entry) = decode_record::<(LegacyBallot, Entry<V>)>(key, value)?;
+            state.accepted.insert(i, (ballot.into(), entry));
+        }
+        Some(key @ Key::Snapshot) => {
+            let old = decode_record::<LegacySnapshot>(key, value)?;
+            let snapshot = Snapshot {
+                meta: paxos_core::SnapshotMeta {
+                    index: old.index,
+                    ballot: old.ballot.into(),
+                    size: old.size,
+                    checksum: old.checksum,
+                },
+                data: old.data.into(),
+            };
+            snapshot.verify().map_err(|e| corrupt(key, e.to_string()))?;
+            state.snapshot = Some(snapshot);
+        }
+        _ => decode_into(state, key, value)?,
     }
     Ok(())
 }

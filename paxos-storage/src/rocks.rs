@@ -16,8 +16,9 @@
 //!
 //! Format 2 (issue 15) stores log entries (a no-op, or a value with the id of the request that
 //! proposed it) where format 1 stored bare values; a format-1 store is refused as
-//! [`StorageError::Version`], never misread. Format 3 (issue 16) adds the last two keys only, so
-//! a format-2 store is opened as it is and marked format 3.
+//! [`StorageError::Version`], never misread. Format 3 (issue 16) adds the last two keys only.
+//! Format 4 (issue 18) gives every ballot an epoch: a format-2 or -3 store is upgraded on open,
+//! its ballots read as epoch 0 and the records holding them rewritten.
 //!
 //! A [`Write::TruncateBelow`] deletes the two instance ranges below the new log start with
 //! RocksDB range deletions, in the same synced batch as the rest of the save (typically the
@@ -280,14 +281,35 @@ fn initialize<V: Value>(db: &DB, path: &Path) -> Result<DurableState<V>, Storage
         .get(&format_key)
         .map_err(|e| backend(StorageOp::Read, Key::Format.subject(), e))?;
     let upgrade = match &marker {
-        Some(bytes) => record::format_of(bytes)? == record::UPGRADES_FROM,
-        None => false,
+        Some(bytes) => {
+            Some(record::format_of(bytes)?).filter(|f| record::UPGRADES_FROM.contains(f))
+        }
+        None => None,
     };
-    if upgrade {
-        // Format 3 only added keys: the store is read as it is, and marked format 3.
-        db.put_opt(&format_key, record::encode_format(), &synced())
+    if let Some(from) = upgrade {
+        // Formats 2 and 3 stored ballots without an epoch: read them as epoch 0 and rewrite
+        // every record holding one, with the new marker, in one synced batch (a crash leaves
+        // the old store or the new one).
+        let mut state = DurableState::<V>::default();
+        for item in db.iterator(IteratorMode::Start) {
+            let (key, value) = item.map_err(|e| backend(StorageOp::Read, "iteration".into(), e))?;
+            record::decode_legacy_into(&mut state, &key, &value)?;
+        }
+        let mut batch = WriteBatch::default();
+        let keys = [Key::Promised, Key::Snapshot]
+            .into_iter()
+            .chain(state.accepted.keys().map(|i| Key::Accepted(*i)));
+        for key in keys {
+            let encoded = record::encode_field(&state, key)
+                .map_err(|e| backend(StorageOp::Open, key.subject(), e))?;
+            if let Some(bytes) = encoded {
+                batch.put(key.encode(), bytes);
+            }
+        }
+        batch.put(&format_key, record::encode_format());
+        db.write_opt(batch, &synced())
             .map_err(|e| backend(StorageOp::Open, Key::Format.subject(), e))?;
-        tracing::info!(path = %path.display(), from = record::UPGRADES_FROM, to = record::FORMAT_VERSION, "upgraded the store format");
+        tracing::info!(path = %path.display(), from, to = record::FORMAT_VERSION, "upgraded the store format");
     }
     if marker.is_none() {
         let empty = match db.iterator(IteratorMode::Start).next() {
@@ -577,7 +599,7 @@ mod tests {
             open_err(dir.path()),
             StorageError::Version {
                 found: 7,
-                expected: 3
+                expected: 4
             }
         ));
         raw_put(dir.path(), b"meta/format", &1u32.to_be_bytes());
@@ -587,29 +609,64 @@ mod tests {
         ));
     }
 
-    /// Format 3 only added keys: a format-2 store opens with its state and is marked format 3.
+    /// A format-2 or -3 store (ballots without an epoch) opens with its state, every ballot
+    /// read as epoch 0, and is rewritten as format 4: reopened, it reads the same.
     #[test]
-    fn a_format_2_store_is_upgraded_in_place() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = RocksDbStorage::<u64>::open(dir.path()).unwrap();
-        let decided = Write::Decided {
-            instance: paxos_core::InstanceId(4),
-            entry: paxos_core::Entry::Noop,
-        };
-        rt().block_on(store.save(std::slice::from_ref(&decided)))
-            .unwrap();
-        drop(store);
-        raw_put(dir.path(), b"meta/format", &2u32.to_be_bytes());
-        let store = RocksDbStorage::<u64>::open(dir.path()).unwrap();
-        let mut expected = DurableState::default();
-        expected.apply(&decided);
-        assert_eq!(rt().block_on(store.load()).unwrap(), expected);
-        drop(store);
-        let db = DB::open_default(dir.path()).unwrap();
-        assert_eq!(
-            db.get(b"meta/format").unwrap().as_deref(),
-            Some(&3u32.to_be_bytes()[..])
-        );
+    fn format_2_and_3_stores_are_upgraded_in_place() {
+        for old in record::UPGRADES_FROM {
+            let dir = tempfile::tempdir().unwrap();
+            let store = RocksDbStorage::<u64>::open(dir.path()).unwrap();
+            let decided = Write::Decided {
+                instance: paxos_core::InstanceId(4),
+                entry: paxos_core::Entry::Noop,
+            };
+            rt().block_on(store.save(std::slice::from_ref(&decided)))
+                .unwrap();
+            drop(store);
+            // Records as formats 2 and 3 wrote them: record version 1, then postcard of
+            // (round, node) for a ballot, of (ballot, entry) for an accepted pair.
+            raw_put(dir.path(), b"acc/promised", &[1, 7, 3]);
+            raw_put(
+                dir.path(),
+                b"acc/accepted/\0\0\0\0\0\0\0\x05",
+                &[1, 2, 1, 0],
+            );
+            let snapshot = paxos_core::Snapshot::new(
+                paxos_core::InstanceId(3),
+                paxos_core::Ballot::new(6, paxos_core::NodeId(2)),
+                b"i0-i2".to_vec(),
+            );
+            let meta = snapshot.meta;
+            let legacy = (
+                meta.index,
+                (6u64, paxos_core::NodeId(2)),
+                meta.size,
+                meta.checksum,
+            );
+            let legacy = postcard::to_extend(&(legacy, b"i0-i2".to_vec()), vec![1]).unwrap();
+            raw_put(dir.path(), b"snap/latest", &legacy);
+            raw_put(dir.path(), b"meta/format", &old.to_be_bytes());
+            let mut expected = DurableState::default();
+            expected.snapshot = Some(snapshot);
+            expected.apply(&decided);
+            expected.promised = paxos_core::Ballot::new(7, paxos_core::NodeId(3));
+            expected.accepted.insert(
+                paxos_core::InstanceId(5),
+                (
+                    paxos_core::Ballot::new(2, paxos_core::NodeId(1)),
+                    paxos_core::Entry::Noop,
+                ),
+            );
+            for _ in 0..2 {
+                let store = RocksDbStorage::<u64>::open(dir.path()).unwrap();
+                assert_eq!(rt().block_on(store.load()).unwrap(), expected, "from {old}");
+            }
+            let db = DB::open_default(dir.path()).unwrap();
+            assert_eq!(
+                db.get(b"meta/format").unwrap().as_deref(),
+                Some(&4u32.to_be_bytes()[..])
+            );
+        }
     }
 
     #[test]
