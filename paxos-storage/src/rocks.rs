@@ -646,10 +646,12 @@ mod tests {
             let legacy = postcard::to_extend(&(legacy, b"i0-i2".to_vec()), vec![1]).unwrap();
             raw_put(dir.path(), b"snap/latest", &legacy);
             raw_put(dir.path(), b"meta/format", &old.to_be_bytes());
-            let mut expected = DurableState::default();
-            expected.snapshot = Some(snapshot);
+            let mut expected = DurableState {
+                snapshot: Some(snapshot),
+                promised: paxos_core::Ballot::new(7, paxos_core::NodeId(3)),
+                ..DurableState::default()
+            };
             expected.apply(&decided);
-            expected.promised = paxos_core::Ballot::new(7, paxos_core::NodeId(3));
             expected.accepted.insert(
                 paxos_core::InstanceId(5),
                 (
