@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 /// How chosen values reach the learners (Paxos Made Simple §2.3; seed 004).
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum LearnerStrategy {
     /// Every acceptor sends `Accepted` to every learner: fastest, `acceptors × learners` messages.
     #[default]
@@ -24,7 +24,7 @@ pub enum LearnerStrategy {
 }
 
 /// How a node answers linearizable reads ([`crate::NodeHandle::query`]).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum ReadPolicy {
     /// ReadIndex: the leader confirms its ballot with a quorum (one round trip per batch of
     /// reads) and answers at its frontier. Safe whatever the clocks do.
@@ -59,7 +59,7 @@ impl ReadPolicy {
 }
 
 /// Who may run phase 1.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum LeaderMode {
     /// Any node proposes whenever asked; duelling proposers are separated by randomized backoff.
     #[default]
@@ -71,7 +71,7 @@ pub enum LeaderMode {
 
 /// Configuration of one node. Times are in ticks of the runtime's [`Config::tick_interval`];
 /// the pure state machines only count ticks.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Config {
     /// This node.
     pub id: NodeId,

@@ -1,6 +1,7 @@
 //! What one step of a state machine asks the runtime to do.
 
 use crate::ballot::{Ballot, InstanceId, NodeId};
+use crate::epoch::{Membership, ReconfigError};
 use crate::log::{Entry, ProposalId};
 use crate::message::{Envelope, Message};
 use crate::read::ReadId;
@@ -117,6 +118,12 @@ pub struct Effects<V> {
     /// Reads of this node's clients ([`crate::Replica::read`]) that may be answered now, with
     /// their read index: every instance below it is applied (after this step's `applied`).
     pub reads: Vec<(ReadId, InstanceId)>,
+    /// Epochs this node entered (see [`crate::Membership`]), in order: the transport adds the
+    /// new members and drops the ones gone.
+    pub epochs: Vec<Membership>,
+    /// The end of this node's own membership change ([`crate::Replica::reconfigure`]): the
+    /// epoch it made, entered here, or why it did not happen.
+    pub reconfigured: Vec<Result<Membership, ReconfigError>>,
 }
 
 /// A snapshot installed in one step ([`Effects::restored`]).
@@ -142,6 +149,8 @@ impl<V> Default for Effects<V> {
             abandoned: Vec::new(),
             restored: Vec::new(),
             reads: Vec::new(),
+            epochs: Vec::new(),
+            reconfigured: Vec::new(),
         }
     }
 }
@@ -161,6 +170,8 @@ impl<V> Effects<V> {
             && self.abandoned.is_empty()
             && self.restored.is_empty()
             && self.reads.is_empty()
+            && self.epochs.is_empty()
+            && self.reconfigured.is_empty()
     }
 
     /// Queue `message` for `to`.
@@ -182,6 +193,8 @@ impl<V> Effects<V> {
         self.abandoned.clear();
         self.restored.clear();
         self.reads.clear();
+        self.epochs.clear();
+        self.reconfigured.clear();
     }
 }
 

@@ -24,8 +24,9 @@
 //! Without the window (the next epoch starting right after `k`) an old leader's pipelined value
 //! at `k + 1` can be chosen by the old acceptors while the new ones choose another.
 //!
-//! Status: the types and the proposer's and learner's epoch rules are here; the replica does
-//! not propose or enter epochs yet (issue 18 lands in slices).
+//! Status: the replica proposes changes ([`crate::Replica::reconfigure`]) and enters epochs;
+//! the runtime, the transport's peer list, joining nodes and the model check come next
+//! (issue 18 lands in slices).
 //!
 //! New acceptors first join as learners (they catch up by snapshot and log tail), and only a
 //! later change makes them acceptors: [`Membership::next`] refuses an acceptor that is not a

@@ -6,6 +6,7 @@ use crate::ballot::{Ballot, InstanceId, NodeId};
 use crate::config::{Config, ConfigError, LeaderMode};
 use crate::effects::{Effects, Restored, Write};
 use crate::election::Election;
+use crate::epoch::{Epochs, MemberChange, Membership, ReconfigError};
 use crate::learner::Learner;
 use crate::log::{ClientId, Decision, Entry, ProposalId};
 use crate::message::{Message, Value};
@@ -17,7 +18,7 @@ use crate::storage::DurableState;
 use crate::transfer::{Piece, Receiver, piece};
 use crate::validate::{InputError, check_instance, check_message};
 use bytes::Bytes;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 /// Why a node could not be built from its configuration and durable state.
@@ -54,6 +55,7 @@ pub enum CompactError {
 pub struct SnapshotPoint {
     index: InstanceId,
     sessions: Sessions,
+    epochs: Epochs,
 }
 
 impl SnapshotPoint {
@@ -117,7 +119,18 @@ struct Own<V> {
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Replica<V> {
     id: NodeId,
-    nodes: BTreeSet<NodeId>,
+    /// The configuration the node was started with: each epoch's roles are built from it
+    /// with that epoch's members ([`Membership::apply_to`]).
+    base: Config,
+    /// The epochs, following the applied log (see `epoch.rs`).
+    epochs: Epochs,
+    /// This node's own membership change in flight: the instance it was proposed in, and
+    /// the configuration it names.
+    change: Option<(InstanceId, Membership)>,
+    /// Feeds the backoff jitter of each epoch's proposer.
+    seed: u64,
+    /// The fault switches, for the roles of later epochs too.
+    faults: (AcceptorFaults, ProposerFaults),
     acceptor: Option<Acceptor<V>>,
     proposer: Proposer<V>,
     learner: Learner<V>,
@@ -183,10 +196,14 @@ impl<V: Value> Replica<V> {
     ) -> Result<Self, SnapshotError> {
         // Rule: never reuse a ballot. Start above every round used (persisted) or seen (promised).
         let max_round = state.proposer_round.max(state.promised.round);
-        let (sessions, snapshot_index) = match &state.snapshot {
-            Some(s) => (decode_payload(s)?.0, s.meta.index),
-            None => (Sessions::new(), InstanceId(0)),
+        let (sessions, snapshot_index, epochs) = match &state.snapshot {
+            Some(s) => {
+                let (sessions, _, epochs) = decode_payload(s)?;
+                (sessions, s.meta.index, epochs)
+            }
+            None => (Sessions::new(), InstanceId(0), None),
         };
+        let mut epochs = epochs.unwrap_or_else(|| Epochs::initial(config));
         let mut sessions = sessions.with_window(config.session_window_entries);
         let mut learner = Learner::new(config, state.decided);
         learner.skip_to(snapshot_index);
@@ -199,25 +216,42 @@ impl<V: Value> Replica<V> {
             .range(frontier..)
             .map(|(i, _)| *i)
             .collect();
-        let proposer = Proposer::new(config, max_round, seed, frontier, decided_above);
-        // The sessions are a function of the decided prefix: replay what the snapshot (if
-        // any) does not cover.
+        // The sessions and the epochs are functions of the decided prefix: replay what the
+        // snapshot (if any) does not cover.
         for (&instance, entry) in learner.decisions().range(snapshot_index..frontier) {
             sessions.apply(instance, entry);
+            epochs.on_applied(instance, entry);
+            epochs.enter_due(instance.next());
         }
         sessions.forget_flags_below(state.log_start);
-        let acceptor = config.is_acceptor().then(|| {
+        // Every role is built for the epoch in force, from that epoch's members.
+        let base = config.clone();
+        let epoch = epochs.current().clone();
+        let config = &epoch.apply_to(config);
+        let member = epoch.contains(config.id);
+        learner.reconfigure(config, epoch.epoch);
+        let mut proposer = Proposer::new(config, max_round, seed, frontier, decided_above)
+            .in_epoch(epoch.epoch, epochs.start());
+        if let Some((end, _)) = epochs.next() {
+            proposer.end_epoch_at(*end, &mut Effects::new());
+        }
+        let acceptor = (member && config.acceptors.contains(&config.id)).then(|| {
             let mut a = Acceptor::new(config, state.promised, state.accepted);
             a.compact_below(state.log_start);
             a
         });
+        let elected = member && config.leader_mode == LeaderMode::Elected;
         Ok(Replica {
             id: config.id,
-            nodes: config.nodes.clone(),
+            base,
+            epochs,
+            change: None,
+            seed,
+            faults: Default::default(),
             acceptor,
             proposer,
             learner,
-            election: (config.leader_mode == LeaderMode::Elected).then(|| Election::new(config)),
+            election: elected.then(|| Election::new(config)),
             was_leader: false,
             boot: None,
             sessions_minted: 0,
@@ -254,6 +288,7 @@ impl<V: Value> Replica<V> {
     /// [`Replica::with_faults`] for the runtime, which holds the switches in every build (they
     /// can be turned on only where `testing` exports them).
     pub(crate) fn break_on_purpose(mut self, faults: (AcceptorFaults, ProposerFaults)) -> Self {
+        self.faults = faults;
         self.acceptor = self.acceptor.map(|a| a.with_faults(faults.0));
         self.proposer = self.proposer.with_faults(faults.1);
         self.reads_without_barrier = faults.1.read_without_barrier;
@@ -363,7 +398,7 @@ impl<V: Value> Replica<V> {
     pub fn snapshot_state(&self) -> Option<(SnapshotMeta, Bytes)> {
         let s = self.snapshot.as_ref()?;
         // Decoded once already (at start-up or install): it cannot fail now.
-        decode_payload(s).ok().map(|(_, state)| (s.meta, state))
+        decode_payload(s).ok().map(|(_, state, _)| (s.meta, state))
     }
 
     /// The snapshot being received from a peer, if any.
@@ -379,6 +414,7 @@ impl<V: Value> Replica<V> {
         SnapshotPoint {
             index: self.applied,
             sessions: self.sessions.clone(),
+            epochs: self.epochs.clone(),
         }
     }
 
@@ -407,7 +443,11 @@ impl<V: Value> Replica<V> {
             });
         }
         let ballot = self.promised().max(self.proposer.ballot());
-        let snapshot = Snapshot::new(point.index, ballot, encode_payload(&point.sessions, &state));
+        let snapshot = Snapshot::new(
+            point.index,
+            ballot,
+            encode_payload(&point.sessions, &state, &point.epochs),
+        );
         let meta = snapshot.meta;
         let start = InstanceId(point.index.0.saturating_sub(self.keep_entries));
         out.write(Write::Snapshot(snapshot.clone()));
@@ -434,7 +474,7 @@ impl<V: Value> Replica<V> {
         if index <= self.applied {
             return;
         }
-        let (sessions, state) = match decode_payload(&snapshot) {
+        let (sessions, state, epochs) = match decode_payload(&snapshot) {
             Ok(payload) => payload,
             Err(e) => {
                 tracing::warn!(node = %self.id, error = %e, "received snapshot dropped");
@@ -452,6 +492,19 @@ impl<V: Value> Replica<V> {
         self.sessions = sessions.with_window(self.session_window);
         self.sessions.forget_flags_below(index);
         self.applied = index;
+        // The membership is part of the state: a snapshot taken in a later epoch (or after a
+        // change was decided) moves this node there.
+        let before = self.epochs.current().epoch;
+        if let Some(epochs) = epochs
+            && self.epochs.adopt(epochs)
+        {
+            if self.epochs.current().epoch != before {
+                self.enter_epoch(out);
+            }
+            if let Some((end, _)) = self.epochs.next() {
+                self.proposer.end_epoch_at(*end, out);
+            }
+        }
         // This node's clients' requests the snapshot shows applied are answered; one pinned
         // below it was decided with an entry no longer known here.
         let mut requests = Vec::new();
@@ -688,7 +741,8 @@ impl<V: Value> Replica<V> {
 
     /// True if requests go to this node's own proposer (leaderless, or the leader).
     fn proposes_here(&self) -> bool {
-        self.election.as_ref().is_none_or(Election::is_leader)
+        self.epochs.current().contains(self.id)
+            && self.election.as_ref().is_none_or(Election::is_leader)
     }
 
     /// Send request `id` of this node's clients where it belongs now.
@@ -746,10 +800,13 @@ impl<V: Value> Replica<V> {
         message: Message<V>,
         out: &mut Effects<V>,
     ) -> Result<(), InputError> {
-        if !self.nodes.contains(&from) {
+        if !self.epochs.knows(from) {
             return Err(InputError::NotAMember(from));
         }
         check_message(&message)?;
+        if self.answer_older_epoch(from, &message, out) {
+            return Ok(());
+        }
         if let Some(e) = &mut self.election {
             e.on_heard(from);
         }
@@ -778,7 +835,14 @@ impl<V: Value> Replica<V> {
             } => self
                 .proposer
                 .on_promise(from, ballot, first, accepted, more, compacted, out),
-            Message::Nack { ballot, promised } => self.proposer.on_nack(ballot, promised),
+            Message::Nack { ballot, promised } => {
+                // A newer epoch answered: this node missed a change; ask for it now.
+                if promised.epoch > self.epochs.current().epoch {
+                    let first = self.learner.first_undecided();
+                    out.send(from, Message::CatchUp { first });
+                }
+                self.proposer.on_nack(ballot, promised);
+            }
             Message::Accepted {
                 ballot,
                 instance,
@@ -899,6 +963,10 @@ impl<V: Value> Replica<V> {
         let leader = self.leader();
         tracing::info!(node = %self.id, ballot = %self.proposer.ballot(), ?leader, "no longer the leader");
         let in_flight = self.proposer.step_down();
+        if self.change.take().is_some() {
+            out.reconfigured
+                .push(Err(ReconfigError::NotLeader(self.leader())));
+        }
         // Reads asked here go to the new leader (a peer's ask again on their own).
         for asker in self.read_index.give_up() {
             if let Asker::Local(id) = asker {
@@ -976,9 +1044,160 @@ impl<V: Value> Replica<V> {
             if let Some(id) = entry.id() {
                 self.own.remove(&id);
             }
+            let ends_epoch = self.epochs.on_applied(instance, &entry);
+            if let Some((at, mine)) = &self.change
+                && *at == instance
+                && !(ends_epoch && entry == Entry::Reconfigure(mine.clone()))
+            {
+                self.change = None;
+                out.reconfigured.push(Err(ReconfigError::Superseded));
+            }
             out.applied.push((instance, entry, applied));
             self.applied = instance.next();
+            if self.epochs.enter_due(self.applied).is_some() {
+                self.enter_epoch(out);
+            }
         }
+    }
+
+    /// A peer still in an older epoch asks for a promise or an accept: answer with a `Nack`
+    /// that names this epoch, so that it stops and catches up (the hand-off's entry and the
+    /// prefix below it are served to it as to anyone). True if answered so.
+    fn answer_older_epoch(&self, from: NodeId, message: &Message<V>, out: &mut Effects<V>) -> bool {
+        let ballot = match message {
+            Message::Prepare { ballot, .. } | Message::Accept { ballot, .. } => *ballot,
+            _ => return false,
+        };
+        let epoch = self.epochs.current().epoch;
+        if ballot.epoch >= epoch {
+            return false;
+        }
+        let promised = self.promised().max(Ballot::in_epoch(epoch, 0, NodeId(0)));
+        out.send(from, Message::Nack { ballot, promised });
+        true
+    }
+
+    /// The configuration this node has applied.
+    pub fn membership(&self) -> &Membership {
+        self.epochs.current()
+    }
+
+    /// Propose a membership change (on the leader, or any node when leaderless): the
+    /// configuration `change` names becomes the next epoch once decided and once every
+    /// instance below its start is decided. The end appears in [`Effects::reconfigured`]: the
+    /// new membership when this node enters it, or why it did not happen.
+    ///
+    /// # Errors
+    /// A change this node refuses at once: another in progress, not the leader, or a
+    /// configuration [`Membership::next`] refuses.
+    pub fn reconfigure(
+        &mut self,
+        change: &MemberChange,
+        out: &mut Effects<V>,
+    ) -> Result<InstanceId, ReconfigError> {
+        if matches!(
+            self.base.learner_strategy,
+            crate::LearnerStrategy::Distinguished(_)
+        ) {
+            return Err(ReconfigError::DistinguishedLearners);
+        }
+        if let Some((_, next)) = self.epochs.next() {
+            return Err(ReconfigError::ChangeInProgress(next.epoch));
+        }
+        if let Some((_, next)) = &self.change {
+            return Err(ReconfigError::ChangeInProgress(next.epoch));
+        }
+        if !self.proposes_here() {
+            return Err(ReconfigError::NotLeader(self.leader()));
+        }
+        let next = self.epochs.current().next(change)?;
+        let instance = self
+            .proposer
+            .next_free_instance(self.learner.next_after_decided());
+        tracing::info!(node = %self.id, %instance, %next, "proposing a membership change");
+        self.proposer
+            .propose_at(instance, Entry::Reconfigure(next.clone()), out);
+        self.change = Some((instance, next));
+        Ok(instance)
+    }
+
+    /// Every instance below the next epoch's start is applied: build the roles of the epoch
+    /// (now current) from its members. The decided log, the sessions and the durable state
+    /// carry over; the proposer starts over at the epoch's start with its ballots, and hands
+    /// it the requests that were waiting; a node that is no longer a member keeps only its
+    /// learner (it still answers stragglers' catch-up).
+    fn enter_epoch(&mut self, out: &mut Effects<V>) {
+        let membership = self.epochs.current().clone();
+        let config = membership.apply_to(&self.base);
+        let member = membership.contains(self.id);
+        tracing::info!(node = %self.id, %membership, start = %self.epochs.start(), member, "entering a new epoch");
+        // What this node saw chosen in the old epoch is told before its learners change (the
+        // last of the tail is what lets the others enter too).
+        if self.learner.has_unannounced() {
+            self.learner.announce(out);
+        }
+        self.learner.reconfigure(&config, membership.epoch);
+        let (queued, pinned) = self.proposer.hand_over();
+        let decided_above = self
+            .learner
+            .decisions()
+            .range(self.applied..)
+            .map(|(i, _)| *i)
+            .collect();
+        self.seed = self.seed.wrapping_add(membership.epoch);
+        self.proposer = Proposer::new(
+            &config,
+            self.proposer.max_round(),
+            self.seed,
+            self.applied,
+            decided_above,
+        )
+        .in_epoch(membership.epoch, self.epochs.start())
+        .with_faults(self.faults.1);
+        let acceptor = member && config.acceptors.contains(&self.id);
+        match (&mut self.acceptor, acceptor) {
+            (Some(a), true) => a.reconfigure(&config),
+            (None, true) => {
+                let a = Acceptor::new(&config, Ballot::ZERO, BTreeMap::new());
+                self.acceptor = Some(a.with_faults(self.faults.0));
+            }
+            (_, false) => self.acceptor = None,
+        }
+        self.election =
+            (member && config.leader_mode == LeaderMode::Elected).then(|| Election::new(&config));
+        self.was_leader = false;
+        let askers = self.read_index.give_up();
+        self.read_index = ReadIndex::new(
+            self.id,
+            config.acceptors.clone(),
+            config.phase_timeout_ticks,
+            config.read_policy.lease().map(|(_, held)| held),
+        );
+        for asker in askers {
+            if let Asker::Local(id) = asker {
+                self.route_read(id, out);
+            }
+        }
+        // Requests waiting here go to whoever proposes in the new epoch.
+        if self.proposes_here() {
+            for (id, value) in queued {
+                self.proposer.append(id, value, out);
+            }
+            for (instance, entry) in pinned {
+                self.proposer.propose_at(instance, entry, out);
+            }
+        }
+        let mine: Vec<ProposalId> = self.own.keys().copied().collect();
+        for id in mine {
+            self.route(id, out);
+        }
+        if let Some((_, next)) = &self.change
+            && next.epoch == membership.epoch
+        {
+            self.change = None;
+            out.reconfigured.push(Ok(membership.clone()));
+        }
+        out.epochs.push(membership);
     }
 }
 
@@ -1000,6 +1219,63 @@ mod tests {
                 r
             })
             .collect()
+    }
+
+    /// A membership change (issue 18): the first change decided ends the epoch a window
+    /// later, every node enters the next one once it applied the prefix below its start, the
+    /// removed node stops being asked, and writes go on in the new epoch at its ballots.
+    #[test]
+    fn a_decided_change_moves_every_node_to_the_next_epoch() {
+        let ids = [NodeId(1), NodeId(2), NodeId(3)];
+        let mut nodes: Vec<Replica<u64>> = ids
+            .iter()
+            .map(|&id| {
+                let mut config =
+                    Config::symmetric(id, ids).with_learner_strategy(LearnerStrategy::Leader);
+                config.max_instances_ahead = 4;
+                let mut r = Replica::new(&config, DurableState::default(), id.0).expect("valid");
+                r.start(&mut Effects::new());
+                r
+            })
+            .collect();
+        let mut out = Effects::new();
+        nodes[0].propose(None, 10, &mut out);
+        pump(&mut nodes, out, NodeId(1));
+        let mut out = Effects::new();
+        let change = MemberChange::new([NodeId(1), NodeId(2)], []);
+        let at = nodes[0].reconfigure(&change, &mut out).expect("proposed");
+        assert_eq!(
+            nodes[0].reconfigure(&change, &mut Effects::new()),
+            Err(ReconfigError::ChangeInProgress(1)),
+            "one change at a time"
+        );
+        pump(&mut nodes, out, NodeId(1));
+        for n in &nodes {
+            assert_eq!(n.membership().epoch, 1, "{} entered epoch 1", n.id());
+            assert_eq!(n.epochs.start(), InstanceId(at.0 + 4));
+        }
+        let mut out = Effects::new();
+        let status = nodes[0].propose(None, 11, &mut out);
+        assert_eq!(status, ProposeStatus::Proposing(InstanceId(at.0 + 4)));
+        pump(&mut nodes, out, NodeId(1));
+        let mut out = Effects::new();
+        nodes[0].tick(&mut out); // announces what it saw chosen
+        pump(&mut nodes, out, NodeId(1));
+        assert_eq!(nodes[0].proposer().ballot().epoch, 1);
+        for n in &nodes[..2] {
+            assert_eq!(
+                n.learner()
+                    .decided(InstanceId(at.0 + 4))
+                    .and_then(Entry::value),
+                Some(&11)
+            );
+        }
+        assert!(nodes[2].acceptor().is_none(), "n3 accepts nothing any more");
+        assert_eq!(
+            nodes[2].reconfigure(&MemberChange::new([NodeId(3)], []), &mut Effects::new()),
+            Err(ReconfigError::NotLeader(None)),
+            "a removed node proposes nothing"
+        );
     }
 
     /// Deliver every message (FIFO) until the cluster is quiet; returns the messages seen.

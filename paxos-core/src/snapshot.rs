@@ -11,6 +11,7 @@
 //! ([`SnapshotError`]), never a state machine restored from garbage.
 
 use crate::ballot::{Ballot, InstanceId};
+use crate::epoch::Epochs;
 use crate::session::Sessions;
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
@@ -117,13 +118,16 @@ impl Snapshot {
 
 /// What a node's snapshot holds: the sessions (the replicated dedupe state, so exactly-once
 /// survives compaction) and the state machine's own bytes, postcard-encoded together.
-/// Payload version 2 (the first byte): sessions with a window (version 1, sessions without
-/// one and no version byte, is refused as undecodable).
+/// Payload version 3 (the first byte): sessions with a window and the epochs (the membership
+/// is part of the replicated state). Version 2, without the epochs, is read as a cluster that
+/// never changed its membership; version 1, sessions without a window and no version byte, is
+/// refused as undecodable.
 #[derive(Serialize)]
 struct PayloadRef<'a> {
     version: u8,
     sessions: &'a Sessions,
     state: &'a Bytes,
+    epochs: &'a Epochs,
 }
 
 #[derive(Deserialize)]
@@ -134,42 +138,54 @@ struct Payload {
 }
 
 /// See [`PayloadRef`].
-const PAYLOAD_VERSION: u8 = 2;
+const PAYLOAD_VERSION: u8 = 3;
 
-/// The bytes of a node's snapshot: `sessions` and the state machine's `state`.
-pub(crate) fn encode_payload(sessions: &Sessions, state: &Bytes) -> Bytes {
+/// The bytes of a node's snapshot: `sessions`, the state machine's `state` and the `epochs`.
+pub(crate) fn encode_payload(sessions: &Sessions, state: &Bytes, epochs: &Epochs) -> Bytes {
     // Encoding plain data into a Vec cannot fail (postcard fails only on writer errors and
     // unsupported types, neither of which occurs here); an empty payload is refused on decode.
     postcard::to_allocvec(&PayloadRef {
         version: PAYLOAD_VERSION,
         sessions,
         state,
+        epochs,
     })
     .map(Bytes::from)
     .unwrap_or_default()
 }
 
-/// The sessions and state machine bytes of `snapshot` (already verified).
+/// What a snapshot's payload holds: the sessions, the state machine's bytes and the epochs
+/// (`None` from a payload of version 2: no change was ever made).
+pub(crate) type DecodedPayload = (Sessions, Bytes, Option<Epochs>);
+
+/// The sessions, state machine bytes and epochs of `snapshot` (already verified).
 ///
 /// # Errors
 /// [`SnapshotError::Undecodable`].
-pub(crate) fn decode_payload(snapshot: &Snapshot) -> Result<(Sessions, Bytes), SnapshotError> {
+pub(crate) fn decode_payload(snapshot: &Snapshot) -> Result<DecodedPayload, SnapshotError> {
     let undecodable = |reason: String| SnapshotError::Undecodable {
         index: snapshot.meta.index,
         reason,
     };
     let (payload, rest) = postcard::take_from_bytes::<Payload>(&snapshot.data)
         .map_err(|e| undecodable(e.to_string()))?;
+    let (epochs, rest) = match payload.version {
+        PAYLOAD_VERSION => {
+            let (epochs, rest) = postcard::take_from_bytes::<Epochs>(rest)
+                .map_err(|e| undecodable(e.to_string()))?;
+            (Some(epochs), rest)
+        }
+        2 => (None, rest),
+        other => {
+            return Err(undecodable(format!(
+                "payload version {other}, this build reads {PAYLOAD_VERSION} and 2"
+            )));
+        }
+    };
     if !rest.is_empty() {
         return Err(undecodable(format!("{} trailing bytes", rest.len())));
     }
-    if payload.version != PAYLOAD_VERSION {
-        return Err(undecodable(format!(
-            "payload version {}, this build reads {PAYLOAD_VERSION}",
-            payload.version
-        )));
-    }
-    Ok((payload.sessions, payload.state))
+    Ok((payload.sessions, payload.state, epochs))
 }
 
 /// `snapshot below i7 (12 bytes)`.
@@ -194,15 +210,24 @@ mod tests {
         };
         sessions.apply(InstanceId(4), &entry);
         let state = Bytes::from_static(b"kv");
-        let s = Snapshot::new(
-            InstanceId(5),
-            Ballot::ZERO,
-            encode_payload(&sessions, &state),
+        let config = crate::Config::symmetric(NodeId(1), [1, 2, 3].map(NodeId));
+        let epochs = Epochs::initial(&config);
+        let encoded = encode_payload(&sessions, &state, &epochs);
+        let s = Snapshot::new(InstanceId(5), Ballot::ZERO, encoded.clone());
+        assert_eq!(
+            decode_payload(&s),
+            Ok((sessions.clone(), state.clone(), Some(epochs)))
         );
-        assert_eq!(decode_payload(&s), Ok((sessions.clone(), state.clone())));
-        let mut longer = encode_payload(&sessions, &state).to_vec();
+        // Version 2: the same without the epochs.
+        let v2 = postcard::to_allocvec(&(2u8, &sessions, &state)).expect("encodes");
+        let s = Snapshot::new(InstanceId(5), Ballot::ZERO, v2);
+        assert_eq!(
+            decode_payload(&s),
+            Ok((sessions.clone(), state.clone(), None))
+        );
+        let mut longer = encoded.to_vec();
         longer.push(0);
-        let mut other_version = encode_payload(&sessions, &state).to_vec();
+        let mut other_version = encoded.to_vec();
         other_version[0] = 1;
         for bad in [
             Bytes::new(),
