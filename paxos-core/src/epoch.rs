@@ -11,7 +11,7 @@
 //! 2. No proposer of epoch `e` ever proposes more than `window` instances above the prefix it
 //!    knows decided ([`Membership::window`], the proposer's pipeline bound). So when the entry at
 //!    `k` is decided, no epoch-`e` proposal can exist at or above `k + window`: epoch `e + 1`
-//!    starts exactly there, at [`Epochs::next_start`]. Instances `k + 1 .. k + window` are still
+//!    starts exactly there. Instances `k + 1 .. k + window` are still
 //!    epoch `e`'s: its leader fills them (clients' values first, then no-ops), so a client
 //!    write in flight during a change is decided and acknowledged as any other.
 //! 3. A node enters epoch `e + 1` once it has applied every instance below its start: the new
@@ -203,6 +203,24 @@ impl fmt::Display for Membership {
     }
 }
 
+/// Rules 1 and 2 of the module doc, for the applied log ([`Epochs`]) and the proposer alike:
+/// if `entry`, decided at `instance`, is a change that ends `epoch` (which started at
+/// `start` and proposes within `window`), where the next epoch starts and what it is. A change
+/// below the start, or naming an epoch other than the next, ends nothing.
+pub(crate) fn ends_epoch<V>(
+    entry: &Entry<V>,
+    instance: InstanceId,
+    (epoch, start, window): (u64, InstanceId, u64),
+) -> Option<(InstanceId, &Membership)> {
+    let Entry::Reconfigure(next) = entry else {
+        return None;
+    };
+    if instance < start || Some(next.epoch) != epoch.checked_add(1) {
+        return None;
+    }
+    Some((InstanceId(instance.0.saturating_add(window)), next))
+}
+
 /// A node's view of the epochs: the one in force here, where it started, and the next one
 /// once a change is decided. Follows the applied log, so every node that applied the same
 /// prefix holds the same view.
@@ -245,11 +263,6 @@ impl Epochs {
         self.next.as_ref()
     }
 
-    /// Where the epoch after a change decided at `instance` starts (rule 2 of the module doc).
-    pub fn next_start(&self, instance: InstanceId) -> InstanceId {
-        InstanceId(instance.0.saturating_add(self.current.window))
-    }
-
     /// True if `node` may talk to this node: a member now, or of the previous epoch.
     pub fn knows(&self, node: NodeId) -> bool {
         self.current.contains(node) || self.previous.contains(&node)
@@ -258,13 +271,14 @@ impl Epochs {
     /// `entry` was applied at `instance`: if it is the first change of the current epoch, the
     /// next epoch is decided. Returns true if it was.
     pub fn on_applied<V>(&mut self, instance: InstanceId, entry: &Entry<V>) -> bool {
-        let Entry::Reconfigure(next) = entry else {
-            return false;
-        };
-        if self.next.is_some() || instance < self.start || next.epoch != self.current.epoch + 1 {
+        if self.next.is_some() {
             return false;
         }
-        self.next = Some((self.next_start(instance), next.clone()));
+        let current = (self.current.epoch, self.start, self.current.window);
+        let Some((start, next)) = ends_epoch(entry, instance, current) else {
+            return false;
+        };
+        self.next = Some((start, next.clone()));
         true
     }
 
@@ -371,6 +385,12 @@ mod tests {
         assert!(
             !epochs.on_applied(start, &Entry::<u64>::Reconfigure(next)),
             "a change naming an epoch that is not the next is void"
+        );
+        let last = (u64::MAX, InstanceId(0), 1);
+        assert_eq!(
+            ends_epoch(&Entry::<u64>::Reconfigure(three()), InstanceId(1), last),
+            None,
+            "no epoch follows the last one (and nothing overflows)"
         );
     }
 }

@@ -709,11 +709,8 @@ impl<V: Value> Proposer<V> {
         }
         // The first change decided in this epoch ends it a window later (see `epoch.rs`);
         // a change decided lower, learned later, moves the end down.
-        if let Entry::Reconfigure(next) = entry
-            && instance >= self.epoch_start
-            && next.epoch == self.epoch.saturating_add(1)
-        {
-            let end = InstanceId(instance.0.saturating_add(self.window));
+        let epoch = (self.epoch, self.epoch_start, self.window);
+        if let Some((end, _)) = crate::epoch::ends_epoch(entry, instance, epoch) {
             self.epoch_end = Some(self.epoch_end.map_or(end, |known| known.min(end)));
         }
         if first_undecided > self.first_undecided {

@@ -128,6 +128,16 @@ impl ReadIndex {
         }
     }
 
+    /// The leader side for `config`'s node, acceptors, phase timeout and read policy.
+    pub(crate) fn for_config(config: &crate::Config) -> Self {
+        ReadIndex::new(
+            config.id,
+            config.acceptors.clone(),
+            config.phase_timeout_ticks,
+            config.read_policy.lease().map(|(_, held)| held),
+        )
+    }
+
     /// True while this leader holds a lease at `ballot` at time `clock`.
     pub(crate) fn holds_lease(&self, ballot: Ballot, clock: Duration) -> bool {
         self.held

@@ -266,12 +266,7 @@ impl<V: Value> Replica<V> {
             chunk_bytes: config.snapshot_chunk_bytes.max(1),
             keep_entries: config.snapshot_keep_entries,
             session_window: config.session_window_entries,
-            read_index: ReadIndex::new(
-                config.id,
-                config.acceptors.clone(),
-                config.phase_timeout_ticks,
-                config.read_policy.lease().map(|(_, held)| held),
-            ),
+            read_index: ReadIndex::for_config(config),
             clock: Duration::ZERO,
             reads: OwnReads::default(),
             reads_without_barrier: false,
@@ -1167,12 +1162,7 @@ impl<V: Value> Replica<V> {
             (member && config.leader_mode == LeaderMode::Elected).then(|| Election::new(&config));
         self.was_leader = false;
         let askers = self.read_index.give_up();
-        self.read_index = ReadIndex::new(
-            self.id,
-            config.acceptors.clone(),
-            config.phase_timeout_ticks,
-            config.read_policy.lease().map(|(_, held)| held),
-        );
+        self.read_index = ReadIndex::for_config(&config);
         for asker in askers {
             if let Asker::Local(id) = asker {
                 self.route_read(id, out);
@@ -1209,11 +1199,17 @@ mod tests {
     use std::collections::VecDeque;
 
     fn cluster() -> Vec<Replica<u64>> {
+        cluster_with(|_| {})
+    }
+
+    /// [`cluster`], each node's config changed by `tune` first.
+    fn cluster_with(tune: impl Fn(&mut Config)) -> Vec<Replica<u64>> {
         let ids = [NodeId(1), NodeId(2), NodeId(3)];
         ids.iter()
             .map(|&id| {
-                let config =
+                let mut config =
                     Config::symmetric(id, ids).with_learner_strategy(LearnerStrategy::Leader);
+                tune(&mut config);
                 let mut r = Replica::new(&config, DurableState::default(), id.0).expect("valid");
                 r.start(&mut Effects::new());
                 r
@@ -1226,18 +1222,7 @@ mod tests {
     /// removed node stops being asked, and writes go on in the new epoch at its ballots.
     #[test]
     fn a_decided_change_moves_every_node_to_the_next_epoch() {
-        let ids = [NodeId(1), NodeId(2), NodeId(3)];
-        let mut nodes: Vec<Replica<u64>> = ids
-            .iter()
-            .map(|&id| {
-                let mut config =
-                    Config::symmetric(id, ids).with_learner_strategy(LearnerStrategy::Leader);
-                config.max_instances_ahead = 4;
-                let mut r = Replica::new(&config, DurableState::default(), id.0).expect("valid");
-                r.start(&mut Effects::new());
-                r
-            })
-            .collect();
+        let mut nodes = cluster_with(|c| c.max_instances_ahead = 4);
         let mut out = Effects::new();
         nodes[0].propose(None, 10, &mut out);
         pump(&mut nodes, out, NodeId(1));
