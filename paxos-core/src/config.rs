@@ -75,8 +75,19 @@ pub enum LeaderMode {
 pub struct Config {
     /// This node.
     pub id: NodeId,
-    /// Every node of the cluster (proposers may be any of them).
+    /// Every node of the cluster (proposers may be any of them). With membership changes
+    /// ([`crate::NodeHandle::reconfigure`]) this and the roles below are epoch 0, the
+    /// configuration the cluster started with: every node, a joining one too, is given the
+    /// same, and the log says what the cluster is now.
     pub nodes: BTreeSet<NodeId>,
+    /// This node is not one of `nodes`: it starts outside the cluster, waits until a
+    /// membership change adds it as a learner, then catches up from the members (snapshot and
+    /// log tail) and follows the log like any of them. It asks the nodes of its configuration
+    /// for the decided log, so give it the cluster's initial configuration (the window,
+    /// [`Config::max_instances_ahead`], must be the one the cluster started with: it says
+    /// where every later epoch starts). Without it, a node missing from `nodes` is a mistake
+    /// ([`ConfigError::SelfMissing`]).
+    pub joining: bool,
     /// The acceptors; a majority of them is a quorum.
     pub acceptors: BTreeSet<NodeId>,
     /// The learners; every decision reaches all of them.
@@ -104,9 +115,12 @@ pub struct Config {
     /// About this many bytes of entries in one `Promise` (their postcard size; a page holds at
     /// least one entry whatever its size). Keep it well under the transport's frame limit.
     pub promise_page_bytes: usize,
-    /// A client may pin a proposal (`propose_at`) at most this many instances above the
-    /// decided prefix: the leader fills every hole below what it proposes, so an instance far
-    /// ahead would make it propose that many no-ops.
+    /// The window: a proposer has at most this many instances above the decided prefix it
+    /// knows in flight, and a client may pin a proposal (`propose_at`) at most this far above
+    /// it (the leader fills every hole below what it proposes). It is also the hand-off
+    /// distance of a membership change: the next epoch starts this many instances after the
+    /// entry that ends the current one, so keep it small (every instance of that tail that no
+    /// client filled is decided as a no-op). Fixed by epoch 0 for the life of the cluster.
     pub max_instances_ahead: u64,
     /// Take a snapshot once this many entries were applied since the last one (0: never).
     /// Needs a state machine to take it from (see [`crate::Replica::compact`]).
@@ -142,9 +156,12 @@ pub enum ConfigError {
     /// A role names a node that is not in `nodes`.
     #[error("{0} is an acceptor or learner but not in the node list")]
     NotANode(NodeId),
-    /// This node is not in `nodes`.
-    #[error("this node {0} is not in the node list")]
+    /// This node is not in `nodes` (and does not say it is joining, [`Config::joining`]).
+    #[error("this node {0} is not in the node list (a node that joins a running cluster says so)")]
     SelfMissing(NodeId),
+    /// A joining node that is one of the initial nodes.
+    #[error("node {0} is one of the initial nodes; only a new id can join")]
+    JoiningMember(NodeId),
     /// A timing parameter is zero or inverted.
     #[error("invalid timing: {0}")]
     Timing(&'static str),
@@ -154,6 +171,16 @@ pub enum ConfigError {
 }
 
 impl Config {
+    /// This configuration for node `id` joining the cluster it describes (see
+    /// [`Config::joining`]).
+    pub fn for_joining(&self, id: NodeId) -> Config {
+        Config {
+            id,
+            joining: true,
+            ..self.clone()
+        }
+    }
+
     /// A cluster where every node is proposer, acceptor and learner (the Elixir shape), with
     /// defaults suited to a LAN or a simulation: 1 ms ticks, 50 ms phase timeout.
     pub fn symmetric(id: NodeId, nodes: impl IntoIterator<Item = NodeId>) -> Config {
@@ -163,6 +190,7 @@ impl Config {
             acceptors: nodes.clone(),
             learners: nodes.clone(),
             nodes,
+            joining: false,
             learner_strategy: LearnerStrategy::AllToAll,
             leader_mode: LeaderMode::Leaderless,
             tick_interval: Duration::from_millis(1),
@@ -174,7 +202,7 @@ impl Config {
             catch_up_batch: 256,
             promise_page_entries: 1024,
             promise_page_bytes: 1 << 20,
-            max_instances_ahead: 1 << 20,
+            max_instances_ahead: 1024,
             snapshot_every_entries: 0,
             snapshot_every_bytes: 0,
             snapshot_keep_entries: 1024,
@@ -248,8 +276,10 @@ impl Config {
         if self.acceptors.is_empty() {
             return Err(ConfigError::NoAcceptors);
         }
-        if !self.nodes.contains(&self.id) {
-            return Err(ConfigError::SelfMissing(self.id));
+        match (self.nodes.contains(&self.id), self.joining) {
+            (false, false) => return Err(ConfigError::SelfMissing(self.id)),
+            (true, true) => return Err(ConfigError::JoiningMember(self.id)),
+            _ => {}
         }
         let distinguished = match &self.learner_strategy {
             LearnerStrategy::AllToAll | LearnerStrategy::Leader => BTreeSet::new(),
@@ -294,5 +324,30 @@ impl Config {
             ));
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_joining_node_may_be_missing_from_the_nodes() {
+        let founding = Config::symmetric(NodeId(1), [1, 2, 3].map(NodeId));
+        assert_eq!(founding.validate(), Ok(()));
+        let stranger = Config {
+            id: NodeId(4),
+            ..founding.clone()
+        };
+        assert_eq!(
+            stranger.validate(),
+            Err(ConfigError::SelfMissing(NodeId(4)))
+        );
+        let joining = founding.for_joining(NodeId(4));
+        assert_eq!(joining.validate(), Ok(()));
+        assert_eq!(
+            founding.for_joining(NodeId(2)).validate(),
+            Err(ConfigError::JoiningMember(NodeId(2)))
+        );
     }
 }

@@ -24,9 +24,9 @@
 //! Without the window (the next epoch starting right after `k`) an old leader's pipelined value
 //! at `k + 1` can be chosen by the old acceptors while the new ones choose another.
 //!
-//! Status: the replica proposes changes ([`crate::Replica::reconfigure`]) and enters epochs;
-//! the runtime, the transport's peer list, joining nodes and the model check come next
-//! (issue 18 lands in slices).
+//! The replica proposes changes ([`crate::Replica::reconfigure`]) and enters epochs; the
+//! runtime answers the caller of [`crate::NodeHandle::reconfigure`] once the new epoch is in
+//! force here and hands the new peers to the transport ([`crate::Transport::set_peers`]).
 //!
 //! New acceptors first join as learners (they catch up by snapshot and log tail), and only a
 //! later change makes them acceptors: [`Membership::next`] refuses an acceptor that is not a
@@ -37,7 +37,7 @@ use crate::ballot::{InstanceId, NodeId};
 use crate::config::Config;
 use crate::log::Entry;
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
 /// One epoch's configuration: who is in the cluster and what each member does.
@@ -58,6 +58,11 @@ pub struct Membership {
     pub window: u64,
     /// Ids removed by earlier changes: never members again.
     pub retired: BTreeSet<NodeId>,
+    /// Where members listen, as the transport names them (`"host:port"`), for the members a
+    /// change named an address for. Opaque to the protocol: the runtime hands them to the
+    /// transport ([`crate::Transport::set_peers`]), which knows the others from its own
+    /// configuration. The one place a live cluster learns where a new node is.
+    pub addresses: BTreeMap<NodeId, String>,
 }
 
 /// The roles a change asks for (the next epoch's number, window and retired ids follow from
@@ -69,6 +74,9 @@ pub struct MemberChange {
     /// Its learners besides the acceptors (nodes catching up to become acceptors, or
     /// observers).
     pub learners: BTreeSet<NodeId>,
+    /// Where members listen ([`Membership::addresses`]): needed for a node the peers'
+    /// transports do not know yet; an address given again replaces the old one.
+    pub addresses: BTreeMap<NodeId, String>,
 }
 
 impl MemberChange {
@@ -80,9 +88,19 @@ impl MemberChange {
         MemberChange {
             acceptors: acceptors.into_iter().collect(),
             learners: learners.into_iter().collect(),
+            addresses: BTreeMap::new(),
         }
     }
+
+    /// The change also says where `node` listens.
+    pub fn with_address(mut self, node: NodeId, address: impl Into<String>) -> Self {
+        self.addresses.insert(node, address.into());
+        self
+    }
 }
+
+/// Longest address a change may name, in bytes (a host name and a port fit many times over).
+pub const MAX_ADDRESS_LEN: usize = 255;
 
 /// Why a change was refused.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -119,6 +137,12 @@ pub enum ReconfigError {
     /// No epoch is left (the epoch counter is at its bound).
     #[error("no epoch is left above {0}")]
     Exhausted(u64),
+    /// An address for a node the change does not make a member, or one that is empty or
+    /// longer than [`MAX_ADDRESS_LEN`].
+    #[error(
+        "bad address for {0}: it must name a member of the new configuration, non-empty and at most {MAX_ADDRESS_LEN} bytes"
+    )]
+    BadAddress(NodeId),
 }
 
 impl Membership {
@@ -131,6 +155,7 @@ impl Membership {
             learners: config.learners.clone(),
             window: config.max_instances_ahead.max(1),
             retired: BTreeSet::new(),
+            addresses: BTreeMap::new(),
         }
     }
 
@@ -155,6 +180,11 @@ impl Membership {
         {
             return Err(ReconfigError::NotALearnerYet(id));
         }
+        if let Some((&id, _)) = change.addresses.iter().find(|(id, address)| {
+            !learners.contains(id) || address.is_empty() || address.len() > MAX_ADDRESS_LEN
+        }) {
+            return Err(ReconfigError::BadAddress(id));
+        }
         if change.acceptors == self.acceptors && learners == self.learners {
             return Err(ReconfigError::Unchanged(self.epoch));
         }
@@ -165,6 +195,9 @@ impl Membership {
             .ok_or(ReconfigError::Exhausted(self.epoch))?;
         let mut retired = self.retired.clone();
         retired.extend(self.nodes.difference(&learners));
+        let mut addresses = self.addresses.clone();
+        addresses.retain(|id, _| learners.contains(id));
+        addresses.extend(change.addresses.clone());
         Ok(Membership {
             epoch,
             nodes: learners.clone(),
@@ -172,6 +205,7 @@ impl Membership {
             learners,
             window: self.window,
             retired,
+            addresses,
         })
     }
 
@@ -266,6 +300,19 @@ impl Epochs {
     /// True if `node` may talk to this node: a member now, or of the previous epoch.
     pub fn knows(&self, node: NodeId) -> bool {
         self.current.contains(node) || self.previous.contains(&node)
+    }
+
+    /// Every node this one talks to ([`crate::Transport::set_peers`]): the members now and of
+    /// the previous epoch (stragglers catch up from it), with the address a change named for
+    /// each; `me` left out.
+    pub fn peers(&self, me: NodeId) -> crate::transport::Peers {
+        self.current
+            .nodes
+            .iter()
+            .chain(&self.previous)
+            .filter(|&&id| id != me)
+            .map(|&id| (id, self.current.addresses.get(&id).cloned()))
+            .collect()
     }
 
     /// `entry` was applied at `instance`: if it is the first change of the current epoch, the

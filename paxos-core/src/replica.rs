@@ -1077,6 +1077,12 @@ impl<V: Value> Replica<V> {
         self.epochs.current()
     }
 
+    /// Every node this one talks to now: the members of this epoch and of the one before,
+    /// with the addresses the changes named (see [`crate::Transport::set_peers`]).
+    pub fn peers(&self) -> crate::transport::Peers {
+        self.epochs.peers(self.id)
+    }
+
     /// Propose a membership change (on the leader, or any node when leaderless): the
     /// configuration `change` names becomes the next epoch once decided and once every
     /// instance below its start is decided. The end appears in [`Effects::reconfigured`]: the

@@ -6,6 +6,11 @@
 use crate::ballot::NodeId;
 use crate::message::{Message, Value};
 use async_trait::async_trait;
+use std::collections::BTreeMap;
+
+/// The nodes a node talks to after a membership change, each with the address the change
+/// named for it (`None`: the one the transport knows already, from its own configuration).
+pub type Peers = BTreeMap<NodeId, Option<String>>;
 
 /// Errors of a [`Transport`].
 #[derive(Debug, thiserror::Error)]
@@ -49,6 +54,20 @@ pub trait Transport<V: Value>: Send + Sync + 'static {
     /// # Errors
     /// [`TransportError::Closed`] when no message can arrive any more; the node then stops.
     async fn recv(&mut self) -> Result<(NodeId, Message<V>), TransportError>;
+
+    /// The membership changed: from now on exchange messages with `peers` only. Dial the new
+    /// ones, close the links of those gone, and refuse handshakes from anyone else, so the
+    /// transport's peers are always what the protocol's configuration says (the runtime calls
+    /// it at start and on every new epoch). Transports without a peer list keep the default,
+    /// which does nothing: the protocol itself ignores messages from non-members.
+    ///
+    /// # Errors
+    /// A peer the transport cannot reach (no address known for it); the others are set, and
+    /// the runtime logs the error and carries on.
+    async fn set_peers(&mut self, peers: &Peers) -> Result<(), TransportError> {
+        let _ = peers;
+        Ok(())
+    }
 
     /// Messages that arrived and wait for `recv` (the node's mailbox), for monitoring: a node
     /// that keeps up drains it. Transports that cannot tell report 0.

@@ -593,3 +593,129 @@ async fn drift_beyond_the_bound_lets_a_lease_serve_stale_reads() {
         "no stale read despite grantors' clocks 60 % fast"
     );
 }
+
+/// A cluster of `founders` over one in-process network, plus room for nodes that join.
+struct Members {
+    net: ChannelNetwork<u64>,
+    initial: Config,
+    handles: std::collections::BTreeMap<NodeId, paxos_core::NodeHandle<u64>>,
+}
+
+impl Members {
+    fn found(founders: &[u64]) -> Self {
+        let ids: Vec<NodeId> = founders.iter().copied().map(NodeId).collect();
+        let mut initial = Config::symmetric(ids[0], ids.iter().copied());
+        initial.max_instances_ahead = 8;
+        let mut members = Members {
+            net: ChannelNetwork::new(),
+            initial: initial.clone(),
+            handles: Default::default(),
+        };
+        for id in ids {
+            members.start(Config {
+                id,
+                ..initial.clone()
+            });
+        }
+        members
+    }
+
+    fn start(&mut self, config: Config) {
+        let id = config.id;
+        let (handle, _task) =
+            Node::spawn(config, SharedDisk::default(), self.net.endpoint(id), id.0)
+                .expect("valid config");
+        self.handles.insert(id, handle);
+    }
+
+    fn node(&self, id: u64) -> &paxos_core::NodeHandle<u64> {
+        &self.handles[&NodeId(id)]
+    }
+
+    async fn epoch_of(&self, id: u64) -> u64 {
+        self.node(id)
+            .status()
+            .await
+            .expect("running")
+            .membership
+            .epoch
+    }
+}
+
+fn ids(xs: &[u64]) -> Vec<NodeId> {
+    xs.iter().copied().map(NodeId).collect()
+}
+
+/// Live membership change through the runtime (issue 18): a node started as joining is added
+/// as a learner, catches up on what was decided before it existed, is made an acceptor, and
+/// a founder is removed; `reconfigure` answers once the new epoch is in force; a second change
+/// while one is in flight is refused; every node's transport is given exactly the peers of
+/// its epoch (and the one before), so a removed node ends up unreachable.
+#[tokio::test(flavor = "current_thread", start_paused = true)]
+async fn a_joining_node_is_added_caught_up_promoted_and_a_founder_removed() {
+    use paxos_core::{MemberChange, ReconfigError};
+    let wait = std::time::Duration::from_secs(10);
+    let mut c = Members::found(&[1, 2, 3]);
+    for v in 1..=5 {
+        c.node(1).append(v, wait).await.expect("appended");
+    }
+    c.start(c.initial.for_joining(NodeId(4)));
+    assert_eq!(c.epoch_of(4).await, 0, "outside the cluster until added");
+
+    let learner = MemberChange::new(ids(&[1, 2, 3]), ids(&[4]));
+    let busy = MemberChange::new(ids(&[1, 2]), ids(&[4]));
+    let (first, second) = tokio::join!(
+        c.node(1).reconfigure(learner, wait),
+        c.node(1).reconfigure(busy, wait)
+    );
+    let epoch1 = first.expect("n4 joins as a learner");
+    assert_eq!((epoch1.epoch, epoch1.nodes.len()), (1, 4));
+    assert!(
+        matches!(
+            second,
+            Err(NodeError::Reconfig(ReconfigError::ChangeInProgress(1)))
+        ),
+        "{second:?}"
+    );
+    // The learner catches up on the prefix decided before it joined.
+    let fifth = c
+        .node(4)
+        .wait_decided(InstanceId(4))
+        .await
+        .expect("caught up");
+    assert_eq!(fifth.value(), Some(&5));
+
+    let promoted = MemberChange::new(ids(&[2, 3, 4]), []);
+    let epoch2 = c
+        .node(2)
+        .reconfigure(promoted, wait)
+        .await
+        .expect("promoted");
+    assert_eq!(epoch2.acceptors, ids(&[2, 3, 4]).into_iter().collect());
+    assert!(epoch2.retired.contains(&NodeId(1)));
+    let reused = MemberChange::new(ids(&[1, 2, 3, 4]), []);
+    assert!(matches!(
+        c.node(2).reconfigure(reused, wait).await,
+        Err(NodeError::Reconfig(ReconfigError::IdReused(NodeId(1))))
+    ));
+    // Writes go on in epoch 2, decided by n2..n4, and every member agrees on the log.
+    let at = c.node(4).append(6, wait).await.expect("written in epoch 2");
+    for id in [2, 3, 4] {
+        let entry = c.node(id).wait_decided(at).await.expect("decided");
+        assert_eq!(entry.value(), Some(&6), "n{id}");
+        assert_eq!(c.epoch_of(id).await, 2);
+    }
+    assert_eq!(
+        c.node(2).decisions().await.unwrap(),
+        c.node(4).decisions().await.unwrap(),
+        "one log"
+    );
+    // The transports follow: n4 talks to n2, n3 and (one epoch back, so it can catch up) n1.
+    let peers = c.net.peers_of(NodeId(4)).expect("set by the runtime");
+    assert_eq!(peers.keys().copied().collect::<Vec<_>>(), ids(&[1, 2, 3]));
+    let same = MemberChange::new(ids(&[2, 3, 4]), []);
+    assert!(matches!(
+        c.node(2).reconfigure(same, wait).await,
+        Err(NodeError::Reconfig(ReconfigError::Unchanged(2)))
+    ));
+}

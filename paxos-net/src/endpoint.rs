@@ -10,7 +10,8 @@ use crate::inbound::Inbound;
 use crate::metrics::{Counters, NetMetrics};
 use crate::network::Network;
 use crate::outbound::{Outbound, Timing};
-use paxos_core::{Message, NodeId, TransportError, Value};
+use futures::future::BoxFuture;
+use paxos_core::{Message, NodeId, Peers, TransportError, Value};
 use rand::rngs::StdRng;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -27,13 +28,29 @@ const SEED_BACKOFF: u64 = 1;
 pub(crate) struct Endpoint<V> {
     id: NodeId,
     max_frame_len: usize,
+    /// One queue (and outbound task) per peer dialled.
     queues: BTreeMap<NodeId, mpsc::Sender<EncodedFrame>>,
+    /// Where each node listens: the configured peers, plus what membership changes named.
+    addresses: BTreeMap<NodeId, String>,
     inbox: mpsc::Receiver<(NodeId, Message<V>)>,
     counters: Arc<Counters>,
+    identity: Arc<Identity>,
+    inbound: Arc<Inbound<V>>,
+    dialing: Dialing,
     stop: CancellationToken,
-    // Behind a mutex only so the endpoint is `Sync`; touched by `shutdown` alone.
+    // Behind a mutex only so the endpoint is `Sync`; touched with `&mut self` alone.
     tasks: Mutex<JoinSet<()>>,
     closed: bool,
+}
+
+/// What every outbound task is started with.
+struct Dialing {
+    timing: Timing,
+    queue_capacity: usize,
+    backoff: (std::time::Duration, std::time::Duration),
+    seed: u64,
+    /// An outbound task over the transport's network (`Outbound::run::<N, V>`).
+    run: fn(Outbound) -> BoxFuture<'static, ()>,
 }
 
 impl<V: Value> Endpoint<V> {
@@ -50,7 +67,7 @@ impl<V: Value> Endpoint<V> {
         let identity = Arc::new(Identity {
             id: cfg.id,
             cluster_id: cfg.cluster_id,
-            members: cfg.peers.keys().copied().collect(),
+            members: Mutex::new(cfg.peers.keys().copied().collect()),
             secret: cfg.secret.clone(),
         });
         let timing = Timing {
@@ -73,44 +90,122 @@ impl<V: Value> Endpoint<V> {
             idle_timeout: cfg.idle_timeout,
             live: Mutex::new(BTreeMap::new()),
         });
-        tasks.spawn(inbound.accept_loop::<N>(listener, nonces, stop.clone()));
-
-        let mut queues = BTreeMap::new();
-        for (&peer, addr) in &cfg.peers {
-            let (tx, rx) = mpsc::channel(cfg.queue_capacity);
-            queues.insert(peer, tx);
-            let outbound = Outbound {
-                peer,
-                addr: addr.clone(),
-                queue: rx,
-                identity: identity.clone(),
-                timing,
-                backoff: Backoff::new(
-                    cfg.backoff_min,
-                    cfg.backoff_max,
-                    derive_seed(cfg.seed, SEED_BACKOFF, peer.0 ^ cfg.id.0.rotate_left(17)),
-                ),
-                counters: counters.clone(),
-            };
-            let stop = stop.clone();
-            tasks.spawn(async move {
-                tokio::select! {
-                    biased;
-                    () = stop.cancelled() => {}
-                    () = outbound.run::<N, V>() => {}
-                }
-            });
-        }
-        Ok(Endpoint {
+        tasks.spawn(
+            inbound
+                .clone()
+                .accept_loop::<N>(listener, nonces, stop.clone()),
+        );
+        let mut endpoint = Endpoint {
             id: cfg.id,
             max_frame_len: cfg.max_frame_len,
-            queues,
+            queues: BTreeMap::new(),
+            addresses: cfg.peers.clone(),
             inbox,
             counters,
+            identity,
+            inbound,
+            dialing: Dialing {
+                timing,
+                queue_capacity: cfg.queue_capacity,
+                backoff: (cfg.backoff_min, cfg.backoff_max),
+                seed: cfg.seed,
+                run: |outbound| Box::pin(outbound.run::<N, V>()),
+            },
             stop,
             tasks: Mutex::new(tasks),
             closed: false,
-        })
+        };
+        for peer in cfg.peers.keys() {
+            endpoint.dial(*peer);
+        }
+        Ok(endpoint)
+    }
+
+    /// Start `peer`'s queue and outbound task, dialling its known address.
+    fn dial(&mut self, peer: NodeId) {
+        let Some(addr) = self.addresses.get(&peer) else {
+            return;
+        };
+        let (tx, rx) = mpsc::channel(self.dialing.queue_capacity);
+        // Replacing a queue drops the old sender: the old task ends with it.
+        self.queues.insert(peer, tx);
+        let (min, max) = self.dialing.backoff;
+        let outbound = Outbound {
+            peer,
+            addr: addr.clone(),
+            queue: rx,
+            identity: self.identity.clone(),
+            timing: self.dialing.timing,
+            backoff: Backoff::new(
+                min,
+                max,
+                derive_seed(
+                    self.dialing.seed,
+                    SEED_BACKOFF,
+                    peer.0 ^ self.id.0.rotate_left(17),
+                ),
+            ),
+            counters: self.counters.clone(),
+        };
+        let stop = self.stop.clone();
+        let run = self.dialing.run;
+        self.tasks
+            .get_mut()
+            .unwrap_or_else(|p| p.into_inner())
+            .spawn(async move {
+                tokio::select! {
+                    biased;
+                    () = stop.cancelled() => {}
+                    () = run(outbound) => {}
+                }
+            });
+    }
+
+    /// The membership changed: dial the new peers (at the address named, or the one known),
+    /// redial those whose address changed, close the links of those gone (both ways), and
+    /// admit only `peers` to handshakes from now on.
+    pub(crate) fn set_peers(&mut self, peers: &Peers) -> Result<(), TransportError> {
+        let peers: BTreeMap<NodeId, Option<String>> = peers
+            .iter()
+            .filter(|(id, _)| **id != self.id)
+            .map(|(id, a)| (*id, a.clone()))
+            .collect();
+        self.identity.admit_only(peers.keys().copied().collect());
+        let gone: Vec<NodeId> = self
+            .queues
+            .keys()
+            .filter(|id| !peers.contains_key(id))
+            .copied()
+            .collect();
+        for id in gone {
+            self.queues.remove(&id);
+            self.inbound.disconnect(id);
+            tracing::info!(node = %self.id, peer = %id, "peer left the cluster; link closed");
+        }
+        let mut unreachable = Vec::new();
+        for (&id, address) in &peers {
+            let moved = address
+                .as_ref()
+                .is_some_and(|a| self.addresses.get(&id) != Some(a));
+            if let Some(a) = address.clone().filter(|_| moved) {
+                self.addresses.insert(id, a);
+            }
+            if moved || !self.queues.contains_key(&id) {
+                if self.addresses.contains_key(&id) {
+                    tracing::info!(node = %self.id, peer = %id, addr = ?self.addresses.get(&id), "dialling a new peer");
+                    self.dial(id);
+                } else {
+                    unreachable.push(id);
+                }
+            }
+        }
+        if unreachable.is_empty() {
+            Ok(())
+        } else {
+            Err(TransportError::Other(format!(
+                "no address known for {unreachable:?}: name it in the membership change"
+            )))
+        }
     }
 
     pub(crate) fn id(&self) -> NodeId {
@@ -233,6 +328,13 @@ macro_rules! delegate_to_endpoint {
 
             fn backlog(&self) -> usize {
                 self.endpoint.backlog()
+            }
+
+            async fn set_peers(
+                &mut self,
+                peers: &paxos_core::Peers,
+            ) -> Result<(), paxos_core::TransportError> {
+                self.endpoint.set_peers(peers)
             }
         }
     };

@@ -11,6 +11,7 @@ use crate::error::NetError;
 use futures::{SinkExt, StreamExt};
 use paxos_core::{NodeId, Value};
 use std::collections::BTreeSet;
+use std::sync::Mutex;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_util::codec::Framed;
 
@@ -19,9 +20,23 @@ use tokio_util::codec::Framed;
 pub(crate) struct Identity {
     pub(crate) id: NodeId,
     pub(crate) cluster_id: u64,
-    /// Ids allowed to connect to us.
-    pub(crate) members: BTreeSet<NodeId>,
+    /// Ids allowed to connect to us: the peers of the configuration in force, replaced when
+    /// the membership changes ([`crate::Transport`]'s `set_peers`).
+    pub(crate) members: Mutex<BTreeSet<NodeId>>,
     pub(crate) secret: Option<Vec<u8>>,
+}
+
+impl Identity {
+    /// True if `node` may connect to us now.
+    pub(crate) fn admits(&self, node: NodeId) -> bool {
+        let members = self.members.lock().unwrap_or_else(|p| p.into_inner());
+        members.contains(&node)
+    }
+
+    /// From now on admit `members` only.
+    pub(crate) fn admit_only(&self, members: BTreeSet<NodeId>) {
+        *self.members.lock().unwrap_or_else(|p| p.into_inner()) = members;
+    }
 }
 
 fn encode<V: Value>(frame: Frame<V>) -> Result<EncodedFrame, NetError> {
@@ -147,7 +162,7 @@ fn check(hello: &Hello, me: &Identity, nonce: &[u8; 32]) -> Result<(), (Refusal,
         ));
     }
     let refuse = |r: Refusal| Err((r.clone(), NetError::Refused(r)));
-    if !me.members.contains(&hello.node) {
+    if !me.admits(hello.node) {
         return refuse(Refusal::UnknownNode(hello.node));
     }
     if let Some(secret) = me.secret.as_deref() {

@@ -131,7 +131,7 @@ impl<V: Value> Inbound<V> {
         tracing::debug!(%peer, %remote, "accepted connection");
         let why = tokio::select! {
             biased;
-            () = stop.cancelled() => NetError::Protocol("replaced by a newer connection"),
+            () = stop.cancelled() => NetError::Protocol("replaced by a newer connection, or the peer left the cluster"),
             why = self.read(&mut conn, peer) => why,
         };
         self.unregister(peer, conn_id);
@@ -198,6 +198,14 @@ impl<V: Value> Inbound<V> {
             older.cancel();
         }
         token
+    }
+
+    /// Close `peer`'s connection, if it has one (it left the cluster).
+    pub(crate) fn disconnect(&self, peer: NodeId) {
+        let mut live = self.live.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((_, token)) = live.remove(&peer) {
+            token.cancel();
+        }
     }
 
     fn unregister(&self, peer: NodeId, conn_id: u64) {

@@ -6,6 +6,7 @@
 //! on (fix the request, retry it); [`NodeError::Fatal`] means the node has stopped and every
 //! later request fails the same way, carrying the same [`Fatal`] cause, whichever handle asks.
 
+use crate::epoch::ReconfigError;
 use crate::state_machine::RestoreError;
 use crate::storage::StorageError;
 use crate::transport::TransportError;
@@ -34,6 +35,10 @@ pub enum NodeError {
         /// Accepts for it had been sent, so a later leader may still choose it.
         maybe_chosen: bool,
     },
+    /// A membership change was refused, or did not happen (another was decided first, the
+    /// node lost its leadership): see the reason, look at the configuration, ask again.
+    #[error("membership change: {0}")]
+    Reconfig(#[from] ReconfigError),
     /// The node has stopped, for this reason; it answers nothing any more.
     #[error(transparent)]
     Fatal(#[from] Fatal),

@@ -3,6 +3,7 @@
 use super::error::{Fate, NodeError};
 use super::node::Command;
 use crate::ballot::{Ballot, InstanceId, NodeId};
+use crate::epoch::{MemberChange, Membership};
 use crate::log::{ClientId, Decision, Entry, ProposalId};
 use crate::message::Value;
 use crate::snapshot::SnapshotMeta;
@@ -51,6 +52,8 @@ pub struct NodeStatus {
     /// mailbox plus queued client commands. A node that keeps up drains it (the Elixir
     /// coursework's `{:message_queue_len, 0}` check).
     pub backlog: usize,
+    /// The configuration in force here (its epoch, members and roles).
+    pub membership: Membership,
 }
 
 /// The answer to a request ([`NodeHandle::call`]): where it sits in the log, and what the
@@ -382,6 +385,45 @@ impl<V: Value> NodeHandle<V> {
         let (reply, rx) = oneshot::channel();
         self.send(Command::Status { reply }).await?;
         rx.await.map_err(|_| self.fate.error())
+    }
+
+    /// Change the cluster's membership (on the leader): returns the new configuration once it
+    /// is in force on this node, i.e. once the change and every instance below the new epoch's
+    /// start are decided and applied here. A node joins as a learner first
+    /// ([`MemberChange::learners`]) and becomes an acceptor by a later change, once it caught
+    /// up; one change runs at a time.
+    ///
+    /// ```no_run
+    /// # use paxos_core::{MemberChange, NodeHandle, NodeId};
+    /// # use std::time::Duration;
+    /// # async fn grow(leader: NodeHandle<u64>) -> Result<(), paxos_core::NodeError> {
+    /// let wait = Duration::from_secs(10);
+    /// let voters = [1, 2, 3].map(NodeId);
+    /// // Node 4 joins as a learner (its address is news to the others' transports)...
+    /// let change = MemberChange::new(voters, [NodeId(4)]).with_address(NodeId(4), "10.0.0.4:7000");
+    /// leader.reconfigure(change, wait).await?;
+    /// // ... and, once it has caught up, votes.
+    /// leader.reconfigure(MemberChange::new([1, 2, 3, 4].map(NodeId), []), wait).await?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
+    /// # Errors
+    /// [`NodeError::Reconfig`] with why the change was refused or did not happen (not the
+    /// leader, another change in progress, an id reused, ...); [`NodeError::TimedOut`] if the
+    /// new epoch was not in force here within `timeout` (the change may still happen: look at
+    /// [`NodeStatus::membership`]); [`NodeError::Fatal`] if the node stopped.
+    pub async fn reconfigure(
+        &self,
+        change: MemberChange,
+        timeout: Duration,
+    ) -> Result<Membership, NodeError> {
+        let (reply, rx) = oneshot::channel();
+        self.send(Command::Reconfigure { change, reply }).await?;
+        match tokio::time::timeout(timeout, rx).await {
+            Err(_) => Err(NodeError::TimedOut { maybe_chosen: true }),
+            Ok(answer) => answer.map_err(|_| self.fate.error())?,
+        }
     }
 
     /// Ask the node to stop after its current step. Returns once the request is queued.

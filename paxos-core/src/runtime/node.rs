@@ -5,18 +5,19 @@ use super::clock::Clock;
 use super::error::{Fatal, Fate, NodeError};
 use super::handle::{NodeHandle, NodeStatus, Reply};
 use super::step::Step;
-use super::waiters::{AppendReply, ProposeReply, ReadReply, Waiters};
+use super::waiters::{AppendReply, ProposeReply, ReadReply, ReconfigReply, Waiters};
 use crate::acceptor::AcceptorFaults;
 use crate::ballot::{InstanceId, NodeId};
 use crate::config::{Config, ConfigError};
 use crate::effects::{Effects, Write};
+use crate::epoch::MemberChange;
 use crate::log::{ClientId, Decision, Entry, ProposalId};
 use crate::message::{Envelope, Message, Value};
 use crate::proposer::ProposerFaults;
 use crate::replica::{AppendStatus, ProposeStatus, Replica};
 use crate::state_machine::StateMachine;
 use crate::storage::{Storage, StorageError};
-use crate::transport::Transport;
+use crate::transport::{Peers, Transport};
 use crate::validate::InputError;
 use futures::FutureExt;
 use std::collections::BTreeMap;
@@ -78,6 +79,11 @@ pub(crate) enum Command<V> {
         query: Option<bytes::Bytes>,
         timeout: Duration,
         reply: ReadReply,
+    },
+    /// A membership change ([`NodeHandle::reconfigure`]).
+    Reconfigure {
+        change: MemberChange,
+        reply: ReconfigReply,
     },
     Shutdown,
 }
@@ -294,6 +300,9 @@ async fn serve<V: Value, S: Storage<V>, T: Transport<V>>(
     replica.observe_time(clock.now());
     replica.start(&mut out);
     save(storage, id, &mut out.writes).await?;
+    // The transport talks to the members of the epoch the log is in, not to whom it was
+    // configured with: a restarted node may be epochs further on.
+    set_peers(&mut transport, id, &replica.peers()).await;
     tracing::info!(node = %id, first_undecided = %replica.learner().first_undecided(), "node started");
     let mut ticker = tokio::time::interval(config.tick_interval);
     ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
@@ -392,6 +401,10 @@ async fn serve<V: Value, S: Storage<V>, T: Transport<V>>(
         if !pending.is_empty() {
             tracing::error!(node = %id, "local delivery loop did not settle; dropping the rest");
         }
+        // A new epoch: its members are the transport's peers before anything is sent to them.
+        if !out.epochs.is_empty() {
+            set_peers(&mut transport, id, &replica.peers()).await;
+        }
         // 4. Durable before anything leaves, with the two exceptions of `Step`.
         unsaved.append(&mut out.writes);
         let step = Step::plan(std::mem::take(&mut remote), &unsaved, idle_tick, stop);
@@ -412,6 +425,7 @@ async fn serve<V: Value, S: Storage<V>, T: Transport<V>>(
             None => Default::default(),
         };
         waiters.answer(&out, faults.1.ack_before_prefix, &outputs);
+        waiters.answer_reconfig(&out);
         waiters.answer_reads(&out, replica.applied(), |q| {
             applier.as_ref().map(|a| a.query(q)).unwrap_or_default()
         });
@@ -459,6 +473,15 @@ fn deliver<V: Value>(
     let kind = message.kind();
     if let Err(e) = replica.on_message(from, message, out) {
         tracing::warn!(node = %replica.id(), %from, kind, error = %e, "message rejected");
+    }
+}
+
+/// Make `peers` the transport's peers; a failure is logged (the protocol ignores non-members
+/// on its own, and a peer it cannot reach is one more silent node).
+async fn set_peers<V: Value, T: Transport<V>>(transport: &mut T, id: NodeId, peers: &Peers) {
+    tracing::debug!(node = %id, peers = ?peers.keys().collect::<Vec<_>>(), "transport peers");
+    if let Err(e) = transport.set_peers(peers).await {
+        tracing::warn!(node = %id, error = %e, "transport could not take the new peers");
     }
 }
 
@@ -550,6 +573,7 @@ fn on_command<V: Value>(
                 receiving_snapshot: replica.receiving_snapshot(),
                 decided: replica.learner().decisions().len(),
                 backlog: backlog(),
+                membership: replica.membership().clone(),
             });
         }
         Command::Linearize {
@@ -560,6 +584,12 @@ fn on_command<V: Value>(
             let id = replica.read(out);
             waiters.read(id, query, Instant::now() + timeout, reply);
         }
+        Command::Reconfigure { change, reply } => match replica.reconfigure(&change, out) {
+            Ok(_) => waiters.reconfigure(reply),
+            Err(e) => {
+                let _ = reply.send(Err(NodeError::Reconfig(e)));
+            }
+        },
         Command::Shutdown => return true,
     }
     false

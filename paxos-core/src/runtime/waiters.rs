@@ -6,6 +6,7 @@ use super::error::NodeError;
 use super::handle::Reply;
 use crate::ballot::InstanceId;
 use crate::effects::Effects;
+use crate::epoch::Membership;
 use crate::log::{Decision, Entry, ProposalId};
 use crate::read::ReadId;
 use crate::session::Applied;
@@ -19,6 +20,8 @@ use tokio::time::Instant;
 pub(crate) type ProposeReply<V> = oneshot::Sender<Result<(InstanceId, Entry<V>), NodeError>>;
 /// Where an append's answer goes.
 pub(crate) type AppendReply = oneshot::Sender<Result<Reply, NodeError>>;
+/// Where a membership change's answer goes: the epoch it made, once in force here.
+pub(crate) type ReconfigReply = oneshot::Sender<Result<Membership, NodeError>>;
 
 /// A caller waiting for one instance's decision.
 #[derive(Debug)]
@@ -66,6 +69,8 @@ pub(crate) struct Waiters<V> {
     reads: BTreeMap<ReadId, ForRead>,
     read_deadlines: BTreeSet<(Instant, ReadId)>,
     subscribers: Vec<Subscriber<V>>,
+    /// The caller of the membership change in progress here (the replica runs one at a time).
+    reconfig: Option<ReconfigReply>,
 }
 
 impl<V> Default for Waiters<V> {
@@ -77,6 +82,7 @@ impl<V> Default for Waiters<V> {
             reads: BTreeMap::new(),
             read_deadlines: BTreeSet::new(),
             subscribers: Vec::new(),
+            reconfig: None,
         }
     }
 }
@@ -92,6 +98,20 @@ impl<V: Clone> Waiters<V> {
         let list = self.by_instance.entry(instance).or_default();
         list.retain(|w| !matches!(w, ForInstance::Proposal(_, r) if r.is_closed()));
         list.push(ForInstance::Proposal(id, reply));
+    }
+
+    /// A caller waits for the membership change this node just proposed.
+    pub(crate) fn reconfigure(&mut self, reply: ReconfigReply) {
+        self.reconfig = Some(reply);
+    }
+
+    /// The change's caller hears how it ended ([`Effects::reconfigured`]).
+    pub(crate) fn answer_reconfig(&mut self, effects: &Effects<V>) {
+        if let Some(end) = effects.reconfigured.last()
+            && let Some(reply) = self.reconfig.take()
+        {
+            let _ = reply.send(end.clone().map_err(NodeError::Reconfig));
+        }
     }
 
     /// A caller waits for `instance`'s decision.

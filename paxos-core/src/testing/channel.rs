@@ -2,7 +2,7 @@
 
 use crate::ballot::NodeId;
 use crate::message::{Message, Value};
-use crate::transport::{Transport, TransportError};
+use crate::transport::{Peers, Transport, TransportError};
 use async_trait::async_trait;
 use std::collections::BTreeMap;
 use std::collections::BTreeSet;
@@ -17,6 +17,9 @@ pub struct ChannelNetwork<V> {
     inboxes: Arc<Mutex<BTreeMap<NodeId, Inbox<V>>>>,
     /// Nodes cut off from every other: what they send and what is sent to them is lost.
     isolated: Arc<Mutex<BTreeSet<NodeId>>>,
+    /// Each endpoint's peers, once its node set them ([`Transport::set_peers`]): it talks to
+    /// those only, as a TCP transport dials and admits its peers only.
+    peers: Arc<Mutex<BTreeMap<NodeId, Peers>>>,
 }
 
 impl<V> Clone for ChannelNetwork<V> {
@@ -24,6 +27,7 @@ impl<V> Clone for ChannelNetwork<V> {
         ChannelNetwork {
             inboxes: self.inboxes.clone(),
             isolated: self.isolated.clone(),
+            peers: self.peers.clone(),
         }
     }
 }
@@ -33,6 +37,7 @@ impl<V> Default for ChannelNetwork<V> {
         ChannelNetwork {
             inboxes: Arc::new(Mutex::new(BTreeMap::new())),
             isolated: Arc::new(Mutex::new(BTreeSet::new())),
+            peers: Arc::new(Mutex::new(BTreeMap::new())),
         }
     }
 }
@@ -54,9 +59,25 @@ impl<V: Value> ChannelNetwork<V> {
         }
     }
 
+    /// The peers node `id` last gave its endpoint (`None`: it never did).
+    pub fn peers_of(&self, id: NodeId) -> Option<Peers> {
+        let peers = self.peers.lock().unwrap_or_else(|p| p.into_inner());
+        peers.get(&id).cloned()
+    }
+
+    /// True if a message from `from` to `to` is lost: either is isolated, or either has set
+    /// its peers and the other is not among them (a link between them would not exist).
     fn cut(&self, from: NodeId, to: NodeId) -> bool {
+        if from == to {
+            return false;
+        }
         let isolated = self.isolated.lock().unwrap_or_else(|p| p.into_inner());
-        from != to && (isolated.contains(&from) || isolated.contains(&to))
+        if isolated.contains(&from) || isolated.contains(&to) {
+            return true;
+        }
+        let peers = self.peers.lock().unwrap_or_else(|p| p.into_inner());
+        let unknown = |a: NodeId, b: NodeId| peers.get(&a).is_some_and(|p| !p.contains_key(&b));
+        unknown(from, to) || unknown(to, from)
     }
 
     /// The endpoint of node `id`; replaces any earlier endpoint of `id` (a restart).
@@ -103,6 +124,12 @@ impl<V: Value> Transport<V> for ChannelTransport<V> {
 
     fn backlog(&self) -> usize {
         self.inbox.len()
+    }
+
+    async fn set_peers(&mut self, peers: &Peers) -> Result<(), TransportError> {
+        let mut all = self.network.peers.lock().unwrap_or_else(|p| p.into_inner());
+        all.insert(self.id, peers.clone());
+        Ok(())
     }
 
     async fn recv(&mut self) -> Result<(NodeId, Message<V>), TransportError> {

@@ -285,3 +285,58 @@ async fn oversize_message_is_dropped_at_send() {
     ));
     assert_eq!(net.dropped(), 1);
 }
+
+/// A membership change reaches the transport (`set_peers`): a peer gone is neither dialled
+/// nor admitted (its open link is closed), it is dialled and admitted again once back, a new
+/// node is dialled at the address the change names, and a new peer with no address is a
+/// typed error.
+#[tokio::test]
+async fn set_peers_dials_new_peers_and_shuts_out_those_gone() {
+    use paxos_core::{Peers, TransportError};
+    let mut nodes = cluster(3, |c| c).await;
+    let n3 = nodes.pop().expect("n3");
+    let mut n2 = nodes.pop().expect("n2");
+    let mut n1 = nodes.pop().expect("n1");
+    keep_sending_until_received(&n3, &mut n1, 0).await;
+
+    let only_n2: Peers = BTreeMap::from([(NodeId(2), None)]);
+    n1.set_peers(&only_n2).await.expect("known peer");
+    assert!(matches!(
+        n1.send(NodeId(3), tagged(1, 0)).await,
+        Err(TransportError::UnknownPeer(NodeId(3)))
+    ));
+    // n3 redials and is refused: nothing of it arrives any more.
+    for seq in 100..120 {
+        let _ = n3.send(NodeId(1), tagged(3, seq)).await;
+        sleep(Duration::from_millis(25)).await;
+    }
+    let deadline = Instant::now() + Duration::from_millis(500);
+    while let Ok(Ok((from, _))) = timeout(deadline - Instant::now(), n1.recv()).await {
+        assert_ne!(from, NodeId(3), "a peer gone is shut out");
+    }
+    keep_sending_until_received(&n2, &mut n1, 200).await;
+
+    // n3 is back, and n4 is new: its address comes with the change.
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr4 = listener.local_addr().expect("addr").to_string();
+    let to_n1 = BTreeMap::from([(NodeId(1), n1.local_addr().to_string())]);
+    let mut n4 =
+        TcpTransport::<u64>::with_listener(listener, fast(NetConfig::new(NodeId(4), to_n1)))
+            .expect("start");
+    let grown: Peers = BTreeMap::from([
+        (NodeId(2), None),
+        (NodeId(3), None),
+        (NodeId(4), Some(addr4)),
+    ]);
+    n1.set_peers(&grown).await.expect("every address known");
+    keep_sending_until_received(&n3, &mut n1, 300).await;
+    keep_sending_until_received(&n4, &mut n1, 400).await;
+    keep_sending_until_received(&n1, &mut n4, 500).await;
+
+    let unknown: Peers = BTreeMap::from([(NodeId(2), None), (NodeId(5), None)]);
+    assert!(matches!(
+        n1.set_peers(&unknown).await,
+        Err(TransportError::Other(_))
+    ));
+    keep_sending_until_received(&n1, &mut n2, 600).await;
+}
