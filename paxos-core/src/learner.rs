@@ -47,6 +47,13 @@ pub struct Learner<V> {
     catch_up_batch: usize,
     /// The frontier at the last catch-up tick: only a node whose frontier stalled asks.
     frontier_at_last_check: Option<InstanceId>,
+    /// The highest decision known at the last catch-up tick: a node whose frontier has not
+    /// reached it since is lagging (it moves, but a gap below live decisions persists).
+    highest_at_last_check: Option<InstanceId>,
+    /// Where the last catch-up ask started: once a whole batch from there has arrived the
+    /// learner asks for the next one at once, so catching up runs at a batch per round trip,
+    /// not per catch-up check (a joiner under load would never catch up otherwise).
+    asked_from: Option<InstanceId>,
     now: u64,
 }
 
@@ -69,6 +76,8 @@ impl<V: Value> Learner<V> {
             catch_up_every: config.catch_up_ticks,
             catch_up_batch: config.catch_up_batch.max(1),
             frontier_at_last_check: None,
+            highest_at_last_check: None,
+            asked_from: None,
             now: 0,
         };
         learner.reconfigure(config, 0);
@@ -310,7 +319,11 @@ impl<V: Value> Learner<V> {
     /// ask peers for decisions we may have missed. A node whose frontier
     /// moved since the last check is keeping up and does not ask, so a busy cluster pays nothing;
     /// one that stalled (it missed messages, or restarted into an idle cluster) asks everyone,
-    /// and so does every node at its first tick. With `catch_up` false it asks nobody: a
+    /// and so does every node at its first tick. So does one that lags: its frontier moves
+    /// (answers arrive) but has not reached a decision it already knew of a check ago: a
+    /// joining learner hears live decisions far above its catch-up, and waiting for its
+    /// frontier to stall between batches would halve its catch-up rate, slower than a busy
+    /// cluster writes. Gaps of reordering fill within a check and cost nothing. With `catch_up` false it asks nobody: a
     /// snapshot is on its way, and every peer that compacted would answer with its first piece
     /// again.
     pub fn tick(&mut self, catch_up: bool, out: &mut Effects<V>) {
@@ -326,10 +339,21 @@ impl<V: Value> Learner<V> {
             return;
         }
         let stalled = self.frontier_at_last_check == Some(self.first_undecided);
+        let lagging = self
+            .highest_at_last_check
+            .is_some_and(|known| known >= self.first_undecided);
         self.frontier_at_last_check = Some(self.first_undecided);
-        if (!stalled && !just_started) || !catch_up {
+        self.highest_at_last_check = self.decided.last_key_value().map(|(&i, _)| i);
+        if (!stalled && !lagging && !just_started) || !catch_up {
+            self.asked_from = None;
             return;
         }
+        self.ask(out);
+    }
+
+    /// Ask every peer for the decisions from the frontier on.
+    fn ask(&mut self, out: &mut Effects<V>) {
+        self.asked_from = Some(self.first_undecided);
         for &peer in &self.peers {
             out.send(
                 peer,
@@ -337,6 +361,18 @@ impl<V: Value> Learner<V> {
                     first: self.first_undecided,
                 },
             );
+        }
+    }
+
+    /// A whole batch of what was asked has arrived: there is likely more, ask for it now.
+    /// Each ask follows a batch of progress, so this ends (at the first short answer).
+    fn continue_catch_up(&mut self, out: &mut Effects<V>) {
+        let Some(from) = self.asked_from else {
+            return;
+        };
+        let batch_end = from.0.saturating_add(self.catch_up_batch as u64);
+        if self.first_undecided.0 >= batch_end {
+            self.ask(out);
         }
     }
 
@@ -358,6 +394,7 @@ impl<V: Value> Learner<V> {
         out.decided.push((instance, entry.clone()));
         self.decided.insert(instance, entry);
         self.advance_frontier();
+        self.continue_catch_up(out);
     }
 
     fn advance_frontier(&mut self) {
@@ -477,6 +514,73 @@ mod tests {
             "at the first tick and once stalled, each of 4 peers"
         );
         assert_eq!(asks(false), 0);
+    }
+
+    /// A learner whose frontier moves but stays below a decision it knew of a check ago asks
+    /// again (a joiner catching up under load); one that filled its gap does not.
+    #[test]
+    fn a_lagging_learner_keeps_asking_until_it_reaches_what_it_knew() {
+        let asks_at_second_check = |fill: u64| {
+            let mut l = Learner::<u64>::new(&config(LearnerStrategy::AllToAll), BTreeMap::new());
+            let mut out = Effects::new();
+            l.tick(true, &mut out); // first tick: asks, as every starting node does
+            l.on_decided(InstanceId(0), e(0), &mut out);
+            l.on_decided(InstanceId(10), e(10), &mut out); // a live decision far ahead
+            for _ in 1..l.catch_up_every {
+                l.tick(true, &mut out);
+            }
+            l.tick(true, &mut out); // first check: records i10 as known
+            for i in 1..=fill {
+                l.on_decided(InstanceId(i), e(i), &mut out); // a catch-up answer arrives
+            }
+            out.messages.clear();
+            for _ in 0..l.catch_up_every {
+                l.tick(true, &mut out);
+            }
+            out.messages
+                .iter()
+                .filter(|e| matches!(e.message, Message::CatchUp { .. }))
+                .count()
+        };
+        assert_eq!(
+            asks_at_second_check(5),
+            4,
+            "moved but below i10: asks its 4 peers"
+        );
+        assert_eq!(asks_at_second_check(9), 0, "reached i10: nothing to ask");
+    }
+
+    /// Once a whole batch of an ask has arrived, the learner asks for the next at once
+    /// (catching up at a batch per round trip); a short answer ends it.
+    #[test]
+    fn a_full_catch_up_batch_asks_for_the_next_at_once() {
+        let mut c = config(LearnerStrategy::AllToAll);
+        c.catch_up_batch = 3;
+        let mut l = Learner::<u64>::new(&c, BTreeMap::new());
+        let mut out = Effects::new();
+        l.tick(true, &mut out); // first tick: asks from i0
+        let asks = |out: &Effects<u64>| -> Vec<InstanceId> {
+            out.messages
+                .iter()
+                .filter_map(|e| match e.message {
+                    Message::CatchUp { first } => Some(first),
+                    _ => None,
+                })
+                .collect()
+        };
+        assert_eq!(asks(&out), vec![InstanceId(0); 4]);
+        out.messages.clear();
+        l.on_decided(InstanceId(0), e(0), &mut out);
+        l.on_decided(InstanceId(1), e(1), &mut out);
+        assert!(asks(&out).is_empty(), "the batch is not complete");
+        l.on_decided(InstanceId(2), e(2), &mut out);
+        assert_eq!(asks(&out), vec![InstanceId(3); 4], "next batch from i3");
+        out.messages.clear();
+        l.on_decided(InstanceId(3), e(3), &mut out);
+        l.on_decided(InstanceId(4), e(4), &mut out);
+        assert!(asks(&out).is_empty(), "two of three: no ask yet");
+        l.on_decided(InstanceId(5), e(5), &mut out);
+        assert_eq!(asks(&out), vec![InstanceId(6); 4], "a full batch again");
     }
 
     /// A value is chosen once a majority accepted it at one ballot; the decision is persisted

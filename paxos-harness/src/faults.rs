@@ -222,6 +222,10 @@ impl<V: Checkable, T: Transport<V>> Transport<V> for FaultyTransport<T, V> {
         self.inner.backlog()
     }
 
+    async fn set_peers(&mut self, peers: &paxos_core::Peers) -> Result<(), TransportError> {
+        self.inner.set_peers(peers).await
+    }
+
     /// Cancel-safe if the inner `recv` is: a message taken from the inner transport is either
     /// returned or stored in `held` before the next await.
     async fn recv(&mut self) -> Result<(NodeId, Message<V>), TransportError> {

@@ -100,6 +100,17 @@ pub enum Violation<V = Val> {
         /// The value chosen there, if any.
         chosen: Option<Entry<V>>,
     },
+    /// An acceptor voted at a ballot of an epoch whose configuration was never chosen (no
+    /// reconfiguration entry naming it is chosen): a quorum of it would decide for a
+    /// cluster that does not exist.
+    UndecidedConfiguration {
+        /// The voter.
+        node: NodeId,
+        /// The instance.
+        instance: InstanceId,
+        /// The ballot, whose epoch is unknown.
+        ballot: Ballot,
+    },
 }
 
 impl<V: fmt::Debug> fmt::Display for Violation<V> {
@@ -178,6 +189,14 @@ impl<V: fmt::Debug> fmt::Display for Violation<V> {
                     "reported-not-chosen: {node} reported {value} in {instance}, where nothing is chosen"
                 ),
             },
+            Violation::UndecidedConfiguration {
+                node,
+                instance,
+                ballot,
+            } => write!(
+                f,
+                "undecided-configuration: {node} voted in {instance} at {ballot}, of an epoch no chosen change made"
+            ),
         }
     }
 }
@@ -185,7 +204,10 @@ impl<V: fmt::Debug> fmt::Display for Violation<V> {
 /// The stateful checker. Feed it events in the order they became durable.
 #[derive(Debug)]
 pub struct Checker<V = Val> {
-    quorum: usize,
+    /// The acceptors of each epoch whose configuration is chosen: epoch 0's from the start,
+    /// each later one from the first chosen change naming it (by instance). A value is chosen
+    /// by a majority of the acceptors of its ballot's epoch.
+    epochs: BTreeMap<u64, (InstanceId, BTreeSet<NodeId>)>,
     proposed: BTreeSet<V>,
     accepts: BTreeMap<(InstanceId, Ballot), (Entry<V>, BTreeSet<NodeId>)>,
     chosen: BTreeMap<InstanceId, Entry<V>>,
@@ -195,10 +217,12 @@ pub struct Checker<V = Val> {
 }
 
 impl<V: Checkable> Checker<V> {
-    /// A checker for a cluster with `acceptors` acceptors.
-    pub fn new(acceptors: usize) -> Self {
+    /// A checker for a cluster that starts with `acceptors` (epoch 0); it follows the
+    /// membership changes chosen in the log.
+    pub fn new(acceptors: impl IntoIterator<Item = NodeId>) -> Self {
+        let initial = (InstanceId(0), acceptors.into_iter().collect());
         Checker {
-            quorum: majority(acceptors),
+            epochs: BTreeMap::from([(0, initial)]),
             proposed: BTreeSet::new(),
             accepts: BTreeMap::new(),
             chosen: BTreeMap::new(),
@@ -257,7 +281,15 @@ impl<V: Checkable> Checker<V> {
             return;
         }
         voters.insert(node);
-        if voters.len() < self.quorum {
+        let Some((_, acceptors)) = self.epochs.get(&ballot.epoch) else {
+            self.violations.push(Violation::UndecidedConfiguration {
+                node,
+                instance,
+                ballot,
+            });
+            return;
+        };
+        if voters.intersection(acceptors).count() < majority(acceptors.len()) {
             return;
         }
         match self.chosen.get(&instance) {
@@ -277,8 +309,24 @@ impl<V: Checkable> Checker<V> {
                         value: value.clone(),
                     });
                 }
+                if let Entry::Reconfigure(next) = &value {
+                    self.on_change_chosen(instance, next);
+                }
                 self.chosen.insert(instance, value);
             }
+        }
+    }
+
+    /// The change `next` is chosen at `instance`: its epoch's quorums are its acceptors',
+    /// unless a change naming the same epoch was chosen below (that one made the epoch).
+    fn on_change_chosen(&mut self, instance: InstanceId, next: &paxos_core::Membership) {
+        let made = self
+            .epochs
+            .get(&next.epoch)
+            .is_some_and(|(at, _)| *at < instance);
+        if !made {
+            self.epochs
+                .insert(next.epoch, (instance, next.acceptors.clone()));
         }
     }
 
@@ -377,7 +425,7 @@ mod tests {
 
     #[test]
     fn checker_catches_two_values_chosen() {
-        let mut c = Checker::<Val>::new(3);
+        let mut c = Checker::<Val>::new([1, 2, 3].map(NodeId));
         c.on_proposed(1);
         c.on_proposed(2);
         for n in 1..=2 {
@@ -391,7 +439,7 @@ mod tests {
 
     #[test]
     fn checker_catches_learning_before_a_majority_accepted() {
-        let mut c = Checker::<Val>::new(3);
+        let mut c = Checker::<Val>::new([1, 2, 3].map(NodeId));
         c.on_proposed(1);
         c.on_accepted(NodeId(1), InstanceId(0), b(1, 1), e(1));
         c.on_decided(NodeId(1), InstanceId(0), e(1));
@@ -403,7 +451,7 @@ mod tests {
 
     #[test]
     fn checker_catches_accept_below_promise() {
-        let mut c = Checker::<Val>::new(3);
+        let mut c = Checker::<Val>::new([1, 2, 3].map(NodeId));
         c.on_proposed(1);
         c.on_promised(NodeId(1), b(2, 2));
         c.on_accepted(NodeId(1), InstanceId(0), b(1, 1), e(1));
@@ -415,7 +463,7 @@ mod tests {
 
     #[test]
     fn checker_catches_a_reported_value_that_is_not_chosen() {
-        let mut c = Checker::<Val>::new(3);
+        let mut c = Checker::<Val>::new([1, 2, 3].map(NodeId));
         c.on_proposed(1);
         c.on_reported(NodeId(2), InstanceId(0), e(1));
         assert!(matches!(
@@ -426,7 +474,7 @@ mod tests {
 
     #[test]
     fn checker_accepts_a_clean_run() {
-        let mut c = Checker::<Val>::new(3);
+        let mut c = Checker::<Val>::new([1, 2, 3].map(NodeId));
         c.on_proposed(7);
         c.on_promised(NodeId(1), b(1, 1));
         for n in 1..=3 {
@@ -437,10 +485,62 @@ mod tests {
         assert_eq!(c.chosen().get(&InstanceId(0)), Some(&e(7)));
     }
 
+    /// The checker follows the configuration: after a change is chosen, a majority of the new
+    /// acceptors chooses (though a minority of the old ones), and a vote at an epoch no chosen
+    /// change made is caught.
+    #[test]
+    fn checker_follows_the_configuration_and_catches_an_undecided_one() {
+        use paxos_core::{Config, MemberChange, Membership};
+        let mut c = Checker::<Val>::new([1, 2, 3].map(NodeId));
+        let initial = Membership::initial(&Config::symmetric(NodeId(1), [1, 2, 3].map(NodeId)));
+        let learner = initial
+            .next(&MemberChange::new(
+                [1, 2, 3].map(NodeId),
+                [NodeId(4), NodeId(5)],
+            ))
+            .expect("valid");
+        let next = learner
+            .next(&MemberChange::new([3, 4, 5].map(NodeId), []))
+            .expect("valid");
+        assert_eq!(next.epoch, 2);
+        for n in 1..=2 {
+            c.on_accepted(
+                NodeId(n),
+                InstanceId(0),
+                b(1, 1),
+                Entry::Reconfigure(next.clone()),
+            );
+        }
+        c.on_proposed(7);
+        let in_epoch_2 = Ballot::in_epoch(2, 1, NodeId(4));
+        for n in [3, 4] {
+            c.on_accepted(NodeId(n), InstanceId(9), in_epoch_2, e(7));
+        }
+        assert_eq!(
+            c.chosen().get(&InstanceId(9)),
+            Some(&e(7)),
+            "n3+n4 are a quorum of {{3,4,5}}"
+        );
+        assert!(c.violations().is_empty(), "{:?}", c.violations());
+        c.on_accepted(
+            NodeId(5),
+            InstanceId(10),
+            Ballot::in_epoch(3, 1, NodeId(5)),
+            e(7),
+        );
+        assert!(matches!(
+            c.violations(),
+            [Violation::UndecidedConfiguration {
+                node: NodeId(5),
+                ..
+            }]
+        ));
+    }
+
     /// A no-op is a valid choice though no client proposed it; a value nobody proposed is not.
     #[test]
     fn noops_are_valid_and_unproposed_values_are_not() {
-        let mut c = Checker::<Val>::new(3);
+        let mut c = Checker::<Val>::new([1, 2, 3].map(NodeId));
         for n in 1..=2 {
             c.on_accepted(NodeId(n), InstanceId(0), b(1, 1), Entry::Noop);
             c.on_accepted(NodeId(n), InstanceId(1), b(1, 1), e(9));

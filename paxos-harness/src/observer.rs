@@ -86,8 +86,9 @@ enum Clock {
 }
 
 impl<V: Checkable> Observer<V> {
-    /// An observer for a cluster with `acceptors` acceptors; `simulated` picks the clock.
-    pub fn new(acceptors: usize, simulated: bool) -> Self {
+    /// An observer for a cluster that starts with `acceptors` (it follows the membership
+    /// changes chosen); `simulated` picks the clock.
+    pub fn new(acceptors: impl IntoIterator<Item = NodeId>, simulated: bool) -> Self {
         #[cfg(feature = "turmoil")]
         let clock = if simulated {
             Clock::Sim

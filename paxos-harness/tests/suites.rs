@@ -59,6 +59,20 @@ fn restart_suite_passes() {
     passes(&options("restart", 2, MEMORY, TURMOIL));
 }
 
+/// Membership changes under a steady write load: every acknowledged write survives each
+/// change on every member of the configuration in force.
+#[test]
+fn membership_suite_passes() {
+    passes(&options("membership", 3, MEMORY, TURMOIL));
+}
+
+/// The same over real sockets and channels, where peers are dialled and dropped for real.
+#[test]
+fn membership_suite_passes_over_tcp_and_channels() {
+    passes(&options("membership", 1, MEMORY, TransportKind::Tcp));
+    passes(&options("membership", 1, MEMORY, TransportKind::Channel));
+}
+
 /// Two runs of one seed give the same event log, simulated times included.
 fn runs_the_same_twice(storage: StorageKind) {
     let options = RunOptions {

@@ -6,7 +6,10 @@ use crate::faults::Faults;
 use crate::invariants::{Checkable, Val};
 use crate::observer::Observer;
 use crate::wait::{Look, eventually};
-use paxos_core::{Entry, InstanceId, NodeHandle, NodeId, Outcome, ProposalId};
+use paxos_core::{
+    Entry, InstanceId, MemberChange, Membership, NodeError, NodeHandle, NodeId, Outcome,
+    ProposalId, ReconfigError,
+};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
@@ -153,6 +156,94 @@ impl<V: Checkable> Cluster<V> {
             Ok(Look::Wait(format!(
                 "{instance}: {missing:?} did not decide (have {values:?})"
             )))
+        })
+        .await
+    }
+
+    /// Ask `via` to change the membership, following its "not the leader" answers to the
+    /// leader it names (and waiting while there is none) for at most `within`: the new
+    /// configuration once in force on the node that made it, or the typed refusal.
+    pub async fn try_reconfigure(
+        &self,
+        via: NodeId,
+        change: &MemberChange,
+        within: Duration,
+    ) -> Result<Result<Membership, ReconfigError>, Failure> {
+        self.say(format!(
+            "reconfigure via {via}: acceptors {:?}, learners {:?}",
+            change.acceptors, change.learners
+        ));
+        let target = std::cell::Cell::new(via);
+        eventually(within, Duration::from_millis(20), || async {
+            let node = target.get();
+            let handle = match lock(&self.shared.handles).get(&node) {
+                Some(h) => h.clone(),
+                None => {
+                    // A leader hint can name a node that has crashed since: ask another
+                    // live node, which will point at the new leader once there is one.
+                    let next = self.live().into_iter().find(|&n| n != node);
+                    target.set(if self.live().contains(&via) {
+                        via
+                    } else {
+                        next.unwrap_or(via)
+                    });
+                    return Ok(Look::Wait(format!("{node} is down")));
+                }
+            };
+            match handle.reconfigure(change.clone(), within).await {
+                Ok(m) => Ok(Look::Done(Ok(m))),
+                Err(NodeError::Reconfig(ReconfigError::NotLeader(leader))) => {
+                    if let Some(l) = leader {
+                        target.set(l);
+                    }
+                    Ok(Look::Wait(format!(
+                        "{node} is not the leader (it trusts {leader:?})"
+                    )))
+                }
+                Err(NodeError::Reconfig(refused)) => Ok(Look::Done(Err(refused))),
+                Err(NodeError::Fatal(_)) => Ok(Look::Wait(format!("{node} stopped"))),
+                Err(e) => Err(Failure(format!("reconfigure via {node}: {e}"))),
+            }
+        })
+        .await
+    }
+
+    /// [`Cluster::try_reconfigure`], failing the run on a refusal.
+    pub async fn reconfigure(
+        &self,
+        via: NodeId,
+        change: &MemberChange,
+        within: Duration,
+    ) -> Result<Membership, Failure> {
+        match self.try_reconfigure(via, change, within).await? {
+            Ok(m) => {
+                self.say(format!("in force: {m}"));
+                Ok(m)
+            }
+            Err(e) => Err(Failure(format!("membership change refused: {e}"))),
+        }
+    }
+
+    /// The configuration in force on `node`.
+    pub async fn membership(&self, node: NodeId) -> Result<Membership, Failure> {
+        Ok(self.node(node).await?.status().await?.membership)
+    }
+
+    /// Wait until every node in `nodes` is in `epoch` (or further), for at most `within`.
+    pub async fn await_epoch(
+        &self,
+        nodes: &[NodeId],
+        epoch: u64,
+        within: Duration,
+    ) -> Result<(), Failure> {
+        eventually(within, Duration::from_millis(5), || async {
+            for &n in nodes {
+                let at = self.membership(n).await?.epoch;
+                if at < epoch {
+                    return Ok(Look::Wait(format!("{n} is in epoch {at}, not {epoch}")));
+                }
+            }
+            Ok(Look::Done(()))
         })
         .await
     }

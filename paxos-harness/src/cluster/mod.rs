@@ -114,7 +114,7 @@ pub fn run<V: Checkable, R: 'static>(
     body: impl FnOnce(Cluster<V>) -> BodyFuture<R> + 'static,
 ) -> RunResult<V, R> {
     let observer = Observer::new(
-        spec.config.acceptors.len(),
+        spec.config.acceptors.iter().copied(),
         env.transport == TransportKind::Turmoil,
     );
     let finish = |result, elapsed, said| RunResult {

@@ -137,6 +137,9 @@ pub struct ClusterSpec<V = Val> {
     pub state_machine: Option<MachineFactory<V>>,
     /// The digests of the reference key-value state machines, when the spec runs them.
     pub digests: Option<Digests>,
+    /// Nodes hosted from the start but outside the cluster's initial configuration: they
+    /// run as joining nodes ([`Config::joining`]) until a membership change adds them.
+    pub joiners: std::collections::BTreeSet<NodeId>,
 }
 
 /// Makes each node's state machine, once per incarnation.
@@ -208,6 +211,7 @@ impl<V> ClusterSpec<V> {
             frame_limit: None,
             state_machine: None,
             digests: None,
+            joiners: Default::default(),
         }
     }
 
@@ -220,6 +224,14 @@ impl<V> ClusterSpec<V> {
             .collect();
         spec.config.learners = (proposers + acceptors + 1..=all).map(NodeId).collect();
         spec
+    }
+
+    /// Also host `count` nodes outside the initial configuration, numbered after its nodes,
+    /// waiting to be added by a membership change.
+    pub fn with_joiners(mut self, count: u64) -> Self {
+        let first = self.config.nodes.iter().map(|n| n.0).max().unwrap_or(0) + 1;
+        self.joiners = (first..first + count).map(NodeId).collect();
+        self
     }
 
     /// Give `node` its own clock skew or protocol faults.
@@ -267,7 +279,11 @@ impl<V> ClusterSpec<V> {
 
     /// The configuration node `id` runs with: the shared one plus its [`NodeOptions`].
     pub fn config_for(&self, id: NodeId) -> Config {
-        let mut config = self.config.for_node(id);
+        let mut config = if self.joiners.contains(&id) {
+            self.config.for_joining(id)
+        } else {
+            self.config.for_node(id)
+        };
         if let Some(o) = self.node_options.get(&id) {
             config.tick_interval = o.tick_interval.unwrap_or(config.tick_interval);
             config.phase_timeout_ticks =
@@ -279,9 +295,9 @@ impl<V> ClusterSpec<V> {
         config
     }
 
-    /// All node ids.
+    /// All node ids hosted: the initial configuration's, then the joiners.
     pub fn nodes(&self) -> Vec<NodeId> {
-        self.config.nodes.iter().copied().collect()
+        self.config.nodes.union(&self.joiners).copied().collect()
     }
 
     /// Ids of the acceptors.

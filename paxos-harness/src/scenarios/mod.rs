@@ -5,6 +5,7 @@
 //! | `go` | `000_48e927d028b9bfb6.txt`: TestBasicPaxos, TestSingleProposer, TestManyProposer, TestManyProposerUnreliable |
 //! | `elixir` | `001_57610da62e63f199.txt` via `001-scenarios.md`: E1-E13 plus abort and timeout |
 //! | `restart` | crash-restart durability: acknowledged decisions survive, ballots are never reused |
+//! | `membership` | live membership change under load: grow, shrink, replace, leader crash mid-change, refusals ([`membership`]) |
 //! | `theory` | `002`-`004`: adopt-highest-accepted, divergent acceptors, restarted proposer, duelling proposers, minority/majority down, learner strategies; and the log's regression schedules ([`holes`]) |
 //!
 //! A scenario body drives a [`Cluster`] and returns `Err` when an expectation fails; the
@@ -16,6 +17,7 @@ pub mod common;
 pub mod elixir;
 pub mod go;
 pub mod holes;
+pub mod membership;
 pub mod restart;
 pub mod snapshots;
 pub mod theory;
@@ -76,8 +78,9 @@ pub fn all() -> Vec<Scenario> {
     v.extend(holes::scenarios());
     v.extend(snapshots::scenarios());
     v.extend(restart::scenarios());
+    v.extend(membership::scenarios());
     v
 }
 
 /// The suite names, in order.
-pub const SUITES: [&str; 4] = ["go", "elixir", "theory", "restart"];
+pub const SUITES: [&str; 5] = ["go", "elixir", "theory", "restart", "membership"];
