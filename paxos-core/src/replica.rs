@@ -958,7 +958,12 @@ impl<V: Value> Replica<V> {
         let leader = self.leader();
         tracing::info!(node = %self.id, ballot = %self.proposer.ballot(), ?leader, "no longer the leader");
         let in_flight = self.proposer.step_down();
-        if self.change.take().is_some() {
+        // A change already applied (decided as ours) is in the log whoever fills the rest of
+        // the window: its caller hears when the epoch begins, not "not the leader".
+        if let Some((at, _)) = &self.change
+            && *at >= self.applied
+        {
+            self.change = None;
             out.reconfigured
                 .push(Err(ReconfigError::NotLeader(self.leader())));
         }
@@ -1267,6 +1272,59 @@ mod tests {
             Err(ReconfigError::NotLeader(None)),
             "a removed node proposes nothing"
         );
+    }
+
+    /// A leader that steps down after its change was decided and applied (the old epoch still
+    /// fills the window) answers the change once the epoch begins, not with "not the leader":
+    /// the change is in the log whoever finishes the window.
+    #[test]
+    fn a_decided_change_is_answered_though_its_proposer_stepped_down() {
+        let mut nodes = cluster_with(|c| c.max_instances_ahead = 4);
+        let mut out = Effects::new();
+        let change = MemberChange::new([NodeId(1), NodeId(2)], []);
+        let at = nodes[0].reconfigure(&change, &mut out).expect("proposed");
+        let mut queue: VecDeque<(NodeId, Envelope<u64>)> =
+            out.messages.drain(..).map(|e| (NodeId(1), e)).collect();
+        let mut answers = Vec::new();
+        let mut stepped_down = false;
+        for _ in 0..500 {
+            if nodes[0].membership().epoch == 1 && queue.is_empty() {
+                break;
+            }
+            let Some((from, env)) = queue.pop_front() else {
+                for n in nodes.iter_mut() {
+                    let mut out = Effects::new();
+                    n.tick(&mut out);
+                    n.end_step(&mut out);
+                    if n.id() == NodeId(1) {
+                        answers.append(&mut out.reconfigured);
+                    }
+                    queue.extend(out.messages.into_iter().map(|e| (n.id(), e)));
+                }
+                continue;
+            };
+            let to = env.to;
+            let node = &mut nodes[(to.0 - 1) as usize];
+            let mut out = Effects::new();
+            node.on_message(from, env.message, &mut out)
+                .expect("valid input");
+            if to == NodeId(1) && !stepped_down && node.applied() > at {
+                assert_eq!(node.membership().epoch, 0, "the window is still open");
+                node.step_down(&mut out);
+                stepped_down = true;
+            }
+            node.end_step(&mut out);
+            if to == NodeId(1) {
+                answers.append(&mut out.reconfigured);
+            }
+            queue.extend(out.messages.into_iter().map(|e| (to, e)));
+        }
+        assert!(
+            stepped_down,
+            "the change was applied before the epoch began"
+        );
+        assert_eq!(nodes[0].membership().epoch, 1);
+        assert_eq!(answers, vec![Ok(nodes[0].membership().clone())]);
     }
 
     /// Deliver every message (FIFO) until the cluster is quiet; returns the messages seen.

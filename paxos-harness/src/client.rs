@@ -144,7 +144,7 @@ impl Client {
     ) -> Result<u64, ClientError> {
         let request = Request {
             id,
-            timeout_ms: timeout.map(|t| u64::try_from(t.as_millis()).unwrap_or(u64::MAX)),
+            timeout_ms: millis(timeout),
             ..Request::new(Op::Propose(value.to_owned()))
         };
         match self.request(&request).await? {
@@ -213,7 +213,7 @@ impl Client {
         let request = Request {
             op,
             id,
-            timeout_ms: timeout.map(|t| u64::try_from(t.as_millis()).unwrap_or(u64::MAX)),
+            timeout_ms: millis(timeout),
         };
         match self.request(&request).await? {
             Response::Kv {
@@ -225,6 +225,27 @@ impl Client {
                 value,
                 instance,
             }),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// Ask the node to change the membership to `roles`; answers once the new configuration
+    /// is in force there. Only the leader takes it ([`Status::leader`] says which node is).
+    ///
+    /// # Errors
+    /// [`ClientError::Node`] with the refusal (not the leader, a change already in progress,
+    /// an id reused, ...); any other [`ClientError`] on connection trouble.
+    pub async fn reconfigure(
+        &mut self,
+        roles: &protocol::Roles,
+        timeout: Option<Duration>,
+    ) -> Result<protocol::MembershipView, ClientError> {
+        let request = Request {
+            timeout_ms: millis(timeout),
+            ..Request::new(Op::Reconfigure(roles.clone()))
+        };
+        match self.request(&request).await? {
+            Response::Membership { membership } => Ok(membership),
             other => Err(unexpected(other)),
         }
     }
@@ -250,6 +271,11 @@ pub struct KvAnswer {
     pub value: Option<String>,
     /// A write's instance in the log.
     pub instance: Option<u64>,
+}
+
+/// A request's `timeout_ms` (saturating: a timeout beyond `u64::MAX` ms is forever anyway).
+fn millis(timeout: Option<Duration>) -> Option<u64> {
+    timeout.map(|t| u64::try_from(t.as_millis()).unwrap_or(u64::MAX))
 }
 
 fn unexpected(response: Response) -> ClientError {

@@ -1,9 +1,10 @@
-//! Three real `paxos-harness node` processes on RocksDB + TCP: 1,000 proposals through the
+//! Real `paxos-harness node` processes on RocksDB + TCP. Three of them: 1,000 proposals through the
 //! client port while one node is SIGKILLed and restarted, then another, then the leader is
 //! paused (SIGSTOP) for 4 s and resumed. Every acknowledged value
 //! must be in every node's log at the acknowledged instance, the logs must agree, and no value
 //! is in the applied log twice: each worker retries a request, through any node, under the
-//! same id of its session, and the log applies it once.
+//! same id of its session, and the log applies it once. And three growing to five and
+//! shrinking back to three under load, through `paxos-harness reconfigure`.
 
 #![cfg(feature = "rocksdb")]
 
@@ -38,6 +39,8 @@ const PAUSE: Duration = Duration::from_secs(4);
 
 struct Proc {
     id: u64,
+    /// Started with `--join`: not one of the nodes the cluster started with.
+    join: bool,
     listen: String,
     client: String,
     data_dir: PathBuf,
@@ -50,46 +53,58 @@ struct Proc {
 struct Cluster {
     _dir: tempfile::TempDir,
     nodes: Vec<Proc>,
+    /// Flags every node gets besides its addresses.
+    flags: Vec<String>,
 }
 
 impl Cluster {
     fn new() -> Cluster {
+        Cluster::with(NODES, NODES, &[])
+    }
+
+    /// `total` nodes, of which the first `founders` make up the initial configuration and the
+    /// others start with `--join`.
+    fn with(total: usize, founders: usize, flags: &[&str]) -> Cluster {
         let dir = tempfile::tempdir().expect("temp dir");
         // Below the ephemeral range: a killed node's port must still be free at its restart.
-        let ports: Vec<u16> = (0..2 * NODES)
+        let ports: Vec<u16> = (0..2 * total)
             .map(|_| free_port().expect("a free port"))
             .collect();
-        let nodes = (0..NODES)
+        let nodes = (0..total)
             .map(|i| {
                 let id = i as u64 + 1;
                 Proc {
                     id,
+                    join: i >= founders,
                     listen: format!("127.0.0.1:{}", ports[i]),
-                    client: format!("127.0.0.1:{}", ports[NODES + i]),
+                    client: format!("127.0.0.1:{}", ports[total + i]),
                     data_dir: dir.path().join(format!("n{id}")),
                     log: dir.path().join(format!("n{id}.log")),
                     child: None,
                 }
             })
             .collect();
-        Cluster { _dir: dir, nodes }
+        Cluster {
+            _dir: dir,
+            nodes,
+            flags: flags.iter().map(|f| f.to_string()).collect(),
+        }
     }
 
     fn clients(&self) -> Vec<String> {
         self.nodes.iter().map(|n| n.client.clone()).collect()
     }
 
+    /// Start node `i`; its peers are the other founders (a joiner: all of them).
     fn start(&mut self, i: usize) {
-        let join = |f: &dyn Fn(&Proc) -> String| {
-            self.nodes
-                .iter()
-                .filter(|p| p.id != self.nodes[i].id)
-                .map(|p| format!("{}={}", p.id, f(p)))
-                .collect::<Vec<_>>()
-                .join(",")
-        };
-        let peers = join(&|p| p.listen.clone());
         let n = &self.nodes[i];
+        let peers = self
+            .nodes
+            .iter()
+            .filter(|p| !p.join && p.id != n.id)
+            .map(|p| format!("{}={}", p.id, p.listen))
+            .collect::<Vec<_>>()
+            .join(",");
         let log = OpenOptions::new()
             .create(true)
             .append(true)
@@ -101,6 +116,8 @@ impl Cluster {
             .args(["--client", &n.client, "--cluster-id", "6"])
             .arg("--data-dir")
             .arg(&n.data_dir)
+            .args(n.join.then_some("--join"))
+            .args(&self.flags)
             .env_remove("RUST_LOG")
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("clone log handle"))
@@ -178,21 +195,77 @@ impl Drop for Cluster {
     }
 }
 
-/// Propose values `next..VALUES` (shared counter) until each is acknowledged, moving to the next
-/// node whenever the current one fails, and sending a value again always under its one id.
-async fn worker(
-    w: usize,
-    clients: Arc<Vec<String>>,
-    next: Arc<AtomicUsize>,
-    acks: Arc<Mutex<Vec<(String, u64)>>>,
-    acked: Arc<AtomicUsize>,
-) -> Result<(), String> {
+/// The writers' shared state: which value to write next, and what was acknowledged when.
+struct Load {
+    /// Values `next..limit` are still to write; storing `limit` here stops the writers.
+    next: AtomicUsize,
+    limit: usize,
+    acks: Mutex<Vec<Ack>>,
+    acked: AtomicUsize,
+}
+
+/// One acknowledged write.
+#[derive(Clone, Debug)]
+struct Ack {
+    value: String,
+    instance: u64,
+    at: Instant,
+}
+
+impl Load {
+    fn new(limit: usize) -> Arc<Load> {
+        Arc::new(Load {
+            next: AtomicUsize::new(0),
+            limit,
+            acks: Mutex::new(Vec::new()),
+            acked: AtomicUsize::new(0),
+        })
+    }
+
+    /// Writers take no new value after this.
+    fn stop(&self) {
+        self.next.store(self.limit, Ordering::SeqCst);
+    }
+
+    fn acked(&self) -> usize {
+        self.acked.load(Ordering::SeqCst)
+    }
+
+    /// The acknowledged writes as (value, instance).
+    fn acks(&self) -> Vec<(String, u64)> {
+        let acks = self.acks.lock().expect("acks");
+        acks.iter().map(|a| (a.value.clone(), a.instance)).collect()
+    }
+
+    /// The longest time without an acknowledgement between `from` and `to`.
+    fn longest_pause(&self, from: Instant, to: Instant) -> Duration {
+        let acks = self.acks.lock().expect("acks");
+        let mut times: Vec<Instant> = acks.iter().map(|a| a.at).collect();
+        times.sort();
+        let mut last = from;
+        let mut longest = Duration::ZERO;
+        for t in times
+            .into_iter()
+            .filter(|t| *t > from && *t <= to)
+            .chain([to])
+        {
+            longest = longest.max(t - last);
+            last = t;
+        }
+        longest
+    }
+}
+
+/// Propose values until [`Load::limit`] (a shared counter) until each is acknowledged, moving
+/// to the next node whenever the current one fails, and sending a value again always under its
+/// one id.
+async fn worker(w: usize, clients: Arc<Vec<String>>, load: Arc<Load>) -> Result<(), String> {
     let mut target = w % clients.len();
     let mut conn: Option<Client> = None;
     let mut session: Option<ClientId> = None;
     loop {
-        let i = next.fetch_add(1, Ordering::SeqCst);
-        if i >= VALUES {
+        let i = load.next.fetch_add(1, Ordering::SeqCst);
+        if i >= load.limit {
             return Ok(());
         }
         let value = format!("w{w}-v{i:04}");
@@ -233,8 +306,13 @@ async fn worker(
             .await
             {
                 Ok(Ok(instance)) => {
-                    acks.lock().expect("acks").push((value, instance));
-                    acked.fetch_add(1, Ordering::SeqCst);
+                    let at = Instant::now();
+                    load.acks.lock().expect("acks").push(Ack {
+                        value,
+                        instance,
+                        at,
+                    });
+                    load.acked.fetch_add(1, Ordering::SeqCst);
                     break;
                 }
                 Ok(Err(_)) | Err(_) => {
@@ -251,12 +329,12 @@ async fn worker(
     }
 }
 
-async fn wait_acked(acked: &AtomicUsize, n: usize) {
+async fn wait_acked(load: &Load, n: usize) {
     eventually(
         Duration::from_secs(120),
         Duration::from_millis(5),
         || async {
-            Ok(match acked.load(Ordering::SeqCst) {
+            Ok(match load.acked() {
                 done if done >= n => Look::Done(()),
                 done => Look::Wait(format!("{done} of {n} acknowledgements")),
             })
@@ -280,69 +358,10 @@ async fn decisions(addr: &str) -> Option<BTreeMap<u64, String>> {
     timeout(Duration::from_secs(5), work).await.ok().flatten()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn three_processes_survive_sigkill_and_restart() {
-    let started = Instant::now();
-    let mut cluster = Cluster::new();
-    for i in 0..NODES {
-        cluster.start(i);
-    }
-    for i in 0..NODES {
-        cluster.wait_ready(i).await;
-    }
-    let clients = Arc::new(cluster.clients());
-    let next = Arc::new(AtomicUsize::new(0));
-    let acks = Arc::new(Mutex::new(Vec::new()));
-    let acked = Arc::new(AtomicUsize::new(0));
-    let workers: Vec<_> = (0..IN_FLIGHT)
-        .map(|w| {
-            tokio::spawn(worker(
-                w,
-                clients.clone(),
-                next.clone(),
-                acks.clone(),
-                acked.clone(),
-            ))
-        })
-        .collect();
-
-    // Faults, one node down at a time; a majority stays up throughout.
-    let faults = async {
-        wait_acked(&acked, KILL_1).await;
-        cluster.kill(0);
-        eprintln!("killed node 1 at {} acks", acked.load(Ordering::SeqCst));
-        wait_acked(&acked, RESTART_1).await;
-        cluster.start(0);
-        cluster.wait_ready(0).await;
-        eprintln!("node 1 back at {} acks", acked.load(Ordering::SeqCst));
-        wait_acked(&acked, KILL_2).await;
-        cluster.kill(1);
-        eprintln!("killed node 2 at {} acks", acked.load(Ordering::SeqCst));
-        wait_acked(&acked, RESTART_2).await;
-        cluster.start(1);
-        cluster.wait_ready(1).await;
-        eprintln!("node 2 back at {} acks", acked.load(Ordering::SeqCst));
-        wait_acked(&acked, PAUSE_1).await;
-        cluster.signal(0, "STOP");
-        eprintln!("paused node 1 at {} acks", acked.load(Ordering::SeqCst));
-        sleep(PAUSE).await;
-        cluster.signal(0, "CONT");
-        eprintln!("node 1 resumed at {} acks", acked.load(Ordering::SeqCst));
-    };
-    let proposals = async {
-        for w in workers {
-            w.await.expect("worker panicked").expect("worker failed");
-        }
-    };
-    // Joined, so a failing worker fails the test at once even while `faults` waits.
-    let run = async { tokio::join!(faults, proposals) };
-    timeout(Duration::from_secs(120), run)
-        .await
-        .expect("proposals did not finish in 120 s");
-    let proposing = started.elapsed();
-    let acks = acks.lock().expect("acks").clone();
-    assert_eq!(acks.len(), VALUES);
-
+/// Wait until the node at each of `clients` holds every acknowledged value at its instance
+/// (restarted and joined nodes catch up), then check that the logs agree and that no value
+/// is applied twice. Returns the applied length every node holds.
+async fn check_logs(clients: &[String], acks: &[(String, u64)]) -> usize {
     // Every node must learn every acknowledged value at its instance (restarted nodes catch up).
     let logs = eventually(
         Duration::from_secs(30),
@@ -361,8 +380,8 @@ async fn three_processes_survive_sigkill_and_restart() {
                     .collect();
                 if !lost.is_empty() {
                     missing.push(format!(
-                        "node {}: {} decisions, missing or different (first 5): {lost:?}",
-                        n + 1,
+                        "{}: {} decisions, missing or different (first 5): {lost:?}",
+                        clients[n],
                         log.len()
                     ));
                 }
@@ -383,11 +402,9 @@ async fn three_processes_survive_sigkill_and_restart() {
             for (i, va) in la {
                 if let Some(vb) = lb.get(i) {
                     assert_eq!(
-                        va,
-                        vb,
-                        "nodes {} and {} disagree at instance {i}",
-                        a + 1,
-                        b + 1
+                        va, vb,
+                        "{} and {} disagree at instance {i}",
+                        clients[a], clients[b]
                     );
                 }
             }
@@ -395,7 +412,6 @@ async fn three_processes_survive_sigkill_and_restart() {
     }
     // The applied logs (no-ops and duplicates left out) agree over their common length.
     let common = logs.iter().map(BTreeMap::len).min().unwrap_or(0);
-    let max_acked = acks.iter().map(|(_, i)| *i).max().unwrap_or(0);
     let slices: Vec<Vec<&String>> = logs
         .iter()
         .map(|l| l.values().take(common).collect())
@@ -410,15 +426,181 @@ async fn three_processes_survive_sigkill_and_restart() {
         .filter(|(_, c)| **c > 1)
         .map(|(v, _)| v)
         .collect();
-    eprintln!(
-        "{VALUES} values acknowledged in {:.1?}; {common} applied on every node (highest acked \
-         instance {max_acked}); {} values applied twice; total {:.1?}",
-        proposing,
-        duplicates.len(),
-        started.elapsed()
-    );
     assert!(
         duplicates.is_empty(),
         "applied twice despite one id per value: {duplicates:?}"
     );
+    common
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_processes_survive_sigkill_and_restart() {
+    let started = Instant::now();
+    let mut cluster = Cluster::new();
+    for i in 0..NODES {
+        cluster.start(i);
+    }
+    for i in 0..NODES {
+        cluster.wait_ready(i).await;
+    }
+    let clients = Arc::new(cluster.clients());
+    let load = Load::new(VALUES);
+    let workers: Vec<_> = (0..IN_FLIGHT)
+        .map(|w| tokio::spawn(worker(w, clients.clone(), load.clone())))
+        .collect();
+
+    // Faults, one node down at a time; a majority stays up throughout.
+    let faults = async {
+        wait_acked(&load, KILL_1).await;
+        cluster.kill(0);
+        eprintln!("killed node 1 at {} acks", load.acked());
+        wait_acked(&load, RESTART_1).await;
+        cluster.start(0);
+        cluster.wait_ready(0).await;
+        eprintln!("node 1 back at {} acks", load.acked());
+        wait_acked(&load, KILL_2).await;
+        cluster.kill(1);
+        eprintln!("killed node 2 at {} acks", load.acked());
+        wait_acked(&load, RESTART_2).await;
+        cluster.start(1);
+        cluster.wait_ready(1).await;
+        eprintln!("node 2 back at {} acks", load.acked());
+        wait_acked(&load, PAUSE_1).await;
+        cluster.signal(0, "STOP");
+        eprintln!("paused node 1 at {} acks", load.acked());
+        sleep(PAUSE).await;
+        cluster.signal(0, "CONT");
+        eprintln!("node 1 resumed at {} acks", load.acked());
+    };
+    let proposals = async {
+        for w in workers {
+            w.await.expect("worker panicked").expect("worker failed");
+        }
+    };
+    // Joined, so a failing worker fails the test at once even while `faults` waits.
+    let run = async { tokio::join!(faults, proposals) };
+    timeout(Duration::from_secs(120), run)
+        .await
+        .expect("proposals did not finish in 120 s");
+    let proposing = started.elapsed();
+    let acks = load.acks();
+    assert_eq!(acks.len(), VALUES);
+    let common = check_logs(&clients, &acks).await;
+    let max_acked = acks.iter().map(|(_, i)| *i).max().unwrap_or(0);
+    eprintln!(
+        "{VALUES} values acknowledged in {:.1?}; {common} applied on every node (highest acked \
+         instance {max_acked}), none twice; total {:.1?}",
+        proposing,
+        started.elapsed()
+    );
+}
+
+/// Run `paxos-harness reconfigure --nodes NODES ARGS...`; its one line of output.
+fn reconfigure(nodes: &str, args: &[String]) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_paxos-harness"))
+        .arg("reconfigure")
+        .args(["--nodes", nodes])
+        .args(args)
+        .output()
+        .expect("run paxos-harness reconfigure");
+    let said = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    assert!(
+        out.status.success(),
+        "reconfigure {args:?} failed: {said} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    said
+}
+
+/// Three processes grow to five and shrink back to three while 8 writers keep writing: two
+/// nodes started with `--join` are added as learners, then as acceptors, then two founders are
+/// removed, each change made with `paxos-harness reconfigure` (the admin command). Every
+/// acknowledged write is then in the log of each final member, the logs agree and none is
+/// applied twice; the longest pause in acknowledgements around each change is printed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_processes_grow_to_five_and_shrink_to_three_under_load() {
+    // The whole log stays, so every write can be checked on every node (snapshots are the
+    // harness suites' business).
+    let mut cluster = Cluster::with(5, 3, &["--snapshot-every", "0"]);
+    for i in 0..5 {
+        cluster.start(i);
+    }
+    for i in 0..5 {
+        cluster.wait_ready(i).await;
+    }
+    let clients = Arc::new(cluster.clients());
+    // No limit but the stop at the end (far from wrapping the counter).
+    let load = Load::new(1 << 40);
+    let workers: Vec<_> = (0..IN_FLIGHT)
+        .map(|w| tokio::spawn(worker(w, clients.clone(), load.clone())))
+        .collect();
+    let started = Instant::now();
+    let changes = async {
+        let addresses = format!(
+            "4={},5={}",
+            cluster.nodes[3].listen, cluster.nodes[4].listen
+        );
+        let steps: [(&str, Vec<&str>); 3] = [
+            (
+                "epoch 1: acceptors 1,2,3, learners 4,5",
+                vec![
+                    "--acceptors",
+                    "1,2,3",
+                    "--learners",
+                    "4,5",
+                    "--address",
+                    &addresses,
+                ],
+            ),
+            (
+                "epoch 2: acceptors 1,2,3,4,5, learners none",
+                vec!["--acceptors", "1,2,3,4,5"],
+            ),
+            (
+                "epoch 3: acceptors 3,4,5, learners none",
+                vec!["--acceptors", "3,4,5"],
+            ),
+        ];
+        let mut pauses = Vec::new();
+        for (expected, args) in steps {
+            wait_acked(&load, load.acked() + 300).await;
+            let before = Instant::now();
+            let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+            let nodes = clients.join(",");
+            let said = tokio::task::spawn_blocking(move || reconfigure(&nodes, &args))
+                .await
+                .expect("reconfigure thread");
+            assert_eq!(said, expected);
+            let took = before.elapsed();
+            wait_acked(&load, load.acked() + 300).await;
+            pauses.push((expected, took, load.longest_pause(before, Instant::now())));
+        }
+        load.stop();
+        pauses
+    };
+    let writes = async {
+        for w in workers {
+            w.await.expect("worker panicked").expect("worker failed");
+        }
+    };
+    let (pauses, ()) = timeout(Duration::from_secs(120), async {
+        tokio::join!(changes, writes)
+    })
+    .await
+    .expect("changes and writes did not finish in 120 s");
+    let elapsed = started.elapsed();
+    let acks = load.acks();
+    // The final members hold every acknowledged write; the removed founders are left out.
+    let common = check_logs(&clients[2..], &acks).await;
+    eprintln!(
+        "{} writes acknowledged in {elapsed:.1?} ({:.0}/s) by {IN_FLIGHT} writers; {common} \
+         applied on every final member",
+        acks.len(),
+        acks.len() as f64 / elapsed.as_secs_f64()
+    );
+    for (change, took, pause) in pauses {
+        eprintln!(
+            "{change}: in force after {took:.1?}, longest pause in acknowledgements {pause:.1?}"
+        );
+    }
 }

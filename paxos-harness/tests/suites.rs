@@ -157,7 +157,12 @@ fn the_log_scenarios_fail_on_the_breaks_they_guard_against() {
         let summary = runner::run(&RunOptions {
             filter: Some(filter.into()),
             protocol_break: Some(b),
-            ..options("theory", 2, MEMORY, TURMOIL)
+            ..options(
+                filter.split('/').next().unwrap_or("all"),
+                2,
+                MEMORY,
+                TURMOIL,
+            )
         })
         .expect("a valid selection");
         assert_eq!(summary.passed, 0, "{filter} passed with --break {b}");
@@ -176,6 +181,7 @@ fn the_log_scenarios_fail_on_the_breaks_they_guard_against() {
         "theory/snapshot-receiver-crash",
         "theory/snapshot-sender-crash",
         "theory/compact-while-partitioned",
+        "membership/join-by-snapshot",
     ] {
         fails(snapshots, Break::LossySnapshots);
     }

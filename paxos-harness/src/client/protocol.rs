@@ -14,7 +14,8 @@
 //! | `{"propose":"v"}` | the same, as a request of the node's own client (a retry is a new request) |
 //! | `..., "timeout_ms":5000` | give up after 5 s (default 30 s): `{"error":"...","maybe_chosen":true}` |
 //! | `{"decisions":{"from":0}}` | `{"decisions":[{"instance":0,"value":"a"},{"instance":1,"value":null}],"next":2,"applied":2}`: at most 1000 applied slots at or above `from`, in instance order; `null` is a no-op, and a request decided twice appears once; the next page starts at `next` (`"limit":N` changes the page size) |
-//! | `{"status":{}}` | `{"status":{"id":1,"leader":1,"first_undecided":2,"applied":2,"decided":2}}` |
+//! | `{"status":{}}` | `{"status":{"id":1,"leader":1,"first_undecided":2,"applied":2,"decided":2,"epoch":0}}` |
+//! | `{"reconfigure":{"acceptors":[1,2,3],"learners":[4],"addresses":{"4":"10.0.0.4:7001"}}}` | `{"membership":{"epoch":1,"acceptors":[1,2,3],"learners":[4],"retired":[],"addresses":{"4":"10.0.0.4:7001"}}}` once the new configuration is in force on the answering node; only the leader takes it (others answer an error naming the leader). `learners` are the non-voting members besides the acceptors (a new node joins as one, then becomes an acceptor by a second change); `addresses` says where a new node's `--listen` is |
 //! | `{"put":{"key":"k","value":"v"}}` | `{"ok":true,"value":"v","instance":4}` once the write is in the log (and every instance below it decided) |
 //! | `{"cas":{"key":"k","from":"v","to":"w"}}` | `{"ok":true,"value":"w","instance":5}`, or `{"ok":false,"value":"x","instance":5}` if `k` held `x` (an absent key matches nothing) |
 //! | `{"delete":{"key":"k"}}` | `{"ok":true,"value":null,"instance":6}` |
@@ -27,8 +28,9 @@
 //! `delete` take `id` and `timeout_ms` as `propose` does; `get` takes `timeout_ms`.
 
 use crate::service::KvCommand;
-use paxos_core::{ClientId, ProposalId};
+use paxos_core::{ClientId, MemberChange, Membership, NodeId, ProposalId};
 use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet};
 
 /// Longest accepted request or response line, in bytes (without the newline).
 pub const MAX_LINE: usize = 1 << 20;
@@ -85,6 +87,8 @@ pub enum Op {
     },
     /// `{"status":{}}`: the node's protocol state.
     Status {},
+    /// `{"reconfigure":{"acceptors":[1,2,3]}}`: change the membership.
+    Reconfigure(Roles),
     /// `{"get":{"key":"k"}}`: a linearizable read of a key.
     Get {
         /// The key.
@@ -119,6 +123,81 @@ pub struct Status {
     pub applied: u64,
     /// Number of decisions this node knows.
     pub decided: usize,
+    /// The epoch of the configuration in force on this node (0: the one it started with).
+    #[serde(default)]
+    pub epoch: u64,
+}
+
+/// A configuration's roles, by node id: what a `reconfigure` asks for and (with the epoch)
+/// what it answers.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Roles {
+    /// The acceptors (voters); a majority of them is a quorum.
+    pub acceptors: BTreeSet<u64>,
+    /// Non-voting members besides the acceptors.
+    #[serde(default)]
+    pub learners: BTreeSet<u64>,
+    /// Where members listen (their `--listen`), for nodes the cluster does not know yet, by
+    /// id. (JSON object keys are strings; ids are parsed by [`Roles::to_change`], because
+    /// serde cannot read integer keys under the request's flattened operation.)
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub addresses: BTreeMap<String, String>,
+}
+
+impl Roles {
+    /// The change this asks the core for.
+    ///
+    /// # Errors
+    /// An `addresses` key that is not a node id.
+    pub fn to_change(&self) -> Result<MemberChange, String> {
+        let ids = |set: &BTreeSet<u64>| set.iter().copied().map(NodeId).collect::<Vec<_>>();
+        let mut change = MemberChange::new(ids(&self.acceptors), ids(&self.learners));
+        for (id, addr) in &self.addresses {
+            let id: u64 = id
+                .parse()
+                .map_err(|e| format!("address key {id:?} is not a node id: {e}"))?;
+            change = change.with_address(NodeId(id), addr.clone());
+        }
+        Ok(change)
+    }
+}
+
+/// The answer to a `reconfigure`: the configuration now in force.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MembershipView {
+    /// Its epoch.
+    pub epoch: u64,
+    /// The acceptors.
+    pub acceptors: BTreeSet<u64>,
+    /// Members that only learn.
+    pub learners: BTreeSet<u64>,
+    /// Ids removed by earlier changes (never reused).
+    pub retired: BTreeSet<u64>,
+    /// Member addresses the changes named, by id (a string key, as in [`Roles::addresses`]).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub addresses: BTreeMap<String, String>,
+}
+
+impl From<&Membership> for MembershipView {
+    fn from(m: &Membership) -> Self {
+        let ids = |set: &BTreeSet<NodeId>| set.iter().map(|n| n.0).collect();
+        MembershipView {
+            epoch: m.epoch,
+            acceptors: ids(&m.acceptors),
+            learners: m
+                .learners
+                .iter()
+                .filter(|n| !m.acceptors.contains(n))
+                .map(|n| n.0)
+                .collect(),
+            retired: ids(&m.retired),
+            addresses: m
+                .addresses
+                .iter()
+                .map(|(n, a)| (n.0.to_string(), a.clone()))
+                .collect(),
+        }
+    }
 }
 
 /// One response line.
@@ -161,6 +240,11 @@ pub enum Response {
         /// The state.
         status: Status,
     },
+    /// A membership change is in force.
+    Membership {
+        /// The configuration in force.
+        membership: MembershipView,
+    },
     /// The request failed.
     Error {
         /// Why.
@@ -184,7 +268,39 @@ impl Response {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use paxos_core::NodeId;
+
+    #[test]
+    fn reconfigure_parses_and_names_the_change() {
+        let r: Request = serde_json::from_str(
+            r#"{"reconfigure":{"acceptors":[1,2,3],"learners":[4],"addresses":{"4":"h:1"}}}"#,
+        )
+        .expect("reconfigure");
+        let Op::Reconfigure(roles) = r.op else {
+            panic!("not a reconfigure: {r:?}");
+        };
+        let change = roles.to_change().expect("valid ids");
+        assert_eq!(change.acceptors, [1, 2, 3].map(NodeId).into());
+        assert_eq!(change.learners, [NodeId(4)].into());
+        assert_eq!(change.addresses, [(NodeId(4), "h:1".to_string())].into());
+        let r: Request = serde_json::from_str(r#"{"reconfigure":{"acceptors":[1]}}"#)
+            .expect("learners and addresses are optional");
+        assert_eq!(
+            r.op,
+            Op::Reconfigure(Roles {
+                acceptors: [1].into(),
+                ..Roles::default()
+            })
+        );
+        let bad = Roles {
+            addresses: [("four".to_string(), "h:1".to_string())].into(),
+            ..Roles::default()
+        };
+        assert!(
+            bad.to_change()
+                .unwrap_err()
+                .contains("\"four\" is not a node id")
+        );
+    }
 
     #[test]
     fn requests_parse_from_the_documented_json() {
@@ -309,9 +425,22 @@ mod tests {
                         first_undecided: 0,
                         applied: 0,
                         decided: 0,
+                        epoch: 2,
                     },
                 },
-                r#"{"status":{"id":1,"leader":1,"first_undecided":0,"applied":0,"decided":0}}"#,
+                r#"{"status":{"id":1,"leader":1,"first_undecided":0,"applied":0,"decided":0,"epoch":2}}"#,
+            ),
+            (
+                Response::Membership {
+                    membership: MembershipView {
+                        epoch: 1,
+                        acceptors: [1, 2, 3].into(),
+                        learners: [4].into(),
+                        retired: [].into(),
+                        addresses: [("4".to_string(), "h:1".to_string())].into(),
+                    },
+                },
+                r#"{"membership":{"epoch":1,"acceptors":[1,2,3],"learners":[4],"retired":[],"addresses":{"4":"h:1"}}}"#,
             ),
         ] {
             assert_eq!(serde_json::to_string(&r).expect("ser"), json);

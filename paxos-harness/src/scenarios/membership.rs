@@ -61,6 +61,17 @@ pub fn scenarios() -> Vec<Scenario> {
             |c| Box::pin(leader_crash_mid_change(c)),
         ),
         scenario(
+            "join-by-snapshot",
+            "n4 joins after the members compacted their logs: it installs a snapshot, catches up the tail under load, and becomes a voter",
+            || {
+                ClusterSpec::symmetric(3)
+                    .elected()
+                    .with_kv(10, 5, false)
+                    .with_joiners(1)
+            },
+            |c| Box::pin(join_by_snapshot(c)),
+        ),
+        scenario(
             "concurrent-change-refused",
             "a second change while one is in flight is refused with a typed error, not queued",
             || ClusterSpec::symmetric(3).elected().with_joiners(1),
@@ -210,14 +221,22 @@ where
             })
         })
         .await?;
+        // Below its log start a member holds a snapshot instead of entries: the observer
+        // checks that its state digest there is everyone's.
+        let log_start = c.node(member).await?.status().await?.log_start;
         let log = c.decisions(member).await?;
-        for (&instance, &value) in &acked {
+        for (&instance, &value) in acked.range(log_start..) {
             let entry = log.get(&instance);
             ensure!(
                 entry.and_then(|e| e.value()) == Some(&value),
                 "acknowledged write {value} at {instance} is lost on {member}: it holds {entry:?}"
             );
         }
+    }
+    // With a state machine, every member holds the same state at every instance, snapshots
+    // installed by joiners included.
+    if let Some(digests) = &c.spec().digests {
+        digests.check().map_err(Failure)?;
     }
     Ok(membership)
 }
@@ -340,6 +359,33 @@ async fn leader_crash_mid_change(c: Cluster) -> Result<(), Failure> {
     })
     .await?;
     ensure!(end.epoch == 1, "one change made, epoch {}", end.epoch);
+    Ok(())
+}
+
+async fn join_by_snapshot(c: Cluster) -> Result<(), Failure> {
+    // Enough writes first that every member snapshotted and compacted below where n4 starts.
+    let session = c.node(n(1)).await?.session().await?;
+    for v in 0..40 {
+        c.append(n(1), session.next_request(), v, DECIDE_WITHIN)
+            .await?;
+    }
+    let restores = || c.spec().digests.as_ref().map_or(0, |d| d.restores());
+    let before = restores();
+    under_load(&c, async {
+        let learner = MemberChange::new(ids(&[1, 2, 3]), ids(&[4]));
+        let m = c.reconfigure(n(1), &learner, CHANGE_WITHIN).await?;
+        settled(&c, &m, &[1, 2, 3], &[1, 2, 3, 4]).await?;
+        let log_start = c.node(n(4)).await?.status().await?.log_start;
+        ensure!(
+            log_start > InstanceId(0),
+            "n4 caught up without a snapshot (its log starts at {log_start})"
+        );
+        let voter = MemberChange::new(ids(&[1, 2, 3, 4]), []);
+        let m = c.reconfigure(n(1), &voter, CHANGE_WITHIN).await?;
+        settled(&c, &m, &[1, 2, 3, 4], &[1, 2, 3, 4]).await
+    })
+    .await?;
+    ensure!(restores() > before, "no snapshot was installed");
     Ok(())
 }
 

@@ -11,6 +11,7 @@ mod jepsen;
 mod kv;
 mod node;
 mod propose;
+mod reconfigure;
 mod run;
 mod server;
 mod soak;
@@ -42,6 +43,8 @@ enum Command {
     Node(node::NodeArgs),
     /// Propose a value to a running node and print the chosen value and instance.
     Propose(propose::ProposeArgs),
+    /// Change a running cluster's membership: add (learner, then acceptor), remove, replace.
+    Reconfigure(reconfigure::ReconfigureArgs),
     /// Put, get, cas or delete a key on a running node's key-value service.
     Kv(kv::KvArgs),
     /// Random fault schedules over seeded simulations, checked by the invariant observer.
@@ -78,6 +81,7 @@ fn main() -> ExitCode {
         Some(Command::List) => run::list(),
         Some(Command::Node(a)) => node::main(a),
         Some(Command::Propose(a)) => propose::main(a),
+        Some(Command::Reconfigure(a)) => reconfigure::main(a),
         Some(Command::Kv(a)) => kv::main(a),
         Some(Command::Chaos(a)) => chaos::main(a),
         Some(Command::Bench(a)) => bench::main(a),

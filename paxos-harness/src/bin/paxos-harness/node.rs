@@ -13,6 +13,12 @@
 //! - **Peers**: `--listen` is the Paxos (node-to-node) address, `--peers` lists every *other*
 //!   node as `ID=HOST:PORT`. `--cluster-id` and `--secret-file` (the file's bytes, one trailing
 //!   newline stripped, proven with HMAC-SHA256 in every handshake) must match on all nodes.
+//! - **Joining**: `--join` starts a node outside a running cluster: `--peers` lists the nodes the
+//!   cluster *started* with. It waits until `paxos-harness reconfigure` adds it as a learner
+//!   (with `--address ID=` its `--listen`), catches up from the members (snapshot and log
+//!   tail), and from then on follows the log; a second change makes it an acceptor. Restart it
+//!   with the same flags: its log says what the cluster is now. A founder restarts with its
+//!   original `--peers` too.
 //! - **Leader mode**: `--elected` (the default) elects the lowest live id as leader, which runs
 //!   phase 1 once and then only phase 2 (Multi-Paxos); followers forward proposals to it.
 //!   `--leaderless` lets every node propose directly (duelling proposers back off randomly).
@@ -61,6 +67,10 @@ pub struct NodeArgs {
     /// Every other node as ID=HOST:PORT (their --listen), comma-separated or repeated.
     #[arg(long, value_delimiter = ',', value_parser = parse_peer)]
     pub peers: Vec<(u64, String)>,
+    /// Join a running cluster: --peers are the nodes it started with; wait until a
+    /// `reconfigure` adds this node (see `paxos-harness reconfigure`).
+    #[arg(long)]
+    pub join: bool,
     /// RocksDB directory (created if missing); reuse it to restart the node.
     #[arg(long)]
     pub data_dir: PathBuf,
@@ -146,7 +156,7 @@ fn clock_rate(s: &str) -> Result<f64, String> {
     Ok(rate)
 }
 
-fn parse_peer(s: &str) -> Result<(u64, String), String> {
+pub(crate) fn parse_peer(s: &str) -> Result<(u64, String), String> {
     let (id, addr) = s
         .split_once('=')
         .ok_or_else(|| format!("expected ID=HOST:PORT, got {s:?}"))?;
@@ -216,8 +226,13 @@ fn plan(args: NodeArgs) -> Result<Plan, String> {
     } else {
         LeaderMode::Elected
     };
-    let mut config =
-        Config::symmetric(id, peers.keys().copied().chain([id])).with_leader_mode(mode);
+    // A joiner is given the cluster's initial configuration, which does not name it.
+    let founders: Vec<NodeId> = match args.join {
+        true => peers.keys().copied().collect(),
+        false => peers.keys().copied().chain([id]).collect(),
+    };
+    let mut config = Config::symmetric(id, founders).with_leader_mode(mode);
+    config.joining = args.join;
     config.tick_interval = args.tick;
     config.phase_timeout_ticks = 50;
     config.backoff_ticks = (5, 40);
@@ -476,6 +491,7 @@ mod tests {
             listen: "127.0.0.1:7001".into(),
             peers: vec![(2, "127.0.0.1:7002".into()), (3, "127.0.0.1:7003".into())],
             data_dir: "n1".into(),
+            join: false,
             client: None,
             cluster_id: 0,
             secret_file: None,
@@ -490,9 +506,18 @@ mod tests {
             lease_drift: Duration::from_millis(30),
             clock_rate: 1.0,
         };
-        let plan = plan(args).expect("valid");
-        assert_eq!(plan.client, "127.0.0.1:8001");
-        assert_eq!(plan.config.leader_mode, LeaderMode::Elected);
-        assert_eq!(plan.config.nodes.len(), 3);
+        let founder = plan(args.clone()).expect("valid");
+        assert_eq!(founder.client, "127.0.0.1:8001");
+        assert_eq!(founder.config.leader_mode, LeaderMode::Elected);
+        assert_eq!(founder.config.nodes.len(), 3);
+        // A joiner is given the founders (its peers) as the initial configuration.
+        let joiner = plan(NodeArgs {
+            id: 4,
+            join: true,
+            ..args
+        })
+        .expect("a joiner");
+        assert!(joiner.config.joining);
+        assert_eq!(joiner.config.nodes, [2, 3].map(NodeId).into());
     }
 }

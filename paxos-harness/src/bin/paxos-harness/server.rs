@@ -155,6 +155,18 @@ impl Server {
                     Err(e) => failed(&e),
                 }
             }
+            Op::Reconfigure(roles) => {
+                let change = match roles.to_change() {
+                    Ok(change) => change,
+                    Err(e) => return Response::error(format!("bad request: {e}")),
+                };
+                match self.handle.reconfigure(change, timeout).await {
+                    Ok(m) => Response::Membership {
+                        membership: (&m).into(),
+                    },
+                    Err(e) => failed(&e),
+                }
+            }
             Op::Status {} => match self.handle.status().await {
                 Ok(s) => Response::Status {
                     status: Status {
@@ -163,6 +175,7 @@ impl Server {
                         first_undecided: s.first_undecided.0,
                         applied: s.applied.0,
                         decided: s.decided,
+                        epoch: s.membership.epoch,
                     },
                 },
                 Err(e) => failed(&e),

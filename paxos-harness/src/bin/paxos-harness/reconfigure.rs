@@ -1,0 +1,146 @@
+//! `paxos-harness reconfigure`: change a running cluster's membership through its client ports.
+//!
+//! Adding a node takes two changes: first as a learner (it catches up), then as an acceptor.
+//! Start the new node with `paxos-harness node --join` (its `--peers`: the nodes the cluster
+//! started with), then
+//!
+//! ```text
+//! paxos-harness reconfigure --nodes 127.0.0.1:8001,127.0.0.1:8002,127.0.0.1:8003 \
+//!     --acceptors 1,2,3 --learners 4 --address 4=127.0.0.1:7004
+//! paxos-harness reconfigure --nodes 127.0.0.1:8001,127.0.0.1:8002,127.0.0.1:8003 \
+//!     --acceptors 1,2,3,4
+//! ```
+//!
+//! Removing a node is one change that leaves it out; replacing a dead one is one change after
+//! its successor joined as a learner. The change goes to the leader among `--nodes` (found by
+//! asking each for its status); the command prints the configuration in force once the
+//! leader has entered it, and fails with the cluster's refusal otherwise (a change already in
+//! progress, an id used before, a new acceptor that is not a learner yet, ...).
+
+use crate::duration;
+use crate::node::parse_peer;
+use paxos_harness::client::protocol::{MembershipView, Roles};
+use paxos_harness::client::{Client, ClientError};
+use std::process::ExitCode;
+use std::time::Duration;
+use tokio::time::{Instant, sleep, timeout};
+
+/// How long one node may take to answer a status request before the next one is asked.
+const ASK_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Flags of `paxos-harness reconfigure`.
+#[derive(clap::Args, Debug, Clone)]
+pub struct ReconfigureArgs {
+    /// Client addresses (their --client) of the cluster's nodes, comma-separated; the change
+    /// is sent to whichever of them leads.
+    #[arg(long, value_delimiter = ',', required = true)]
+    pub nodes: Vec<String>,
+    /// The acceptors (voters) of the new configuration, by id, comma-separated.
+    #[arg(long, value_delimiter = ',', required = true)]
+    pub acceptors: Vec<u64>,
+    /// Non-voting members besides the acceptors (a node catching up to become one).
+    #[arg(long, value_delimiter = ',')]
+    pub learners: Vec<u64>,
+    /// ID=HOST:PORT: where a node the cluster does not know yet listens (its --listen).
+    #[arg(long = "address", value_delimiter = ',', value_parser = parse_peer)]
+    pub addresses: Vec<(u64, String)>,
+    /// Give up after this long (`30s`, `500ms`).
+    #[arg(long, default_value = "30s", value_parser = duration)]
+    pub timeout: Duration,
+}
+
+/// Run `paxos-harness reconfigure`. Exit code 1 on a refusal or when no leader answered.
+pub fn main(args: ReconfigureArgs) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("paxos-harness reconfigure: cannot start the tokio runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(&args)) {
+        Ok(m) => {
+            let ids = |set: &std::collections::BTreeSet<u64>| {
+                set.iter().map(u64::to_string).collect::<Vec<_>>().join(",")
+            };
+            println!(
+                "epoch {}: acceptors {}, learners {}",
+                m.epoch,
+                ids(&m.acceptors),
+                match m.learners.is_empty() {
+                    true => "none".to_owned(),
+                    false => ids(&m.learners),
+                }
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("paxos-harness reconfigure: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Find the leader among the nodes and ask it; a leader that stepped down meanwhile is looked
+/// for again, until the deadline.
+async fn run(args: &ReconfigureArgs) -> Result<MembershipView, String> {
+    let roles = Roles {
+        acceptors: args.acceptors.iter().copied().collect(),
+        learners: args.learners.iter().copied().collect(),
+        addresses: args
+            .addresses
+            .iter()
+            .map(|(id, addr)| (id.to_string(), addr.clone()))
+            .collect(),
+    };
+    let deadline = Instant::now() + args.timeout;
+    let mut last = String::from("no node answered");
+    while Instant::now() < deadline {
+        for node in &args.nodes {
+            match ask_if_leader(node, &roles, deadline).await {
+                Ok(Some(m)) => return Ok(m),
+                Ok(None) => {}
+                // The leader changed between the status and the change: look again.
+                Err(ClientError::Node { error, .. }) if error.contains("not the leader") => {
+                    last = format!("{node}: {error}");
+                }
+                Err(ClientError::Node { error, .. }) => return Err(format!("refused: {error}")),
+                Err(e) => last = format!("{node}: {e}"),
+            }
+        }
+        sleep(Duration::from_millis(100)).await;
+    }
+    Err(format!(
+        "no leader took the change in {:?} ({last})",
+        args.timeout
+    ))
+}
+
+/// Send the change to `node` if it says it leads; `None` if it does not (or is unreachable
+/// within [`ASK_TIMEOUT`]).
+async fn ask_if_leader(
+    node: &str,
+    roles: &Roles,
+    deadline: Instant,
+) -> Result<Option<MembershipView>, ClientError> {
+    let probe = async {
+        let mut client = Client::connect(node).await?;
+        let status = client.status().await?;
+        Ok::<_, ClientError>((status.leader == Some(status.id)).then_some(client))
+    };
+    let Ok(found) = timeout(ASK_TIMEOUT, probe).await else {
+        return Ok(None);
+    };
+    let Some(mut leader) = found? else {
+        return Ok(None);
+    };
+    let left = deadline.saturating_duration_since(Instant::now());
+    // The node gives up at `left`; allow its answer a moment to arrive.
+    match timeout(left + ASK_TIMEOUT, leader.reconfigure(roles, Some(left))).await {
+        Ok(answer) => answer.map(Some),
+        Err(_) => Err(ClientError::Closed),
+    }
+}
