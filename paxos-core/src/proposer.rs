@@ -337,6 +337,10 @@ impl<V: Value> Proposer<V> {
             return;
         }
         self.chosen_below = below;
+        // A snapshot covers a decided prefix: the window counts from it. (Left at the old
+        // frontier, a node that caught up by installing one could not propose past it: a
+        // leader so placed would wait forever for decisions only it could make.)
+        self.first_undecided = self.first_undecided.max(below);
         let kept = self.pinned.split_off(&below);
         let pinned: BTreeSet<ProposalId> = std::mem::replace(&mut self.pinned, kept)
             .into_values()
@@ -1341,6 +1345,25 @@ mod tests {
             accepted(&out),
             vec![(2, e(3))],
             "the prefix moved: one more"
+        );
+    }
+
+    /// A snapshot installed far above the decided prefix moves the window with it: a leader
+    /// that caught up that way proposes above the snapshot instead of waiting for decisions
+    /// below its window that nobody else would make (chaos seed 237 with a 14-instance window).
+    #[test]
+    fn a_snapshot_moves_the_window() {
+        let mut c = config();
+        c.max_instances_ahead = 2;
+        let mut p = Proposer::new(&c, 0, 1, InstanceId(0), BTreeSet::new());
+        p.append(id(1), 1, &mut Effects::new());
+        leading(&mut p); // request 1 is in flight at i0
+        let mut out = Effects::new();
+        p.on_compacted(InstanceId(10), &mut out);
+        assert_eq!(
+            accepted(&out),
+            vec![(10, e(1))],
+            "re-proposed above the snapshot, within the window"
         );
     }
 

@@ -176,6 +176,9 @@ pub fn spec_for(schedule: &Schedule, options: &ChaosOptions) -> ClusterSpec {
         // Room for clock skew: a slow leader's heartbeats must still beat a fast follower's
         // timeout once the network is healed.
         c.leader_timeout_ticks = 60;
+        if schedule.window > 0 {
+            c.max_instances_ahead = schedule.window;
+        }
     });
     spec.time_limit = schedule.faults_end + LIVENESS_BOUND + Duration::from_secs(10);
     spec.network = schedule.network;

@@ -7,10 +7,13 @@
 
 use super::schedule::{Action, Schedule, Target, max_down};
 use crate::cluster::{Cluster, Failure};
-use paxos_core::{LeaderMode, NodeId};
+use paxos_core::{LeaderMode, MemberChange, NodeId};
 use std::collections::BTreeSet;
 use std::time::Duration;
 use tokio::time::Instant;
+
+/// How long the nemesis waits for a change to be in force before it plays on.
+const RECONFIGURE_WAIT: Duration = Duration::from_millis(100);
 
 /// The node that leads now: the leader most live nodes trust (elected mode), or the live node
 /// whose proposer holds the highest ballot (leaderless). `None` if nobody answers.
@@ -109,6 +112,7 @@ async fn apply(
                 )),
             }
         }
+        Action::Reconfigure(acceptors) => reconfigure(c, action, acceptors, all).await,
         Action::IsolateLeader => match current_leader(c).await {
             Some(leader) => {
                 c.say(format!("nemesis: isolate the leader {leader}"));
@@ -137,11 +141,34 @@ async fn apply(
                 }
                 Action::DropKind(a, b, kind) => faults.drop_kind(*a, *b, kind),
                 Action::Heal => faults.heal(),
-                Action::Bounce { .. } | Action::IsolateLeader => {}
+                Action::Bounce { .. } | Action::IsolateLeader | Action::Reconfigure(_) => {}
             }
         }
     }
     Ok(())
+}
+
+/// Ask the leader (or, leaderless, any live node) for the change, waiting a little for it to
+/// be in force; a refusal (another change in flight, not the leader, the same configuration)
+/// or a timeout is part of the run, not a failure: the change may still happen later.
+async fn reconfigure(c: &Cluster, action: &Action, acceptors: &[NodeId], all: &[NodeId]) {
+    let Some(via) = current_leader(c)
+        .await
+        .or_else(|| c.live().first().copied())
+    else {
+        c.say(format!("nemesis: {action}: nobody up, skipped"));
+        return;
+    };
+    let learners = all.iter().copied().filter(|n| !acceptors.contains(n));
+    let change = MemberChange::new(acceptors.iter().copied(), learners);
+    let outcome = match c.node(via).await {
+        Ok(handle) => match handle.reconfigure(change, RECONFIGURE_WAIT).await {
+            Ok(m) => format!("in force: {m}"),
+            Err(e) => e.to_string(),
+        },
+        Err(e) => e.to_string(),
+    };
+    c.say(format!("nemesis: {action} via {via}: {outcome}"));
 }
 
 fn each_link(all: &[NodeId], mut f: impl FnMut(NodeId, NodeId)) {

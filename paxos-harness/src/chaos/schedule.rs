@@ -1,7 +1,9 @@
 //! [`Schedule`]: everything random about one chaos run, drawn from its seed before it starts.
 //!
 //! The cluster's shape (size, leader mode, clock skew, network latency, disk latency), the
-//! workload's size, and a timeline of faults. Nothing is drawn while the run executes except
+//! workload's size, and a timeline of faults (with, in one run in three, membership changes
+//! that demote an acceptor to a learner and promote it back, so the observer's checker
+//! follows epochs while faults play). Nothing is drawn while the run executes except
 //! inside the simulation (turmoil's seeded RNG, the fault RNG, the workload's RNG), so a seed
 //! names one run, and printing its schedule says what happened to it.
 
@@ -60,6 +62,9 @@ pub enum Action {
     DropKind(NodeId, NodeId, &'static str),
     /// Remove every network fault.
     Heal,
+    /// Ask the leader for a membership change: these acceptors, every other node a learner
+    /// (drawn apart from the other faults, last among a seed's draws).
+    Reconfigure(Vec<NodeId>),
 }
 
 /// Message kinds a [`Action::DropKind`] may pick (as `paxos_core::Message::kind` names them).
@@ -94,6 +99,14 @@ impl fmt::Display for Action {
             ),
             Action::DropKind(a, b, kind) => write!(f, "lose every {kind} on {a} -> {b}"),
             Action::Heal => f.write_str("heal the network"),
+            Action::Reconfigure(acceptors) => {
+                let names: Vec<String> = acceptors.iter().map(ToString::to_string).collect();
+                write!(
+                    f,
+                    "reconfigure: acceptors {{{}}}, the rest learners",
+                    names.join(", ")
+                )
+            }
         }
     }
 }
@@ -128,6 +141,9 @@ pub struct Schedule {
     pub snapshot_every: u64,
     /// ...keeping this many entries below the snapshot for cheap catch-up.
     pub snapshot_keep: u64,
+    /// With membership changes in the timeline: the window (`max_instances_ahead`), which is
+    /// also how far after a change the next epoch starts. 0: the default, and no changes.
+    pub window: u64,
 }
 
 /// How many nodes may be down at once: a majority (so a quorum is lost for a while), never all.
@@ -195,6 +211,28 @@ impl Schedule {
         // Small enough that every run takes several snapshots and lagging nodes install them.
         let snapshot_every = rng.gen_range(4..=24);
         let snapshot_keep = rng.gen_range(0..=8);
+        // Membership changes, drawn after everything else for the same reason: one in three
+        // runs demotes an acceptor to a learner and promotes it back (every node stays a
+        // member, so every check of the run still covers every node), while faults play.
+        let mut window = 0;
+        if rng.gen_bool(1.0 / 3.0) {
+            window = rng.gen_range(4..=64);
+            let mut at = Duration::ZERO;
+            for k in 0..rng.gen_range(1..=4u32) {
+                at += Duration::from_millis(rng.gen_range(50..=400));
+                let acceptors: Vec<NodeId> = match k % 2 {
+                    0 => {
+                        let out = ids[rng.gen_range(0..ids.len())];
+                        ids.iter().copied().filter(|&n| n != out).collect()
+                    }
+                    _ => ids.clone(),
+                };
+                if at < faults_end {
+                    let i = faults.partition_point(|(t, _)| *t <= at);
+                    faults.insert(i, (at, Action::Reconfigure(acceptors)));
+                }
+            }
+        }
         Schedule {
             seed,
             nodes,
@@ -209,6 +247,7 @@ impl Schedule {
             faults_end,
             snapshot_every,
             snapshot_keep,
+            window,
         }
     }
 }
@@ -295,6 +334,13 @@ impl fmt::Display for Schedule {
             "key-value state machines, a snapshot every {} entries, {} entries kept below it",
             self.snapshot_every, self.snapshot_keep
         )?;
+        if self.window > 0 {
+            writeln!(
+                f,
+                "membership changes below; a window of {} instances (the hand-off distance)",
+                self.window
+            )?;
+        }
         for (node, o) in &self.skew {
             writeln!(
                 f,
@@ -323,6 +369,41 @@ mod tests {
     fn a_seed_names_one_schedule() {
         assert_eq!(Schedule::draw(42, None), Schedule::draw(42, None));
         assert_ne!(Schedule::draw(42, None), Schedule::draw(43, None));
+    }
+
+    /// About one seed in three changes the membership, within the fault timeline, with a
+    /// window of its own; the timeline stays in time order.
+    #[test]
+    fn some_seeds_change_the_membership_in_time_order() {
+        let schedules: Vec<Schedule> = (1..=60).map(|seed| Schedule::draw(seed, None)).collect();
+        let changing = schedules
+            .iter()
+            .filter(|s| {
+                s.faults
+                    .iter()
+                    .any(|(_, a)| matches!(a, Action::Reconfigure(_)))
+            })
+            .count();
+        assert!(
+            (10..=35).contains(&changing),
+            "{changing} of 60 seeds change"
+        );
+        for s in &schedules {
+            assert!(
+                s.faults.windows(2).all(|w| w[0].0 <= w[1].0),
+                "seed {}",
+                s.seed
+            );
+            let changes = s
+                .faults
+                .iter()
+                .any(|(_, a)| matches!(a, Action::Reconfigure(_)));
+            assert!(
+                !changes || s.window > 0,
+                "seed {}: changes need a window",
+                s.seed
+            );
+        }
     }
 
     #[test]
