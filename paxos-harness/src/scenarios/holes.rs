@@ -27,11 +27,14 @@ pub fn scenarios() -> Vec<Scenario> {
         scenario(
             "hole-after-leader-loss",
             "issue 15 (1, 3): Accepts of i0-i1 lost, i2 chosen, the leader dies: the next leader fills i0-i1 with no-ops, and a later append lands above i2",
-            // A long phase timeout: the leader must not re-send the lost Accepts before it dies.
+            // A long phase timeout: the leader must not re-send the lost Accepts before it dies,
+            // however loaded the machine running a real-time transport is (400 ticks were not
+            // enough for synced RocksDB over TCP on a busy CI machine). Nothing after the crash
+            // waits for a phase to time out: no message is lost once the faults heal.
             || {
                 ClusterSpec::symmetric(3)
                     .elected()
-                    .tune(|c| c.phase_timeout_ticks = 400)
+                    .tune(|c| c.phase_timeout_ticks = 10_000)
             },
             |c| Box::pin(hole_after_leader_loss(c)),
         ),
