@@ -30,6 +30,8 @@ struct State {
     cut: BTreeSet<(NodeId, NodeId)>,
     /// Directed links on which messages of one kind (`Message::kind`) are lost.
     cut_kind: BTreeSet<(NodeId, NodeId, &'static str)>,
+    /// How many messages each `cut_kind` entry has lost so far (kept across heals).
+    lost_kind: BTreeMap<(NodeId, NodeId, &'static str), u64>,
     /// Probability that a message on a link is lost.
     loss: BTreeMap<(NodeId, NodeId), f64>,
     /// Probability that a message on a link is delivered twice (the copy later).
@@ -52,6 +54,7 @@ impl Faults {
             state: Arc::new(Mutex::new(State {
                 cut: BTreeSet::new(),
                 cut_kind: BTreeSet::new(),
+                lost_kind: BTreeMap::new(),
                 loss: BTreeMap::new(),
                 duplicate: BTreeMap::new(),
                 delay: BTreeMap::new(),
@@ -88,6 +91,17 @@ impl Faults {
     /// Lose every message of `kind` (`"accept"`, `"accepted"`, ...) on `from -> to`.
     pub fn drop_kind(&self, from: NodeId, to: NodeId, kind: &'static str) {
         self.lock().cut_kind.insert((from, to, kind));
+    }
+
+    /// How many messages of `kind` [`Faults::drop_kind`] has lost on `from -> to` so far. A
+    /// scenario that needs a message lost (not merely late) waits for this before it heals: a
+    /// loaded machine may send it only after the heal.
+    pub fn lost(&self, from: NodeId, to: NodeId, kind: &'static str) -> u64 {
+        self.lock()
+            .lost_kind
+            .get(&(from, to, kind))
+            .copied()
+            .unwrap_or(0)
     }
 
     /// Restore both directions between `a` and `b`.
@@ -152,7 +166,11 @@ impl Faults {
     /// Should a message `from -> to` be dropped now?
     fn drops(&self, from: NodeId, to: NodeId, kind: &'static str) -> bool {
         let mut s = self.lock();
-        if s.cut.contains(&(from, to)) || s.cut_kind.contains(&(from, to, kind)) {
+        if s.cut.contains(&(from, to)) {
+            return true;
+        }
+        if s.cut_kind.contains(&(from, to, kind)) {
+            *s.lost_kind.entry((from, to, kind)).or_insert(0) += 1;
             return true;
         }
         match s.loss.get(&(from, to)).copied() {
