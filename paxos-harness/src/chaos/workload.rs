@@ -362,20 +362,30 @@ fn check_states(c: &Cluster) -> Result<(), Failure> {
 
 /// Re-propose in `instance` until some node reports a decision, until `deadline`.
 async fn drive(s: &Shared<'_>, instance: InstanceId, deadline: Instant) -> Result<(), Failure> {
-    let value = 9_000_000_000 + instance.0;
     let within = deadline.saturating_duration_since(Instant::now());
     eventually(within, Duration::from_millis(5), || async {
         let Some(node) = s.target(0.9).await else {
             return Ok(Look::Wait(format!("no node up to propose in {instance}")));
         };
-        if s.propose(node, instance, value, Duration::from_millis(200))
-            .await
-            .is_some()
-        {
+        let status = s.cluster.node(node).await?.status().await?;
+        // Refused as compacted: decided there long ago, and in its snapshot now.
+        if status.log_start > instance {
             return Ok(Look::Done(()));
         }
-        // Refused as compacted: decided there long ago, and in its snapshot now.
-        if s.cluster.node(node).await?.status().await?.log_start > instance {
+        // A pin more than a window above the node's decided prefix is refused (a client's
+        // pin there was, and never reached the protocol): fill the log up to it first, as a
+        // user of `propose_at` would, proposing in the lowest instance the node lacks.
+        let window = s.cluster.spec().config.max_instances_ahead;
+        let at = match instance.0 > status.first_undecided.0.saturating_add(window) {
+            true => status.first_undecided,
+            false => instance,
+        };
+        let value = 9_000_000_000 + at.0;
+        if s.propose(node, at, value, Duration::from_millis(200))
+            .await
+            .is_some()
+            && at == instance
+        {
             return Ok(Look::Done(()));
         }
         Ok(Look::Wait(format!("no proposal in {instance} was decided")))
