@@ -35,6 +35,10 @@ pub struct ProposerFaults {
     /// Reads are answered from this node's state at once, with no read index (a stale read
     /// on any node that lags). Read by the replica.
     pub read_without_barrier: bool,
+    /// The next epoch starts right after the change that ends this one, not a window later,
+    /// while this epoch's proposers still pipeline a window ahead: the old acceptors can
+    /// choose a value where the new ones choose another. Read by the replica.
+    pub epoch_without_window: bool,
 }
 
 /// Where the proposer is.
@@ -583,7 +587,14 @@ impl<V: Value> Proposer<V> {
     /// instance from `fresh` up to it, so no hole is left below it (rule 4).
     fn propose_up_to(&mut self, instance: InstanceId, out: &mut Effects<V>) {
         if instance >= self.limit() {
-            return; // proposed once the decided prefix comes within the window
+            // Proposed once the decided prefix comes within the window. Everything below the
+            // window's edge must be decided before that anyway: propose it now (queued
+            // requests first, then no-ops), or a pin at the edge with nothing else proposed
+            // waits for ever (chaos seed 9561: a pin a window above the prefix was accepted
+            // and held, and no instance below it was ever proposed).
+            self.drain_queue(out);
+            self.fill_holes(self.limit(), out);
+            return;
         }
         self.fill_holes(instance, out);
         if let Some(entry) = self.pinned.get(&instance).cloned() {
@@ -1345,6 +1356,33 @@ mod tests {
             accepted(&out),
             vec![(2, e(3))],
             "the prefix moved: one more"
+        );
+    }
+
+    /// A pin at the window's edge waits for the prefix to come within the window, and the
+    /// leader proposes what lies below it meanwhile (queued requests, then no-ops), so the
+    /// prefix does come (chaos seed 9561 waited for ever).
+    #[test]
+    fn a_pin_at_the_windows_edge_fills_the_window_below_it() {
+        let mut c = config();
+        c.max_instances_ahead = 3;
+        let mut p = Proposer::new(&c, 0, 1, InstanceId(0), BTreeSet::new());
+        p.append(id(1), 1, &mut Effects::new());
+        leading(&mut p); // request 1 is in flight at i0
+        let mut out = Effects::new();
+        p.append(id(2), 2, &mut out);
+        p.propose_at(InstanceId(3), e(9), &mut out);
+        assert_eq!(
+            accepted(&out),
+            vec![(1, e(2)), (2, Entry::Noop)],
+            "request 2, then a no-op up to the window's edge; the pin waits"
+        );
+        let mut out = Effects::new();
+        p.on_decided(InstanceId(0), &e(1), InstanceId(1), &mut out);
+        assert_eq!(
+            accepted(&out),
+            vec![(3, e(9))],
+            "the prefix moved: the pin goes"
         );
     }
 
