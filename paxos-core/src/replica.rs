@@ -1044,7 +1044,11 @@ impl<V: Value> Replica<V> {
             if let Some(id) = entry.id() {
                 self.own.remove(&id);
             }
-            let ends_epoch = self.epochs.on_applied(instance, &entry);
+            let ends_epoch = match self.faults.1.epoch_without_window {
+                // Broken on purpose (the model check's proof that it catches it).
+                true => self.epochs.on_applied_within(instance, &entry, 1),
+                false => self.epochs.on_applied(instance, &entry),
+            };
             if let Some((at, mine)) = &self.change
                 && *at == instance
                 && !(ends_epoch && entry == Entry::Reconfigure(mine.clone()))

@@ -21,7 +21,8 @@
 use crate::wire::{Disk, Packet, Shared};
 use paxos_core::testing::{AcceptorFaults, ProposerFaults};
 use paxos_core::{
-    Ballot, Config, Effects, Entry, InstanceId, Message, NodeId, Phase, ReadId, Replica, Step,
+    Ballot, Config, Effects, Entry, InstanceId, MemberChange, Message, NodeId, Phase, ReadId,
+    Replica, Step,
 };
 use stateright::{Model, Property};
 use std::collections::{BTreeMap, BTreeSet};
@@ -91,6 +92,9 @@ pub struct PaxosModel {
     pub lease: Option<(u64, u64)>,
     /// Read #0 is made at the start (before settling), not at any time.
     pub read_at_start: bool,
+    /// Membership changes asked of these nodes ([`Replica::reconfigure`]), each at most once,
+    /// at any point of a run.
+    pub reconfigurations: Vec<(NodeId, MemberChange)>,
 }
 
 /// Ghost state: what happened so far, for the properties only.
@@ -152,6 +156,8 @@ pub struct State {
     pub proposed: BTreeSet<usize>,
     /// Indices into `PaxosModel::reads` already begun.
     pub read: BTreeSet<usize>,
+    /// Indices into `PaxosModel::reconfigurations` already asked.
+    pub reconfigured: BTreeSet<usize>,
     pub crashes: u8,
     pub compactions: u8,
     pub history: History,
@@ -169,6 +175,8 @@ pub enum Action {
     Propose(usize),
     /// A client read (index into `PaxosModel::reads`).
     Read(usize),
+    /// An operator's membership change (index into `PaxosModel::reconfigurations`).
+    Reconfigure(usize),
     /// Time passes: one unit on every clock (models with leases).
     Advance,
     /// A tick of time at a node.
@@ -190,6 +198,7 @@ impl fmt::Debug for Action {
         match self {
             Action::Propose(i) => write!(f, "propose #{i}"),
             Action::Read(i) => write!(f, "read #{i}"),
+            Action::Reconfigure(i) => write!(f, "reconfigure #{i}"),
             Action::Advance => write!(f, "time passes"),
             Action::Tick(n) => write!(f, "tick {n}"),
             Action::Crash(n) => write!(f, "crash+recover {n}"),
@@ -246,6 +255,7 @@ impl PaxosModel {
             settled_except: None,
             lease: None,
             read_at_start: false,
+            reconfigurations: Vec::new(),
         }
     }
 
@@ -307,11 +317,6 @@ impl PaxosModel {
         s
     }
 
-    /// Number of acceptors needed for a quorum.
-    pub fn quorum(&self) -> usize {
-        self.configs[0].quorum()
-    }
-
     fn index(&self, id: NodeId) -> usize {
         self.configs
             .iter()
@@ -319,13 +324,15 @@ impl PaxosModel {
             .expect("node of the model")
     }
 
-    /// Nodes whose proposer may act: those clients propose or read at.
+    /// Nodes whose proposer may act: those clients propose, read or reconfigure at.
     fn proposers(&self) -> BTreeSet<NodeId> {
         let readers = self.reads.iter().copied();
+        let operators = self.reconfigurations.iter().map(|(n, _)| *n);
         self.proposals
             .iter()
             .map(|p| p.node)
             .chain(readers)
+            .chain(operators)
             .collect()
     }
 
@@ -516,6 +523,7 @@ impl Model for PaxosModel {
             network: BTreeSet::new(),
             proposed: BTreeSet::new(),
             read: BTreeSet::new(),
+            reconfigured: BTreeSet::new(),
             pending_ready: BTreeMap::new(),
             // Every node booted at 0; the run starts after the boot wait of one lease.
             clock: self.lease.map_or(0, |(units, _)| units),
@@ -557,6 +565,11 @@ impl Model for PaxosModel {
         for i in 0..self.reads.len() {
             if !state.read.contains(&i) {
                 actions.push(Action::Read(i));
+            }
+        }
+        for i in 0..self.reconfigurations.len() {
+            if !state.reconfigured.contains(&i) {
+                actions.push(Action::Reconfigure(i));
             }
         }
         if let Some((_, until)) = self.lease
@@ -610,6 +623,15 @@ impl Model for PaxosModel {
         match action {
             Action::Propose(i) => self.make_proposal(&mut state, i),
             Action::Read(i) => self.begin_read(&mut state, i),
+            Action::Reconfigure(i) => {
+                state.reconfigured.insert(i);
+                let (node, change) = &self.reconfigurations[i];
+                // A refusal (not the leader, a change in progress) is the operator's to retry:
+                // the model asks once, so runs where it was refused just go on without it.
+                self.step(&mut state, self.index(*node), |r, out| {
+                    let _ = r.reconfigure(change, out);
+                });
+            }
             Action::Advance => state.clock += 1,
             Action::Tick(n) => {
                 let i = self.index(n);

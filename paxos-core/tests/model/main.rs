@@ -16,11 +16,11 @@ mod wire;
 
 use cluster::{NetworkMode, PaxosModel, Proposal};
 use paxos_core::testing::{AcceptorFaults, ProposerFaults};
-use paxos_core::{InstanceId, LearnerStrategy, NodeId};
+use paxos_core::{InstanceId, LearnerStrategy, MemberChange, NodeId};
 use properties::{
-    AGREEMENT, EVERY_NAMED_INSTANCE_LEARNED, HEALS_WITHOUT_HOLES, INSTALL_IS_DECIDED_PREFIX,
-    ONE_VALUE_CHOSEN, ONE_VALUE_PER_BALLOT, READ_ANSWERED_AFTER_A_WRITE, READS_SEE_EARLIER_WRITES,
-    SNAPSHOT_INSTALLED,
+    AGREEMENT, EPOCHS_EXTEND_THE_PREFIX, EVERY_NAMED_INSTANCE_LEARNED, HEALS_WITHOUT_HOLES,
+    INSTALL_IS_DECIDED_PREFIX, ONE_VALUE_CHOSEN, ONE_VALUE_PER_BALLOT, READ_ANSWERED_AFTER_A_WRITE,
+    READS_SEE_EARLIER_WRITES, SNAPSHOT_INSTALLED,
 };
 use run::{Search, check, deep};
 use std::collections::BTreeSet;
@@ -472,4 +472,80 @@ fn checker_catches_grantors_that_ignore_a_lease() {
     );
     let report = check("fault: grantors ignore leases", model, bfs(12), None);
     report.counterexample(READS_SEE_EARLIER_WRITES);
+}
+
+/// Membership change (issue 18): epoch 0's acceptors are n1..n3 (n1 and n2 propose, n4 and
+/// n5 learn), and n1 is asked to hand the cluster to acceptors n3..n5 while n1 and n2 each
+/// propose a value in the next free instance. The two epochs' quorums need not meet ({n1, n2}
+/// and {n4, n5}): only the hand-off keeps them from choosing apart. The window is 2, so the
+/// old leader can still be pipelining a value in the instance after the change.
+fn hand_off(faults: ProposerFaults) -> PaxosModel {
+    let next_free = |node, value| Proposal {
+        node,
+        instance: None,
+        value,
+        after_restart: false,
+    };
+    let mut model = PaxosModel::new(
+        &[1, 2, 3, 4, 5],
+        &[1, 2, 3],
+        &[1, 2, 3, 4, 5],
+        vec![next_free(A, 1), next_free(B, 2)],
+    );
+    for c in &mut model.configs {
+        c.max_instances_ahead = 2;
+    }
+    let change = MemberChange::new([3, 4, 5].map(NodeId), [1, 2].map(NodeId));
+    model.reconfigurations = vec![(A, change)];
+    model.ticks_per_proposer = 2;
+    model.proposer_faults = faults;
+    model
+}
+
+/// The hand-off is a deep path (decide the change, fill the window, enter the epoch, win a
+/// ballot among new acceptors): seeded random runs reach it where breadth-first search cannot.
+fn hand_off_search(states: usize) -> Search {
+    Search::Random {
+        seed: 3,
+        max_depth: 80,
+        states,
+    }
+}
+
+#[test]
+fn a_membership_change_hands_off_exactly_the_decided_prefix() {
+    let states = if deep() { 1_000_000 } else { 20_000 };
+    let report = check(
+        "membership hand-off",
+        hand_off(ProposerFaults::default()),
+        hand_off_search(states),
+        None,
+    );
+    report.assert_properties(&[EVERY_NAMED_INSTANCE_LEARNED]);
+}
+
+/// The checks have teeth: a next epoch that starts right after the change (no window) is
+/// entered with the old epoch's last instances undecided, and lets the old leader's pipelined
+/// value and the new epoch's meet in one instance: with deeper search, two values are chosen
+/// there (28k states: the old acceptors n1, n2 choose 1 in i1 at an epoch-0 ballot, the new
+/// ones n3, n5 choose 2 at an epoch-1 ballot).
+#[test]
+fn checker_catches_an_epoch_that_starts_before_the_old_window_ends() {
+    let model = hand_off(ProposerFaults {
+        epoch_without_window: true,
+        ..ProposerFaults::default()
+    });
+    let violated = match deep() {
+        true => vec![EPOCHS_EXTEND_THE_PREFIX, ONE_VALUE_CHOSEN],
+        false => vec![EPOCHS_EXTEND_THE_PREFIX],
+    };
+    for property in violated {
+        let report = check(
+            "fault: epoch without a window",
+            model.clone(),
+            hand_off_search(1_000_000),
+            Some(property),
+        );
+        report.counterexample(property);
+    }
 }

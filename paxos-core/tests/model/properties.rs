@@ -5,7 +5,7 @@
 //! time in the run — even if some of them later accepted something else or crashed.
 
 use crate::cluster::{PaxosModel, State};
-use paxos_core::{Ballot, Entry, InstanceId, NodeId};
+use paxos_core::{Ballot, Entry, InstanceId, Membership, NodeId, majority};
 use stateright::Property;
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -38,6 +38,18 @@ pub const READS_SEE_EARLIER_WRITES: &str = "reads see earlier writes";
 /// Liveness witness (models with reads): some run answers a read that must see a value.
 pub const READ_ANSWERED_AFTER_A_WRITE: &str = "read answered after a write";
 
+/// Safety (membership change): every vote is cast at a ballot of a configuration that was
+/// decided (epoch 0, or named by the first change decided in the epoch before), by one of
+/// its acceptors. No quorum of a configuration that was never decided decides anything.
+pub const VOTES_IN_DECIDED_CONFIGURATIONS: &str = "votes in decided configurations";
+/// Safety (membership change): the epochs split the log: every vote of epoch `e` is at an
+/// instance from the epoch's start (a window after the change that began it) to the next
+/// epoch's start, and a node enters epoch `e` only with every instance below its start
+/// decided, so the new epoch's first decisions extend the old prefix.
+pub const EPOCHS_EXTEND_THE_PREFIX: &str = "epochs extend the prefix";
+/// Liveness witness (models with changes): some run chooses a value in a later epoch.
+pub const CHOSEN_IN_A_LATER_EPOCH: &str = "chosen in a later epoch";
+
 /// Every property, for `Model::properties`.
 pub fn all() -> Vec<Property<PaxosModel>> {
     vec![
@@ -60,6 +72,13 @@ pub fn all() -> Vec<Property<PaxosModel>> {
             m.max_compactions == 0 || !s.history.installed.is_empty()
         }),
         Property::always(READS_SEE_EARLIER_WRITES, |_, s| reads_see_earlier_writes(s)),
+        Property::always(VOTES_IN_DECIDED_CONFIGURATIONS, |m, s| {
+            votes_in_decided_configurations(m, s)
+        }),
+        Property::always(EPOCHS_EXTEND_THE_PREFIX, epochs_extend_the_prefix),
+        Property::sometimes(CHOSEN_IN_A_LATER_EPOCH, |m: &PaxosModel, s: &State| {
+            m.reconfigurations.is_empty() || chosen_by_epoch(m, s).keys().any(|(e, _)| *e > 0)
+        }),
         Property::sometimes(READ_ANSWERED_AFTER_A_WRITE, |m: &PaxosModel, s: &State| {
             m.reads.is_empty()
                 || s.history.reads_answered.keys().any(|k| {
@@ -167,15 +186,77 @@ pub fn learned(s: &State) -> BTreeMap<InstanceId, BTreeSet<Entry<u64>>> {
 
 /// Entries chosen per instance: a quorum of distinct acceptors voted `(ballot, entry)`.
 pub fn chosen(m: &PaxosModel, s: &State) -> BTreeMap<InstanceId, BTreeSet<Entry<u64>>> {
+    let mut chosen: BTreeMap<InstanceId, BTreeSet<Entry<u64>>> = BTreeMap::new();
+    for ((_, i), entries) in chosen_by_epoch(m, s) {
+        chosen.entry(i).or_default().extend(entries);
+    }
+    chosen
+}
+
+/// Entries chosen per `(epoch, instance)`: a quorum of the acceptors of the ballot's epoch
+/// (as decided in the log, see [`configurations`]) voted `(ballot, entry)`.
+fn chosen_by_epoch(m: &PaxosModel, s: &State) -> BTreeMap<(u64, InstanceId), BTreeSet<Entry<u64>>> {
+    let configurations = configurations(m, s);
     let mut voters: BTreeMap<(InstanceId, Ballot, &Entry<u64>), BTreeSet<NodeId>> = BTreeMap::new();
     for (i, b, e, a) in &s.history.votes {
         voters.entry((*i, *b, e)).or_default().insert(*a);
     }
-    let mut chosen: BTreeMap<InstanceId, BTreeSet<Entry<u64>>> = BTreeMap::new();
-    for ((i, _, e), who) in voters {
-        if who.len() >= m.quorum() {
-            chosen.entry(i).or_default().insert(e.clone());
+    let mut chosen: BTreeMap<(u64, InstanceId), BTreeSet<Entry<u64>>> = BTreeMap::new();
+    for ((i, b, e), who) in voters {
+        let Some((config, _)) = configurations.get(&b.epoch) else {
+            continue; // no such configuration: `VOTES_IN_DECIDED_CONFIGURATIONS` fails
+        };
+        let acceptors = who.intersection(&config.acceptors).count();
+        if acceptors >= majority(config.acceptors.len()) {
+            chosen.entry((b.epoch, i)).or_default().insert(e.clone());
         }
     }
     chosen
+}
+
+/// The configurations the log decided, by epoch, each with the instance it starts at: epoch
+/// 0 from instance 0, and epoch `e + 1` as the first change to it learned at or above epoch
+/// `e`'s start, starting one window (`e`'s) after that change. The specification, written
+/// apart from `paxos_core::Epochs` on purpose.
+pub fn configurations(m: &PaxosModel, s: &State) -> BTreeMap<u64, (Membership, InstanceId)> {
+    let initial = Membership::initial(&m.configs[0]);
+    let mut configurations = BTreeMap::from([(0, (initial, InstanceId(0)))]);
+    let learned = learned(s);
+    let (mut current, mut start) = (Membership::initial(&m.configs[0]), InstanceId(0));
+    for (i, entries) in learned.range(start..) {
+        for e in entries {
+            if let Entry::Reconfigure(next) = e
+                && *i >= start
+                && next.epoch == current.epoch + 1
+            {
+                start = InstanceId(i.0 + current.window);
+                current = next.clone();
+                configurations.insert(current.epoch, (current.clone(), start));
+            }
+        }
+    }
+    configurations
+}
+
+fn votes_in_decided_configurations(m: &PaxosModel, s: &State) -> bool {
+    let configurations = configurations(m, s);
+    s.history.votes.iter().all(|(_, b, _, voter)| {
+        configurations
+            .get(&b.epoch)
+            .is_some_and(|(c, _)| c.acceptors.contains(voter))
+    })
+}
+
+fn epochs_extend_the_prefix(m: &PaxosModel, s: &State) -> bool {
+    let configurations = configurations(m, s);
+    let start = |epoch: u64| configurations.get(&epoch).map(|(_, start)| *start);
+    let votes_inside = s.history.votes.iter().all(|(i, b, _, _)| {
+        start(b.epoch).is_some_and(|from| from <= *i)
+            && start(b.epoch + 1).is_none_or(|until| *i < until)
+    });
+    let entered_on_the_prefix = s.nodes.iter().all(|n| {
+        let epoch = n.replica.membership().epoch;
+        epoch == 0 || start(epoch).is_some_and(|from| n.replica.learner().first_undecided() >= from)
+    });
+    votes_inside && entered_on_the_prefix
 }
