@@ -2,6 +2,7 @@
 //! newline-delimited JSON of [`protocol`].
 
 pub mod protocol;
+pub mod reconfigure;
 
 use paxos_core::{ClientId, ProposalId};
 use protocol::{Decision, MAX_LINE, Op, Request, Response, Status};
@@ -29,6 +30,8 @@ pub enum ClientError {
         error: String,
         /// The value may still be chosen (retry the same request id to find out).
         maybe_chosen: bool,
+        /// The node does not lead, and only the leader takes this request: ask the leader.
+        not_leader: bool,
     },
 }
 
@@ -283,9 +286,11 @@ fn unexpected(response: Response) -> ClientError {
         Response::Error {
             error,
             maybe_chosen,
+            not_leader,
         } => ClientError::Node {
             error,
             maybe_chosen,
+            not_leader,
         },
         other => ClientError::Protocol(format!("unexpected response {other:?}")),
     }

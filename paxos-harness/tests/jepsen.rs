@@ -89,14 +89,15 @@ fn number(v: &Value, field: &str) -> u64 {
 fn a_short_run_under_every_fault_passes() {
     const SECS: u64 = 14;
     let options = NemesisOptions::default();
-    // Two faults of two kinds at least.
+    // Faults of two kinds at least, one of them membership changes.
     let seed = seed_where(SECS, &options, |s| {
         let c = s.counts();
-        [c.kills, c.pauses, c.partitions]
+        [c.kills, c.pauses, c.partitions, c.demotions]
             .iter()
             .filter(|&&n| n > 0)
             .count()
             >= 2
+            && c.demotions > 0
     });
     let schedule = Schedule::draw(seed, &nodes(), Duration::from_secs(SECS), &options);
     eprintln!("{schedule}");
@@ -122,9 +123,15 @@ fn a_short_run_under_every_fault_passes() {
         (
             number(s, "kills"),
             number(s, "pauses"),
-            number(s, "partitions")
+            number(s, "partitions"),
+            number(s, "demotions")
         ),
-        (expected.kills, expected.pauses, expected.partitions),
+        (
+            expected.kills,
+            expected.pauses,
+            expected.partitions,
+            expected.demotions
+        ),
         "every fault of the schedule is applied:\n{}",
         run.output
     );
@@ -144,6 +151,7 @@ fn stale_reads_fail_the_check() {
     let options = NemesisOptions {
         kill: false,
         pause: false,
+        membership: false,
         ..NemesisOptions::default()
     };
     // A node cut off alone for 2 s or more, early in the run: it answers gets from a state

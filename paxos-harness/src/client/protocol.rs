@@ -252,6 +252,10 @@ pub enum Response {
         /// The value may still be chosen (the request timed out after it was proposed).
         #[serde(default, skip_serializing_if = "std::ops::Not::not")]
         maybe_chosen: bool,
+        /// The node does not lead and only the leader takes this request (a `reconfigure`):
+        /// ask the leader (`status` names it).
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        not_leader: bool,
     },
 }
 
@@ -261,6 +265,7 @@ impl Response {
         Response::Error {
             error: error.into(),
             maybe_chosen: false,
+            not_leader: false,
         }
     }
 }
@@ -387,8 +392,17 @@ mod tests {
                 Response::Error {
                     error: "timed out".into(),
                     maybe_chosen: true,
+                    not_leader: false,
                 },
                 r#"{"error":"timed out","maybe_chosen":true}"#,
+            ),
+            (
+                Response::Error {
+                    error: "not the leader; ask Some(n2)".into(),
+                    maybe_chosen: false,
+                    not_leader: true,
+                },
+                r#"{"error":"not the leader; ask Some(n2)","not_leader":true}"#,
             ),
             (
                 Response::Session {

@@ -7,7 +7,10 @@
 //! - **kill**: SIGKILL a minority of the nodes, restart them when the window ends;
 //! - **pause**: SIGSTOP a minority of the nodes, SIGCONT them when the window ends;
 //! - **partition**: isolate one node, split the nodes into a minority and a majority, or a
-//!   *bridge* (two halves that both see one middle node); healed when the window ends.
+//!   *bridge* (two halves that both see one middle node); healed when the window ends;
+//! - **membership**: demote one node from acceptor to learner (a live membership change,
+//!   through the leader), promote it back when the window ends: two epochs begin while the
+//!   clients run.
 //!
 //! Fault windows never overlap, and each hits at most a minority, so a majority can make
 //! progress during every fault and the whole cluster between them. Everything is undone
@@ -18,6 +21,8 @@
 
 use super::procs::{ProcError, Procs};
 use super::proxy::{LinkProxy, ProxyError};
+use crate::client::protocol::Roles;
+use crate::client::reconfigure::{ReconfigureError, reconfigure};
 use async_trait::async_trait;
 use paxos_core::{NodeId, majority};
 use rand::rngs::StdRng;
@@ -43,6 +48,10 @@ pub enum Fault {
     Partition(Vec<BTreeSet<NodeId>>),
     /// Heal every link.
     Heal,
+    /// Change the membership so that the node is a learner, every other node an acceptor.
+    Demote(NodeId),
+    /// Change it back: every node an acceptor.
+    Promote(NodeId),
 }
 
 impl fmt::Display for Fault {
@@ -63,6 +72,8 @@ impl fmt::Display for Fault {
                 write!(f, "partition {}", sides.join(" | "))
             }
             Fault::Heal => f.write_str("heal"),
+            Fault::Demote(n) => write!(f, "demote {n} to a learner"),
+            Fault::Promote(n) => write!(f, "promote {n} back to an acceptor"),
         }
     }
 }
@@ -92,6 +103,8 @@ pub struct FaultCounts {
     pub pauses: u64,
     /// Partitions.
     pub partitions: u64,
+    /// Nodes demoted (and promoted back: two membership changes each).
+    pub demotions: u64,
 }
 
 impl FaultCounts {
@@ -100,7 +113,8 @@ impl FaultCounts {
             Fault::Kill(_) => self.kills += 1,
             Fault::Pause(_) => self.pauses += 1,
             Fault::Partition(_) => self.partitions += 1,
-            Fault::Restart(_) | Fault::Resume(_) | Fault::Heal => {}
+            Fault::Demote(_) => self.demotions += 1,
+            Fault::Restart(_) | Fault::Resume(_) | Fault::Heal | Fault::Promote(_) => {}
         }
     }
 }
@@ -109,8 +123,8 @@ impl fmt::Display for FaultCounts {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "{} kills, {} pauses, {} partitions",
-            self.kills, self.pauses, self.partitions
+            "{} kills, {} pauses, {} partitions, {} demotions",
+            self.kills, self.pauses, self.partitions, self.demotions
         )
     }
 }
@@ -124,6 +138,8 @@ pub struct NemesisOptions {
     pub pause: bool,
     /// Partition (and heal) the network.
     pub partition: bool,
+    /// Demote a node to a learner (and promote it back).
+    pub membership: bool,
     /// A quiet window lasts between these two (inclusive); one comes first.
     pub quiet: (Duration, Duration),
     /// A fault lasts between these two before it is undone.
@@ -138,6 +154,7 @@ impl Default for NemesisOptions {
             kill: true,
             pause: true,
             partition: true,
+            membership: true,
             quiet: (Duration::from_secs(2), Duration::from_secs(6)),
             fault: (Duration::from_secs(1), Duration::from_secs(5)),
             final_quiet: Duration::from_secs(5),
@@ -151,6 +168,7 @@ enum Kind {
     Kill,
     Pause,
     Partition,
+    Membership,
 }
 
 /// A run's faults, drawn from its seed.
@@ -169,7 +187,8 @@ pub struct Schedule {
 impl Schedule {
     /// Draw the faults of a run of `duration` over `nodes` from `seed`. Kinds the options
     /// disable, or that these nodes cannot take (kills and pauses need a minority of at least
-    /// one node, and partitions a majority to leave connected: both need 3 nodes or more),
+    /// one node, partitions a majority to leave connected, and a demotion two acceptors left:
+    /// all need 3 nodes or more),
     /// are never drawn; with none left, or no room for a window, the schedule is empty.
     pub fn draw(
         seed: u64,
@@ -184,6 +203,7 @@ impl Schedule {
             (options.kill && minority > 0, Kind::Kill),
             (options.pause && minority > 0, Kind::Pause),
             (options.partition && ids.len() >= 3, Kind::Partition),
+            (options.membership && ids.len() >= 3, Kind::Membership),
         ]
         .into_iter()
         .filter_map(|(on, kind)| on.then_some(kind))
@@ -213,6 +233,10 @@ impl Schedule {
                     )
                 }
                 Kind::Partition => (vec![draw_partition(&mut rng, &ids)], vec![Fault::Heal]),
+                Kind::Membership => {
+                    let node = ids[rng.gen_range(0..ids.len())];
+                    (vec![Fault::Demote(node)], vec![Fault::Promote(node)])
+                }
             };
             steps.extend(faults.into_iter().map(|fault| Step { at, fault }));
             steps.extend(undos.into_iter().map(|fault| Step { at: undo_at, fault }));
@@ -327,7 +351,14 @@ pub enum FaultError {
     /// On the network.
     #[error(transparent)]
     Proxy(#[from] ProxyError),
+    /// A membership change.
+    #[error("membership change: {0}")]
+    Reconfigure(#[from] ReconfigureError),
 }
+
+/// How long a demotion or promotion may take (a leader to find, the change to decide, the
+/// window to fill) before it is reported failed.
+const RECONFIGURE_WITHIN: Duration = Duration::from_secs(10);
 
 /// The real target: node processes and the link proxy between them.
 pub struct Live<'a> {
@@ -335,6 +366,22 @@ pub struct Live<'a> {
     pub procs: &'a mut Procs,
     /// The links between them.
     pub links: &'a LinkProxy,
+    /// The nodes' client addresses (where membership changes are asked).
+    pub clients: &'a [String],
+}
+
+impl Live<'_> {
+    /// Every node of the run an acceptor except `learner`.
+    async fn reconfigure(&self, learner: Option<NodeId>) -> Result<(), ReconfigureError> {
+        let all = self.procs.nodes().map(|n| n.0);
+        let roles = Roles {
+            acceptors: all.filter(|n| Some(NodeId(*n)) != learner).collect(),
+            learners: learner.map(|n| n.0).into_iter().collect(),
+            addresses: Default::default(),
+        };
+        reconfigure(self.clients, &roles, RECONFIGURE_WITHIN).await?;
+        Ok(())
+    }
 }
 
 #[async_trait]
@@ -347,6 +394,8 @@ impl FaultTarget for Live<'_> {
             Fault::Resume(n) => self.procs.resume(*n)?,
             Fault::Partition(sides) => self.links.partition(sides)?,
             Fault::Heal => self.links.heal_all(),
+            Fault::Demote(n) => self.reconfigure(Some(*n)).await?,
+            Fault::Promote(_) => self.reconfigure(None).await?,
         }
         Ok(())
     }
@@ -415,6 +464,7 @@ mod tests {
         let mut down = BTreeSet::new();
         let mut paused = BTreeSet::new();
         let mut partitioned = false;
+        let mut demoted = None;
         let mut last = Duration::ZERO;
         for step in &schedule.steps {
             assert!(step.at >= last, "out of order at {step}");
@@ -438,14 +488,24 @@ mod tests {
                     assert!(partitioned, "{step}: nothing to heal");
                     partitioned = false;
                 }
+                Fault::Demote(x) => {
+                    assert!(demoted.replace(*x).is_none(), "{step}: one at a time");
+                    assert!(n >= 3, "{step}: two acceptors must be left");
+                }
+                Fault::Promote(x) => assert_eq!(demoted.take(), Some(*x), "{step}"),
             }
             let faulty = down.union(&paused).count();
             assert!(faulty <= max_faulty(n), "{step}: {faulty} of {n} faulty");
             // One fault window at a time.
-            let kinds = [!down.is_empty(), !paused.is_empty(), partitioned];
+            let kinds = [
+                !down.is_empty(),
+                !paused.is_empty(),
+                partitioned,
+                demoted.is_some(),
+            ];
             assert!(kinds.iter().filter(|k| **k).count() <= 1, "{step}: overlap");
         }
-        assert!(down.is_empty() && paused.is_empty() && !partitioned);
+        assert!(down.is_empty() && paused.is_empty() && !partitioned && demoted.is_none());
         assert!(last + options.final_quiet <= schedule.duration, "{last:?}");
     }
 
@@ -470,10 +530,11 @@ mod tests {
                 total.kills += c.kills;
                 total.pauses += c.pauses;
                 total.partitions += c.partitions;
+                total.demotions += c.demotions;
             }
         }
         assert!(
-            total.kills > 0 && total.pauses > 0 && total.partitions > 0,
+            total.kills > 0 && total.pauses > 0 && total.partitions > 0 && total.demotions > 0,
             "{total}"
         );
     }
@@ -495,6 +556,7 @@ mod tests {
             kill,
             pause,
             partition,
+            membership: false,
             ..NemesisOptions::default()
         };
         for seed in 0..50 {
@@ -502,6 +564,17 @@ mod tests {
             assert!(c.pauses > 0 && c.kills == 0 && c.partitions == 0, "{c}");
             let c = Schedule::draw(seed, &ids(5), minute(), &only(true, false, true)).counts();
             assert!(c.pauses == 0 && c.kills + c.partitions > 0, "{c}");
+            let c = Schedule::draw(seed, &ids(5), minute(), &NemesisOptions::default()).counts();
+            assert!(c.kills + c.pauses + c.partitions + c.demotions > 0, "{c}");
+            let demotions = NemesisOptions {
+                membership: true,
+                ..only(false, false, false)
+            };
+            let c = Schedule::draw(seed, &ids(5), minute(), &demotions).counts();
+            assert!(
+                c.demotions > 0 && c.kills + c.pauses + c.partitions == 0,
+                "{c}"
+            );
             let none = only(false, false, false);
             assert!(
                 Schedule::draw(seed, &ids(5), minute(), &none)
@@ -516,6 +589,7 @@ mod tests {
         let o = NemesisOptions {
             kill: false,
             pause: false,
+            membership: false,
             ..NemesisOptions::default()
         };
         let mut shapes = BTreeSet::new();
@@ -558,6 +632,10 @@ mod tests {
             "14.0s partition {n1,n2} | {n3,n4,n5}"
         );
         assert_eq!(step(0, Fault::Heal).to_string(), "0.0s heal");
+        assert_eq!(
+            step(1_000, Fault::Demote(NodeId(2))).to_string(),
+            "1.0s demote n2 to a learner"
+        );
         let s = Schedule::draw(3, &ids(5), minute(), &NemesisOptions::default());
         assert_eq!(s.to_string().lines().count(), s.steps.len() + 1);
     }
@@ -623,7 +701,8 @@ mod tests {
             FaultCounts {
                 kills: 1,
                 pauses: 0,
-                partitions: 0
+                partitions: 0,
+                demotions: 0
             }
         );
         assert_eq!(report.failed.len(), 1);
@@ -694,6 +773,7 @@ mod tests {
         let mut live = Live {
             procs: &mut procs,
             links: &links,
+            clients: &[],
         };
         let report = play(&faults, Instant::now(), &mut live).await;
         assert!(report.failed.is_empty(), "{:?}", report.failed);
@@ -715,6 +795,7 @@ mod tests {
         let mut live = Live {
             procs: &mut procs,
             links: &links,
+            clients: &[],
         };
         let report = play(&undo, Instant::now(), &mut live).await;
         assert_eq!(report.failed.len(), 1, "{:?}", report.failed);

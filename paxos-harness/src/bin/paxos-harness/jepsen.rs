@@ -23,7 +23,7 @@
 //!    node avoided for a moment. Every operation is bounded on both sides: `--op-timeout` is
 //!    the node-side deadline, and the client waits that plus [`CLIENT_GRACE`].
 //! 3. Meanwhile the nemesis plays the seed's [`Schedule`] (kills, pauses, partitions, each of
-//!    a minority). At the end everything is healed and restarted, the cluster settles, and a
+//!    a minority, and membership changes: a node demoted to a learner, then promoted back). At the end everything is healed and restarted, the cluster settles, and a
 //!    final linearizable `get` of every key (recorded as an operation of a fresh process)
 //!    pins what the acknowledged writes left: a lost acknowledged write makes it (and so the
 //!    history) not linearizable.
@@ -108,8 +108,9 @@ pub struct JepsenArgs {
     /// First seed of `--seeds`.
     #[arg(long, default_value_t = 1)]
     pub start: u64,
-    /// Faults: a comma-separated list of `kill`, `pause`, `partition` (or `all`), or `none`.
-    #[arg(long, default_value = "kill,pause,partition", value_parser = parse_nemeses)]
+    /// Faults: a comma-separated list of `kill`, `pause`, `partition`, `membership` (or
+    /// `all`), or `none`.
+    #[arg(long, default_value = "all", value_parser = parse_nemeses)]
     pub nemesis: Nemeses,
     /// TEST ONLY: start every node with `--break` this (`stale-reads`: gets answered from
     /// local state with no read index); the run must then fail the check.
@@ -150,6 +151,8 @@ pub struct Nemeses {
     pub pause: bool,
     /// Partition and heal the network.
     pub partition: bool,
+    /// Demote a node to a learner and promote it back (live membership changes).
+    pub membership: bool,
 }
 
 impl fmt::Display for Nemeses {
@@ -158,6 +161,7 @@ impl fmt::Display for Nemeses {
             (self.kill, "kill"),
             (self.pause, "pause"),
             (self.partition, "partition"),
+            (self.membership, "membership"),
         ]
         .into_iter()
         .filter_map(|(on, name)| on.then_some(name))
@@ -170,12 +174,14 @@ impl fmt::Display for Nemeses {
     }
 }
 
-/// `--nemesis`: `kill,pause,partition`, `all`, `none`, or any comma-separated subset.
+/// `--nemesis`: `kill,pause,partition,membership`, `all`, `none`, or any comma-separated
+/// subset.
 fn parse_nemeses(s: &str) -> Result<Nemeses, String> {
     let mut n = Nemeses {
         kill: false,
         pause: false,
         partition: false,
+        membership: false,
     };
     if s.trim() == "none" {
         return Ok(n);
@@ -185,16 +191,18 @@ fn parse_nemeses(s: &str) -> Result<Nemeses, String> {
             "kill" => n.kill = true,
             "pause" => n.pause = true,
             "partition" => n.partition = true,
+            "membership" => n.membership = true,
             "all" => {
                 n = Nemeses {
                     kill: true,
                     pause: true,
                     partition: true,
+                    membership: true,
                 }
             }
             other => {
                 return Err(format!(
-                    "unknown nemesis {other:?}: expected kill, pause, partition, all or none"
+                    "unknown nemesis {other:?}: expected kill, pause, partition, membership, all or none"
                 ));
             }
         }
@@ -430,6 +438,8 @@ pub struct SeedReport {
     pub pauses: u64,
     /// Partitions applied.
     pub partitions: u64,
+    /// Demotions applied (each a membership change, and another to promote back).
+    pub demotions: u64,
     /// Nemesis steps that failed, and why.
     pub nemesis_failed: Vec<String>,
     /// With lease reads: each node's clock rate (`--clock-rate`), by node id.
@@ -463,7 +473,7 @@ fn print_report(r: &SeedReport, alone: bool) {
         }
     }
     println!(
-        "seed {}: {} - {} ops: {} ok, {} failed, {} indeterminate, {} pending; nemesis: {} kills, {} pauses, {} partitions; check {:.2} s, run {:.1} s",
+        "seed {}: {} - {} ops: {} ok, {} failed, {} indeterminate, {} pending; nemesis: {} kills, {} pauses, {} partitions, {} demotions; check {:.2} s, run {:.1} s",
         r.seed,
         if r.passed { "PASS" } else { "FAIL" },
         r.ops,
@@ -474,6 +484,7 @@ fn print_report(r: &SeedReport, alone: bool) {
         r.kills,
         r.pauses,
         r.partitions,
+        r.demotions,
         r.check_secs,
         r.total_secs
     );
@@ -542,6 +553,7 @@ fn run_seed(
     report.kills = run.nemesis.applied.kills;
     report.pauses = run.nemesis.applied.pauses;
     report.partitions = run.nemesis.applied.partitions;
+    report.demotions = run.nemesis.applied.demotions;
     report.nemesis_failed = run
         .nemesis
         .failed
@@ -626,6 +638,7 @@ async fn run_cluster(
         kill: args.nemesis.kill,
         pause: args.nemesis.pause,
         partition: args.nemesis.partition,
+        membership: args.nemesis.membership,
         ..NemesisOptions::default()
     };
     let schedule = Schedule::draw(seed, &ids, args.duration, &options);
@@ -675,10 +688,12 @@ async fn run_cluster(
         clients.spawn(client_loop(shared.clone(), c, seed));
     }
     let progress = tokio::spawn(progress(shared.clone(), faults.clone(), out));
+    let client_ports: Vec<String> = nodes.iter().map(|n| n.client.clone()).collect();
     let mut tracked = Tracked {
         live: Live {
             procs: &mut procs,
             links: &links,
+            clients: &client_ports,
         },
         now: faults.clone(),
         start,
@@ -1197,6 +1212,7 @@ struct CurrentFaults {
     killed: BTreeSet<NodeId>,
     paused: BTreeSet<NodeId>,
     partition: Option<String>,
+    demoted: Option<NodeId>,
 }
 
 impl fmt::Display for CurrentFaults {
@@ -1216,6 +1232,9 @@ impl fmt::Display for CurrentFaults {
         }
         if let Some(p) = &self.partition {
             parts.push(p.clone());
+        }
+        if let Some(n) = self.demoted {
+            parts.push(format!("{n} a learner"));
         }
         if parts.is_empty() {
             f.write_str("none")
@@ -1242,6 +1261,8 @@ impl CurrentFaults {
             }
             Fault::Partition(_) => self.partition = Some(fault.to_string()),
             Fault::Heal => self.partition = None,
+            Fault::Demote(n) => self.demoted = Some(*n),
+            Fault::Promote(_) => self.demoted = None,
         }
     }
 }
@@ -1369,11 +1390,11 @@ mod tests {
 
     #[test]
     fn nemeses_parse_and_print() {
-        let all = parse_nemeses("kill,pause,partition").expect("all");
+        let all = parse_nemeses("kill,pause,partition,membership").expect("all");
         assert_eq!(parse_nemeses("all"), Ok(all));
-        assert_eq!(all.to_string(), "kill,pause,partition");
+        assert_eq!(all.to_string(), "kill,pause,partition,membership");
         let none = parse_nemeses("none").expect("none");
-        assert!(!none.kill && !none.pause && !none.partition);
+        assert!(!none.kill && !none.pause && !none.partition && !none.membership);
         assert_eq!(none.to_string(), "none");
         assert_eq!(
             parse_nemeses("partition, kill").map(|n| n.to_string()),

@@ -91,6 +91,7 @@ pub fn main(args: KvArgs) -> ExitCode {
         Ok(Err(ClientError::Node {
             error,
             maybe_chosen,
+            ..
         })) => {
             let maybe = if maybe_chosen { " (maybe chosen)" } else { "" };
             eprintln!("paxos-harness kv: {error}{maybe}");

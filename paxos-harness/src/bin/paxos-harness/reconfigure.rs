@@ -20,13 +20,9 @@
 use crate::duration;
 use crate::node::parse_peer;
 use paxos_harness::client::protocol::{MembershipView, Roles};
-use paxos_harness::client::{Client, ClientError};
+use paxos_harness::client::reconfigure::{ReconfigureError, reconfigure};
 use std::process::ExitCode;
 use std::time::Duration;
-use tokio::time::{Instant, sleep, timeout};
-
-/// How long one node may take to answer a status request before the next one is asked.
-const ASK_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Flags of `paxos-harness reconfigure`.
 #[derive(clap::Args, Debug, Clone)]
@@ -84,9 +80,8 @@ pub fn main(args: ReconfigureArgs) -> ExitCode {
     }
 }
 
-/// Find the leader among the nodes and ask it; a leader that stepped down meanwhile is looked
-/// for again, until the deadline.
-async fn run(args: &ReconfigureArgs) -> Result<MembershipView, String> {
+/// The change the flags name, to the leader among `--nodes`.
+async fn run(args: &ReconfigureArgs) -> Result<MembershipView, ReconfigureError> {
     let roles = Roles {
         acceptors: args.acceptors.iter().copied().collect(),
         learners: args.learners.iter().copied().collect(),
@@ -96,51 +91,5 @@ async fn run(args: &ReconfigureArgs) -> Result<MembershipView, String> {
             .map(|(id, addr)| (id.to_string(), addr.clone()))
             .collect(),
     };
-    let deadline = Instant::now() + args.timeout;
-    let mut last = String::from("no node answered");
-    while Instant::now() < deadline {
-        for node in &args.nodes {
-            match ask_if_leader(node, &roles, deadline).await {
-                Ok(Some(m)) => return Ok(m),
-                Ok(None) => {}
-                // The leader changed between the status and the change: look again.
-                Err(ClientError::Node { error, .. }) if error.contains("not the leader") => {
-                    last = format!("{node}: {error}");
-                }
-                Err(ClientError::Node { error, .. }) => return Err(format!("refused: {error}")),
-                Err(e) => last = format!("{node}: {e}"),
-            }
-        }
-        sleep(Duration::from_millis(100)).await;
-    }
-    Err(format!(
-        "no leader took the change in {:?} ({last})",
-        args.timeout
-    ))
-}
-
-/// Send the change to `node` if it says it leads; `None` if it does not (or is unreachable
-/// within [`ASK_TIMEOUT`]).
-async fn ask_if_leader(
-    node: &str,
-    roles: &Roles,
-    deadline: Instant,
-) -> Result<Option<MembershipView>, ClientError> {
-    let probe = async {
-        let mut client = Client::connect(node).await?;
-        let status = client.status().await?;
-        Ok::<_, ClientError>((status.leader == Some(status.id)).then_some(client))
-    };
-    let Ok(found) = timeout(ASK_TIMEOUT, probe).await else {
-        return Ok(None);
-    };
-    let Some(mut leader) = found? else {
-        return Ok(None);
-    };
-    let left = deadline.saturating_duration_since(Instant::now());
-    // The node gives up at `left`; allow its answer a moment to arrive.
-    match timeout(left + ASK_TIMEOUT, leader.reconfigure(roles, Some(left))).await {
-        Ok(answer) => answer.map(Some),
-        Err(_) => Err(ClientError::Closed),
-    }
+    reconfigure(&args.nodes, &roles, args.timeout).await
 }

@@ -2,7 +2,7 @@
 //! [`NodeHandle`]. Proposals go in with `append` (the core forwards them to the leader and
 //! applies a retried request once), so the listener itself holds no retry loop.
 
-use paxos_core::{Applied, InstanceId, NodeError, NodeHandle, ProposalId};
+use paxos_core::{Applied, InstanceId, NodeError, NodeHandle, ProposalId, ReconfigError};
 use paxos_harness::client::protocol::{
     DEFAULT_DECISIONS_LIMIT, DEFAULT_PROPOSE_TIMEOUT_MS, Decision, Op, Request, Response, Status,
 };
@@ -193,5 +193,6 @@ fn failed(e: &NodeError) -> Response {
     Response::Error {
         error: e.to_string(),
         maybe_chosen,
+        not_leader: matches!(e, NodeError::Reconfig(ReconfigError::NotLeader(_))),
     }
 }
