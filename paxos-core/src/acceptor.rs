@@ -160,6 +160,15 @@ impl<V: Value> Acceptor<V> {
     /// Phase 1b. Promise `ballot` if it is not below the current promise, reporting one page of
     /// what was accepted in instances `>= first`; otherwise `Nack` with the promise. A prepare
     /// at the ballot already promised only asks for a page (nothing new to write).
+    ///
+    /// Why a prepare *equal* to the promise is answered (seed 002 rejects `<=`, seed 004 takes
+    /// only `>`): a ballot names its proposer, which persists each round before it uses it and
+    /// never uses one again, across restarts too (rule 1). The same ballot can therefore only
+    /// come again from the same proposer in the same life: a duplicate, or a request for the
+    /// next page of promises. Answering it promises nothing that was not promised already. It
+    /// would be unsafe only with a reused ballot, which the model check shows: with rounds not
+    /// persisted (`checker_catches_proposer_reusing_a_ballot_after_restart`) one ballot carries
+    /// two values, and the property `one value per ballot` holds in every other model.
     pub fn on_prepare(
         &mut self,
         from: NodeId,

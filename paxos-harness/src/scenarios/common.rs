@@ -11,6 +11,28 @@ use rand::{Rng, SeedableRng};
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+// Why no fault switch fails a scenario ([`super::Catches::Nothing`]), for the kinds of
+// scenario that share the reason.
+
+/// Every proposal goes through one elected leader, and nothing fails.
+pub const ONE_PROPOSER: &str = "every proposal goes through one elected leader and nothing fails: \
+     no earlier vote to adopt, no competing ballot, no hole, so no switch changes the outcome";
+/// Followers are down from the start.
+pub const FOLLOWERS_DOWN: &str = "followers are down before anything is proposed: the leader's \
+     quorum of survivors holds nothing to adopt, so no switch changes the outcome";
+/// The leader dies before any of its Accepts reached a survivor.
+pub const LEADER_DIES_EARLY: &str = "the leader dies before any Accept of its reaches a survivor \
+     (as in 38 of the log's 40 instrumented E11 runs): the next leader has nothing to adopt";
+/// What is checked is the answers callers get.
+pub const CALLERS: &str = "what it checks is the answers callers get (forwarding, retries, \
+     timeouts, aborts), which no switch of the protocol's rules changes";
+/// Availability with nodes down.
+pub const AVAILABILITY: &str = "availability with nodes down: whether a value can be chosen, \
+     which no switch of the safety rules changes";
+/// How decisions spread to learners.
+pub const SPREADING: &str = "how decisions spread to the learners: no switch breaks it (a \
+     failing distinguished learner is a fault, not a switch)";
+
 /// How long a scenario waits for decisions before it fails.
 pub const DECIDE_WITHIN: Duration = Duration::from_secs(20);
 /// The timeout a client passes to `propose_at`.

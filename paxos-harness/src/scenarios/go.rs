@@ -23,6 +23,7 @@ pub fn scenarios() -> Vec<Scenario> {
             runs: 1,
             spec: || ClusterSpec::roles(1, ACCEPTORS, LEARNERS),
             body: |c| Box::pin(basic(c)),
+            catches: None,
         },
         Scenario {
             suite: "go",
@@ -31,6 +32,7 @@ pub fn scenarios() -> Vec<Scenario> {
             runs: 1,
             spec: || ClusterSpec::roles(1, ACCEPTORS, LEARNERS),
             body: |c| Box::pin(single_proposer(c)),
+            catches: None,
         },
         Scenario {
             suite: "go",
@@ -39,6 +41,7 @@ pub fn scenarios() -> Vec<Scenario> {
             runs: 1,
             spec: || ClusterSpec::roles(3, ACCEPTORS, LEARNERS),
             body: |c| Box::pin(many_proposers(c, 0.0)),
+            catches: None,
         },
         Scenario {
             suite: "go",
@@ -47,6 +50,7 @@ pub fn scenarios() -> Vec<Scenario> {
             runs: 1,
             spec: || ClusterSpec::roles(3, ACCEPTORS, LEARNERS),
             body: |c| Box::pin(many_proposers(c, 0.3)),
+            catches: None,
         },
     ]
 }

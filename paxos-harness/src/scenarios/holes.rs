@@ -12,6 +12,7 @@
 use super::common::{DECIDE_WITHIN, healed_after, value_in};
 use super::theory::scenario;
 use super::{Scenario, n};
+use crate::chaos::Break;
 use crate::cluster::{Cluster, ClusterSpec, Failure};
 use crate::ensure;
 use crate::wait::{Look, eventually};
@@ -38,13 +39,15 @@ pub fn scenarios() -> Vec<Scenario> {
                     .tune(|c| c.phase_timeout_ticks = 10_000)
             },
             |c| Box::pin(hole_after_leader_loss(c)),
-        ),
+        )
+        .catches(Break::SkipNoopFill),
         scenario(
             "hole-when-acceptor-misses-phase1",
             "issue 15 (1): the only acceptor of i1 misses the next leader's phase 1; every instance below the next decision is still filled",
             || ClusterSpec::symmetric(3).elected(),
             |c| Box::pin(hole_when_acceptor_misses_phase1(c)),
-        ),
+        )
+        .catches(Break::SkipNoopFill),
         scenario(
             "restarted-leader-long-history",
             "issue 15 (2): a leader restarts over 300 decisions with 2 KiB frames; it prepares from its recovered frontier and promises come in pages",
@@ -56,7 +59,8 @@ pub fn scenarios() -> Vec<Scenario> {
                 spec
             },
             |c| Box::pin(restarted_leader_long_history(c)),
-        ),
+        )
+        .catches(Break::PrepareFromZero),
         scenario(
             "callers-answered",
             "issue 15 (4, 7): a caller of a node that cannot decide gets an answer; a retry through another node is applied once; a step-down answers {:abort}",
@@ -68,7 +72,8 @@ pub fn scenarios() -> Vec<Scenario> {
                     .tune(|c| c.phase_timeout_ticks = 200)
             },
             |c| Box::pin(callers_answered(c)),
-        ),
+        )
+        .catches_nothing(super::common::CALLERS),
     ]
 }
 

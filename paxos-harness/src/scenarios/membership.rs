@@ -8,6 +8,7 @@
 
 use super::common::DECIDE_WITHIN;
 use super::{Scenario, n};
+use crate::chaos::Break;
 use crate::cluster::{BodyFuture, Cluster, ClusterSpec, Failure};
 use crate::ensure;
 use crate::invariants::Val;
@@ -70,7 +71,8 @@ pub fn scenarios() -> Vec<Scenario> {
                     .with_joiners(1)
             },
             |c| Box::pin(join_by_snapshot(c)),
-        ),
+        )
+        .catches(Break::LossySnapshots),
         scenario(
             "concurrent-change-refused",
             "a second change while one is in flight is refused with a typed error, not queued",

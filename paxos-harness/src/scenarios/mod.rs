@@ -11,6 +11,7 @@
 //! A scenario body drives a [`Cluster`] and returns `Err` when an expectation fails; the
 //! runner then checks the observer's safety invariants on top.
 
+use crate::chaos::Break;
 use crate::cluster::{BodyFuture, Cluster, ClusterSpec};
 
 pub mod common;
@@ -37,6 +38,19 @@ pub struct Scenario {
     pub spec: fn() -> ClusterSpec,
     /// What it does and asserts.
     pub body: fn(Cluster) -> BodyFuture,
+    /// The bug it exists to catch (`None`: not said; every theory and Elixir scenario says).
+    pub catches: Option<Catches>,
+}
+
+/// The bug a scenario exists to catch, as a fault switch that makes it fail.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Catches {
+    /// Run with this rule broken on every node, the scenario fails (a test runs each so, on
+    /// its first seeds: `paxos-harness run --filter NAME --break SWITCH` shows it).
+    Break(Break),
+    /// No fault switch changes what it checks; why. (Every run also fails under
+    /// `skip-persist`, through the observer's durability rule, whatever the scenario.)
+    Nothing(&'static str),
 }
 
 impl Scenario {
@@ -56,7 +70,20 @@ impl Scenario {
             runs,
             spec,
             body,
+            catches: None,
         }
+    }
+
+    /// The scenario fails with `b` broken on every node (see [`Catches::Break`]).
+    pub fn catches(mut self, b: Break) -> Scenario {
+        self.catches = Some(Catches::Break(b));
+        self
+    }
+
+    /// No fault switch changes what the scenario checks, for the reason `why`.
+    pub fn catches_nothing(mut self, why: &'static str) -> Scenario {
+        self.catches = Some(Catches::Nothing(why));
+        self
     }
 
     /// `suite/name`.

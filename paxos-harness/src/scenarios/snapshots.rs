@@ -15,6 +15,7 @@ use super::Scenario;
 use super::common::DECIDE_WITHIN;
 use super::n;
 use super::theory::scenario;
+use crate::chaos::Break;
 use crate::cluster::{Cluster, ClusterSpec, Failure};
 use crate::ensure;
 use crate::wait::{Look, eventually};
@@ -29,25 +30,29 @@ pub fn scenarios() -> Vec<Scenario> {
             "issue 16: a node down for 60 appends (snapshots every 10) catches up by snapshot, in pieces, and holds the same state as its peers",
             || spec(64),
             |c| Box::pin(snapshot_catch_up(c)),
-        ),
+        )
+        .catches(Break::LossySnapshots),
         scenario(
             "snapshot-receiver-crash",
             "issue 16: a node crashes while a snapshot is coming to it; restarted, it installs one (never half of one) and is back in step",
             || spec(16),
             |c| Box::pin(receiver_crash(c)),
-        ),
+        )
+        .catches(Break::LossySnapshots),
         scenario(
             "snapshot-sender-crash",
             "issue 16: the only peer that can reach a lagging node crashes while sending it a snapshot; the node gets one from the other peer",
             || spec(16),
             |c| Box::pin(sender_crash(c)),
-        ),
+        )
+        .catches(Break::LossySnapshots),
         scenario(
             "compact-while-partitioned",
             "issue 16: the leader compacts while a running follower is cut off; healed, the follower installs a snapshot and is back in step",
             || spec(64),
             |c| Box::pin(compact_while_partitioned(c)),
-        ),
+        )
+        .catches(Break::LossySnapshots),
     ]
 }
 

@@ -1,9 +1,11 @@
 //! The classic pitfalls of seeds 002-004, each built on purpose and asserted.
 
+use super::common::{AVAILABILITY, SPREADING};
 use super::common::{
     DECIDE_WITHIN, all_survivors_agree, propose_until_decided, until_chosen, value_in,
 };
 use super::{Scenario, n};
+use crate::chaos::Break;
 use crate::cluster::{BodyFuture, Cluster, ClusterSpec, Failure};
 use crate::ensure;
 use crate::invariants::Val;
@@ -33,61 +35,71 @@ pub fn scenarios() -> Vec<Scenario> {
             "003 Q1: X chosen on a majority, its proposer dies before anyone learns; the next proposal must choose X",
             || ClusterSpec::roles(2, 3, 1),
             |c| Box::pin(adopt_highest_accepted(c)),
-        ),
+        )
+        .catches(Break::IgnorePromisedValues),
         scenario(
             "adopt-minority-accepted",
             "003 Q1: X accepted by one acceptor only; a later proposer whose quorum includes it must propose X",
             || ClusterSpec::roles(2, 3, 1),
             |c| Box::pin(adopt_minority_accepted(c)),
-        ),
+        )
+        .catches(Break::IgnorePromisedValues),
         scenario(
             "divergent-acceptors",
-            "003 Q3: acceptors hold different accepted values; a third proposer still makes all converge",
+            "003 Q3: X chosen on a majority at a higher ballot, a stale Y on one acceptor at a lower one; the next quorum sees both and must decide X",
             || ClusterSpec::roles(3, 5, 1),
             |c| Box::pin(divergent_acceptors(c)),
-        ),
+        )
+        .catches(Break::IgnorePromisedValues),
         scenario(
             "restarted-proposer",
             "003 Q4: a proposer restarts with the same id and a new value; its persisted round keeps one value chosen",
             || ClusterSpec::roles(1, 3, 1),
             |c| Box::pin(restarted_proposer(c)),
-        ),
+        )
+        .catches(Break::SkipRoundPersist),
         scenario(
             "duelling-proposers",
             "003 Q3: 3 leaderless proposers race on 5 instances; randomized backoff bounds the livelock",
             || ClusterSpec::symmetric(3),
             |c| Box::pin(duelling_proposers(c)),
-        ),
+        )
+        .catches(Break::AcceptBelowPromise),
         scenario(
             "minority-down",
             "002: with 2 of 5 acceptors down a value is still chosen",
             || ClusterSpec::symmetric(5),
             |c| Box::pin(minority_down(c)),
-        ),
+        )
+        .catches_nothing(AVAILABILITY),
         scenario(
             "majority-down",
             "002: with 3 of 5 down a proposal times out cleanly, and is decided once they return",
             || ClusterSpec::symmetric(5),
             |c| Box::pin(majority_down(c)),
-        ),
+        )
+        .catches_nothing(AVAILABILITY),
         scenario(
             "learners-all-to-all",
             "004: every acceptor tells every learner",
             || learners_spec(LearnerStrategy::AllToAll),
             |c| Box::pin(learners_learn_everything(c)),
-        ),
+        )
+        .catches_nothing(SPREADING),
         scenario(
             "learners-distinguished",
             "004: one distinguished learner tells the others",
             || learners_spec(LearnerStrategy::Distinguished([n(5)].into())),
             |c| Box::pin(learners_learn_everything(c)),
-        ),
+        )
+        .catches_nothing(SPREADING),
         scenario(
             "learners-distinguished-set",
             "004: a set of distinguished learners tells the others",
             || learners_spec(LearnerStrategy::Distinguished([n(5), n(6)].into())),
             |c| Box::pin(learners_learn_everything(c)),
-        ),
+        )
+        .catches_nothing(SPREADING),
     ]
 }
 
@@ -180,26 +192,30 @@ async fn adopt_minority_accepted(c: Cluster) -> Result<(), Failure> {
     Ok(())
 }
 
-/// Proposers n1-n3; acceptors n4-n8; learner n9.
+/// Proposers n1-n3; acceptors n4-n8; learner n9. 003 Q3 as written: n1's Y reaches n4 only
+/// (at n1's ballot), then n2, whose quorum leaves n4 out, gets X chosen by n5-n7 at its higher
+/// ballot; both die before anyone learns. n3's quorum {n4, n5, n8} reports Y at the lower
+/// ballot and X at the higher one: it must propose X (the highest-ballot rule), and a
+/// proposer that took Y, or its own Z, would choose a second value.
 async fn divergent_acceptors(c: Cluster) -> Result<(), Failure> {
-    let (a, b, z) = (1001, 2002, 3003);
+    let (x, y, z) = (1001, 2002, 3003);
     silence_accepted(&c);
-    for (proposer, keep, value) in [(1, 4, a), (2, 5, b)] {
-        for acc in 4..=8 {
-            if acc != keep {
-                c.faults().drop_kind(n(proposer), n(acc), "accept");
-            }
-        }
-        // n2 must not see A in phase 1 (it would rightly adopt it): keep n4 out of its quorum.
-        if proposer == 2 {
-            c.faults().partition(n(2), n(4));
-        }
-        propose_while(&c, n(proposer), value, async {
-            until_accepted_by(&c, n(keep), value).await?;
-            c.crash(n(proposer)).await
-        })
-        .await?;
+    for acc in 5..=8 {
+        c.faults().drop_kind(n(1), n(acc), "accept");
     }
+    propose_while(&c, n(1), y, async {
+        until_accepted_by(&c, n(4), y).await?;
+        c.crash(n(1)).await
+    })
+    .await?;
+    c.faults().partition(n(2), n(4)); // n2's phase 1 must not see Y
+    c.faults().drop_kind(n(2), n(8), "accept"); // X on n5-n7: a bare majority
+    propose_while(&c, n(2), x, async {
+        let chosen = until_chosen(&c, I0).await?;
+        ensure!(chosen == x, "chosen {chosen}");
+        c.crash(n(2)).await
+    })
+    .await?;
     let held: BTreeSet<Val> = c
         .observer()
         .accepted_in(I0)
@@ -207,20 +223,23 @@ async fn divergent_acceptors(c: Cluster) -> Result<(), Failure> {
         .filter_map(|(_, _, e)| e.value().copied())
         .collect();
     ensure!(
-        held.len() >= 2,
-        "acceptors should hold different values, hold {held:?}"
+        held == BTreeSet::from([x, y]),
+        "acceptors should hold X={x} and Y={y}, hold {held:?}"
     );
-    c.say(format!("acceptors hold different accepted values {held:?}"));
+    c.say(format!(
+        "X={x} chosen by n5-n7, stale Y={y} on n4; n3 proposes Z={z} to n4, n5, n8"
+    ));
     c.faults().heal();
-    let got = propose_until_decided(&c, n(3), I0, z)
-        .await?
-        .unwrap_or_default();
+    c.faults().partition(n(3), n(6));
+    c.faults().partition(n(3), n(7));
+    let got = propose_until_decided(&c, n(3), I0, z).await?;
     ensure!(
-        [a, b, z].contains(&got),
-        "decided {got}, not a proposed value"
+        got == Some(x),
+        "n3 decided {got:?}; its quorum reported X={x} at the highest ballot"
     );
+    c.faults().heal();
     let learned = value_in(I0, &c.await_decided(&[n(9)], I0, DECIDE_WITHIN).await?)?;
-    ensure!(learned == got, "learner learned {learned}, proposer {got}");
+    ensure!(learned == x, "learner learned {learned}, expected {x}");
     Ok(())
 }
 
