@@ -17,12 +17,9 @@ use std::time::Duration;
 /// Every proposal goes through one elected leader, and nothing fails.
 pub const ONE_PROPOSER: &str = "every proposal goes through one elected leader and nothing fails: \
      no earlier vote to adopt, no competing ballot, no hole, so no switch changes the outcome";
-/// Followers are down from the start.
-pub const FOLLOWERS_DOWN: &str = "followers are down before anything is proposed: the leader's \
-     quorum of survivors holds nothing to adopt, so no switch changes the outcome";
-/// The leader dies before any of its Accepts reached a survivor.
-pub const LEADER_DIES_EARLY: &str = "the leader dies before any Accept of its reaches a survivor \
-     (as in 38 of the log's 40 instrumented E11 runs): the next leader has nothing to adopt";
+/// Nodes are down from the start.
+pub const FOLLOWERS_DOWN: &str = "a minority is down before anything is proposed: the \
+     survivors' quorum holds nothing to adopt, so no switch changes the outcome";
 /// What is checked is the answers callers get.
 pub const CALLERS: &str = "what it checks is the answers callers get (forwarding, retries, \
      timeouts, aborts), which no switch of the protocol's rules changes";
