@@ -32,6 +32,8 @@ struct State {
     cut_kind: BTreeSet<(NodeId, NodeId, &'static str)>,
     /// How many messages each `cut_kind` entry has lost so far (kept across heals).
     lost_kind: BTreeMap<(NodeId, NodeId, &'static str), u64>,
+    /// How many messages `loss` has lost so far.
+    lost_at_random: u64,
     /// Probability that a message on a link is lost.
     loss: BTreeMap<(NodeId, NodeId), f64>,
     /// Probability that a message on a link is delivered twice (the copy later).
@@ -55,6 +57,7 @@ impl Faults {
                 cut: BTreeSet::new(),
                 cut_kind: BTreeSet::new(),
                 lost_kind: BTreeMap::new(),
+                lost_at_random: 0,
                 loss: BTreeMap::new(),
                 duplicate: BTreeMap::new(),
                 delay: BTreeMap::new(),
@@ -102,6 +105,11 @@ impl Faults {
             .get(&(from, to, kind))
             .copied()
             .unwrap_or(0)
+    }
+
+    /// How many messages [`Faults::set_loss`] has lost so far, on every link.
+    pub fn lost_at_random(&self) -> u64 {
+        self.lock().lost_at_random
     }
 
     /// Restore both directions between `a` and `b`.
@@ -173,10 +181,12 @@ impl Faults {
             *s.lost_kind.entry((from, to, kind)).or_insert(0) += 1;
             return true;
         }
-        match s.loss.get(&(from, to)).copied() {
+        let lost = match s.loss.get(&(from, to)).copied() {
             Some(rate) if rate > 0.0 => s.rng.gen_bool(rate.min(1.0)),
             _ => false,
-        }
+        };
+        s.lost_at_random += u64::from(lost);
+        lost
     }
 }
 

@@ -1,7 +1,8 @@
 //! The Go test log (`000_48e927d028b9bfb6.txt`): 1 or 3 proposers, 3 acceptors, 2 learners.
 
-use super::Scenario;
 use super::common::value_in;
+use super::{Catches, Scenario};
+use crate::chaos::Break;
 use crate::cluster::{Cluster, ClusterSpec, Failure};
 use crate::ensure;
 use crate::invariants::Val;
@@ -42,6 +43,15 @@ pub fn scenarios() -> Vec<Scenario> {
             spec: || ClusterSpec::roles(3, ACCEPTORS, LEARNERS),
             body: |c| Box::pin(many_proposers(c, 0.0)),
             catches: None,
+        },
+        Scenario {
+            suite: "go",
+            name: "many-proposers-sequential",
+            about: "TestManyProposer as the log ran it: proposers 1, 2, 3 one after another on each instance; 2 and 3 adopt 1's accepted value (110, 210, 310)",
+            runs: 1,
+            spec: || ClusterSpec::roles(3, ACCEPTORS, LEARNERS),
+            body: |c| Box::pin(many_proposers_in_turn(c)),
+            catches: Some(Catches::Break(Break::IgnorePromisedValues)),
         },
         Scenario {
             suite: "go",
@@ -105,7 +115,44 @@ async fn single_proposer(c: Cluster) -> Result<(), Failure> {
     Ok(())
 }
 
+/// The log's TestManyProposer: three rounds; in round k proposer i proposes `100k + 10i` in
+/// instance k-1, one proposer after another. Proposers are not learners, so 2 and 3 run their
+/// own rounds (ballots 1.2, 1.3 in the log), find 1's value accepted and must propose it: each
+/// returns `100k + 10`.
+async fn many_proposers_in_turn(c: Cluster) -> Result<(), Failure> {
+    for k in 1..=3u64 {
+        let instance = InstanceId(k - 1);
+        let first = 100 * k + 10;
+        for p in 1..=3u64 {
+            let proposer = NodeId(p);
+            let got = match c
+                .propose_at(proposer, instance, 100 * k + 10 * p, WAIT)
+                .await?
+            {
+                paxos_core::Outcome::Decided(v) => value_in(instance, &v)?,
+                other => return Err(Failure(format!("{proposer} got {other:?} in {instance}"))),
+            };
+            reach_consensus(&c, proposer, got).await?;
+            ensure!(
+                got == first,
+                "{proposer} reached {got} in {instance}; proposer 1's {first} was accepted first"
+            );
+        }
+        let learned = value_in(
+            instance,
+            &c.await_decided(&learners(&c), instance, WAIT).await?,
+        )?;
+        ensure!(
+            learned == first,
+            "learners learned {learned}, expected {first}"
+        );
+    }
+    Ok(())
+}
+
 /// Three rounds; in round k every proposer i proposes `100k + 10i` in instance k-1, concurrently.
+/// With `loss`, the messages between proposers and acceptors are lost at that rate: the run
+/// must really lose some, and the ballots climb above round 1 (the log's `4.2`).
 async fn many_proposers(c: Cluster, loss: f64) -> Result<(), Failure> {
     let proposers = [NodeId(1), NodeId(2), NodeId(3)];
     if loss > 0.0 {
@@ -149,6 +196,16 @@ async fn many_proposers(c: Cluster, loss: f64) -> Result<(), Failure> {
             learned == chosen,
             "learners learned {learned}, proposers {chosen}"
         );
+    }
+    if loss > 0.0 {
+        let lost = c.faults().lost_at_random();
+        let mut top = 0;
+        for &p in &proposers {
+            top = top.max(c.node(p).await?.status().await?.ballot.round);
+        }
+        c.say(format!("{lost} messages lost; highest round {top}"));
+        ensure!(lost > 0, "no message was lost");
+        ensure!(top > 1, "the ballots never climbed above round 1");
     }
     Ok(())
 }

@@ -45,6 +45,20 @@ pub fn scenarios() -> Vec<Scenario> {
         )
         .catches(Break::IgnorePromisedValues),
         scenario(
+            "adopt-from-a-proposer-acceptor",
+            "003 Q1 as written: S1 and S2 propose and accept, S3 accepts; X accepted by S1 and S3 is chosen, S1 dies; S2's Prepare to S2 and S3 must bring X back",
+            || ClusterSpec::symmetric(3),
+            |c| Box::pin(adopt_from_a_proposer_acceptor(c)),
+        )
+        .catches(Break::IgnorePromisedValues),
+        scenario(
+            "proposer-and-minority-crash",
+            "002 Q11: the proposer and 2 of 5 acceptors crash together after X reached 3; the new proposer's quorum of survivors holds X once and must choose it",
+            || ClusterSpec::roles(2, 5, 1),
+            |c| Box::pin(proposer_and_minority_crash(c)),
+        )
+        .catches(Break::IgnorePromisedValues),
+        scenario(
             "divergent-acceptors",
             "003 Q3: X chosen on a majority at a higher ballot, a stale Y on one acceptor at a lower one; the next quorum sees both and must decide X",
             || ClusterSpec::roles(3, 5, 1),
@@ -56,6 +70,13 @@ pub fn scenarios() -> Vec<Scenario> {
             "003 Q4: a proposer restarts with the same id and a new value; its persisted round keeps one value chosen",
             || ClusterSpec::roles(1, 3, 1),
             |c| Box::pin(restarted_proposer(c)),
+        )
+        .catches(Break::SkipRoundPersist),
+        scenario(
+            "restarted-proposer-minority",
+            "003 Q4: v1 reaches one acceptor of three, its proposer restarts with the same id and v2 for a quorum that never saw v1: its ballot must be new, or one ballot carries two values",
+            || ClusterSpec::roles(1, 3, 1),
+            |c| Box::pin(restarted_proposer_minority(c)),
         )
         .catches(Break::SkipRoundPersist),
         scenario(
@@ -275,6 +296,102 @@ async fn restarted_proposer(c: Cluster) -> Result<(), Failure> {
     );
     let learned = value_in(I0, &c.await_decided(&[n(5)], I0, DECIDE_WITHIN).await?)?;
     ensure!(learned == x, "learner learned {learned}");
+    Ok(())
+}
+
+/// S1-S3 all accept, S1 and S2 propose (003 Q1 as written): S1's Accept(X) reaches S1 itself
+/// and S3 only, X is chosen, S1 dies before anyone learns. S2's phase 1 reaches S2 and S3; S3
+/// reports X, and S2 must propose X, not its own Y.
+async fn adopt_from_a_proposer_acceptor(c: Cluster) -> Result<(), Failure> {
+    let (x, y) = (1001, 2002);
+    silence_accepted(&c);
+    c.faults().drop_kind(n(1), n(2), "accept");
+    propose_while(&c, n(1), x, async {
+        let chosen = until_chosen(&c, I0).await?;
+        ensure!(chosen == x, "chosen {chosen}");
+        c.crash(n(1)).await
+    })
+    .await?;
+    c.faults().heal();
+    c.say(format!(
+        "S1 (proposer and acceptor) died after X={x} was accepted by S1 and S3; S2 proposes Y={y}"
+    ));
+    let got = propose_until_decided(&c, n(2), I0, y).await?;
+    ensure!(got == Some(x), "S2 decided {got:?}; X={x} was chosen");
+    let learned = value_in(I0, &c.await_decided(&[n(3)], I0, DECIDE_WITHIN).await?)?;
+    ensure!(learned == x, "S3 learned {learned}, expected {x}");
+    Ok(())
+}
+
+/// Proposers n1, n2; acceptors n3-n7; learner n8 (002 Q11). X reaches n3-n5 (chosen), then n1
+/// and n4, n5 crash at once: of what survives only n3 holds X, and n2's quorum {n3, n6, n7}
+/// must still choose it.
+async fn proposer_and_minority_crash(c: Cluster) -> Result<(), Failure> {
+    let (x, y) = (1001, 2002);
+    silence_accepted(&c);
+    for acc in [6, 7] {
+        c.faults().drop_kind(n(1), n(acc), "accept");
+    }
+    propose_while(&c, n(1), x, async {
+        let chosen = until_chosen(&c, I0).await?;
+        ensure!(chosen == x, "chosen {chosen}");
+        for node in [1, 4, 5] {
+            c.crash(n(node)).await?;
+        }
+        Ok(())
+    })
+    .await?;
+    c.faults().heal();
+    c.say(format!(
+        "n1, n4 and n5 crashed together; of X={x}'s acceptors only n3 is up; n2 proposes Y={y}"
+    ));
+    let got = propose_until_decided(&c, n(2), I0, y).await?;
+    ensure!(got == Some(x), "n2 decided {got:?}; X={x} was chosen");
+    let learned = value_in(I0, &c.await_decided(&[n(8)], I0, DECIDE_WITHIN).await?)?;
+    ensure!(learned == x, "learner learned {learned}, expected {x}");
+    Ok(())
+}
+
+/// Proposer n1; acceptors n2-n4; learner n5 (003 Q4). v1 reaches n2 only; n1 crashes and
+/// restarts with the same id, cut off from n2, and proposes v2 to n3 and n4. Its ballot must
+/// be above the one v1 carries (the round was persisted before use), so that a later quorum
+/// with n2 in it sees v1 and v2 at two ballots, never at one.
+async fn restarted_proposer_minority(c: Cluster) -> Result<(), Failure> {
+    let (v1, v2) = (1001, 2002);
+    silence_accepted(&c);
+    for acc in [3, 4] {
+        c.faults().drop_kind(n(1), n(acc), "accept");
+    }
+    propose_while(&c, n(1), v1, async {
+        until_accepted_by(&c, n(2), v1).await?;
+        c.crash(n(1)).await
+    })
+    .await?;
+    let used: Vec<_> = c
+        .observer()
+        .accepted_in(I0)
+        .into_iter()
+        .map(|(_, b, _)| b)
+        .collect();
+    c.faults().heal();
+    c.faults().partition(n(1), n(2));
+    c.restart(n(1)).await?;
+    c.say(format!(
+        "n1 restarted with the same id, cut off from n2 (which holds v1={v1} at {used:?}); it proposes v2={v2}"
+    ));
+    let got = propose_until_decided(&c, n(1), I0, v2).await?;
+    ensure!(
+        got == Some(v2),
+        "n1 decided {got:?}; its quorum never saw v1"
+    );
+    let ballot = c.node(n(1)).await?.status().await?.ballot;
+    ensure!(
+        used.iter().all(|b| *b < ballot),
+        "the restarted proposer reused a ballot: {ballot} vs {used:?}"
+    );
+    c.faults().heal();
+    let learned = value_in(I0, &c.await_decided(&[n(5)], I0, DECIDE_WITHIN).await?)?;
+    ensure!(learned == v2, "learner learned {learned}, expected {v2}");
     Ok(())
 }
 
