@@ -116,28 +116,24 @@ fn go_suite_passes_over_channels() {
     passes(&options("go", 1, MEMORY, TransportKind::Channel));
 }
 
+/// Every suite on every other storage x transport (memory x turmoil runs above): the whole
+/// matrix `run --matrix` runs, one seed a scenario (the restart suite on RocksDB included).
 #[cfg(feature = "rocksdb")]
 #[test]
-fn go_suite_passes_on_rocksdb() {
-    passes(&options("go", 1, StorageKind::Rocksdb, TURMOIL));
+fn every_suite_passes_on_every_storage_and_transport() {
+    use StorageKind::Rocksdb;
+    use TransportKind::Tcp;
+    for (storage, transport) in [(MEMORY, Tcp), (Rocksdb, TURMOIL), (Rocksdb, Tcp)] {
+        println!("storage {storage}, transport {transport}");
+        passes(&options("all", 1, storage, transport));
+    }
 }
 
-/// The theory suite, with the log's regressions (holes, a restarted leader's long history,
-/// callers answered), on every other storage x transport (memory x turmoil runs above).
-#[cfg(feature = "rocksdb")]
+/// The theory suite (holes, a restarted leader's long history, callers answered) also over
+/// channels.
 #[test]
-fn theory_suite_passes_on_every_storage_and_transport() {
-    use StorageKind::Rocksdb;
-    use TransportKind::{Channel, Tcp};
-    for (storage, transport) in [
-        (MEMORY, Tcp),
-        (MEMORY, Channel),
-        (Rocksdb, TURMOIL),
-        (Rocksdb, Tcp),
-    ] {
-        println!("storage {storage}, transport {transport}");
-        passes(&options("theory", 1, storage, transport));
-    }
+fn theory_suite_passes_over_channels() {
+    passes(&options("theory", 1, MEMORY, TransportKind::Channel));
 }
 
 /// Every suite again with decisions spread through the leader (`LearnerStrategy::Leader`, what

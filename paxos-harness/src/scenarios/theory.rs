@@ -121,7 +121,60 @@ pub fn scenarios() -> Vec<Scenario> {
             |c| Box::pin(learners_learn_everything(c)),
         )
         .catches_nothing(SPREADING),
+        scenario(
+            "distinguished-learner-fails",
+            "004: one of two distinguished learners crashes after the first decision; the other still tells the rest every later one",
+            || learners_spec(LearnerStrategy::Distinguished([n(5), n(6)].into())),
+            |c| Box::pin(distinguished_learner_fails(c, n(5))),
+        )
+        .catches_nothing(SPREADING),
+        scenario(
+            "only-distinguished-learner-fails",
+            "004: the only distinguished learner crashes; the other learners catch up from their peers and still learn every decision",
+            || {
+                learners_spec(LearnerStrategy::Distinguished([n(5)].into()))
+                    .tune(|cfg| cfg.catch_up_ticks = 20)
+            },
+            |c| Box::pin(distinguished_learner_fails(c, n(5))),
+        )
+        .catches_nothing(SPREADING),
     ]
+}
+
+/// The first of three values is learned by every learner; then the learner `fails` crashes,
+/// and the two later values must still reach every other learner.
+async fn distinguished_learner_fails(c: Cluster, fails: NodeId) -> Result<(), Failure> {
+    let others: Vec<NodeId> = c
+        .spec()
+        .learners()
+        .into_iter()
+        .filter(|l| *l != fails)
+        .collect();
+    for (k, v) in [11, 22, 33].into_iter().enumerate() {
+        if k == 1 {
+            c.crash(fails).await?;
+            c.say(format!("the distinguished learner {fails} crashed"));
+        }
+        let (instance, got) = c.propose(n(1), v).await?;
+        let got = value_in(instance, &got)?;
+        ensure!(
+            instance == InstanceId(k as u64) && got == v,
+            "proposal {v} gave {got} in {instance}"
+        );
+        let learners: Vec<NodeId> = match k {
+            0 => c.spec().learners(),
+            _ => others.clone(),
+        };
+        let learned = value_in(
+            instance,
+            &c.await_decided(&learners, instance, DECIDE_WITHIN).await?,
+        )?;
+        ensure!(
+            learned == v,
+            "learners learned {learned} in {instance}, expected {v}"
+        );
+    }
+    Ok(())
 }
 
 /// Cut every `Accepted` from the acceptors to everyone: nobody can learn.
