@@ -125,10 +125,8 @@ impl<V: Value> Acceptor<V> {
     /// and covered with a snapshot; the log start never goes back. The caller records it
     /// durably ([`Write::TruncateBelow`]) in the same save as the snapshot.
     pub fn compact_below(&mut self, below: InstanceId) {
-        if below > self.log_start {
-            self.log_start = below;
-            self.accepted = self.accepted.split_off(&below);
-        }
+        self.log_start = self.log_start.max(below);
+        self.accepted = self.accepted.split_off(&self.log_start);
     }
 
     /// A leader asks whether `ballot` still stands (a ReadIndex round, see `read.rs`):
@@ -284,16 +282,12 @@ impl<V: Value> Acceptor<V> {
         }
         out.send(from, reply);
     }
-
-    /// The node id this acceptor runs on.
-    pub fn id(&self) -> NodeId {
-        self.id
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::message::Envelope;
     use pretty_assertions::assert_eq;
 
     fn config() -> Config {
@@ -489,6 +483,36 @@ mod tests {
         assert!(out.writes.is_empty());
     }
 
+    /// With leases, a rebooted acceptor promises no *new* ballot for one lease (what it granted
+    /// before is forgotten), but a prepare at the ballot it had promised (its proposer asking
+    /// for the next page) is answered: it promises nothing new.
+    #[test]
+    fn the_boot_wait_refuses_new_ballots_only() {
+        let mut c = config();
+        c.read_policy = crate::ReadPolicy::Lease {
+            duration: Duration::from_millis(100),
+            max_drift: Duration::ZERO,
+        };
+        let mut a: Acceptor<u64> = Acceptor::new(&c, b(1, 2), BTreeMap::new());
+        a.boot();
+        let mut out = Effects::new();
+        a.on_prepare(NodeId(3), b(2, 3), InstanceId(0), &mut out);
+        assert!(out.messages.is_empty(), "a new ballot waits out the lease");
+        a.on_prepare(NodeId(2), b(1, 2), InstanceId(0), &mut out);
+        assert!(
+            matches!(
+                out.messages[..],
+                [Envelope {
+                    to: NodeId(2),
+                    message: Message::Promise { .. }
+                }]
+            ),
+            "the promised ballot is answered: {:?}",
+            out.messages
+        );
+        assert!(out.writes.is_empty(), "and nothing is written");
+    }
+
     /// A promise over a long history comes in pages from `first` on, each within the budget,
     /// and a prepare at the promised ballot from a page's `more` gets the next page (with no
     /// new write): together the pages are exactly the history from `first`.
@@ -518,6 +542,26 @@ mod tests {
             first = more;
         }
         assert_eq!(pages, (1..8).collect::<Vec<_>>());
+    }
+
+    /// A page takes entries up to exactly its byte budget: two entries of `S` bytes fill a
+    /// budget of `2S`, and the third starts the next page.
+    #[test]
+    fn a_page_fills_its_byte_budget_exactly() {
+        let size = postcard::experimental::serialized_size(&e(1)).expect("sized");
+        let mut c = config();
+        c.promise_page_bytes = 2 * size;
+        let mut a = Acceptor::new(&c, Ballot::ZERO, BTreeMap::new());
+        for i in 0..3 {
+            a.on_accept(NodeId(2), b(1, 2), InstanceId(i), e(i), &mut Effects::new());
+        }
+        let mut out = Effects::new();
+        a.on_prepare(NodeId(3), b(2, 3), InstanceId(0), &mut out);
+        let Message::Promise { accepted, more, .. } = out.messages.remove(0).message else {
+            panic!("a promise");
+        };
+        assert_eq!(accepted.len(), 2, "two entries fit the budget exactly");
+        assert_eq!(more, Some(InstanceId(2)));
     }
 
     /// The byte budget bounds a page too, but a page always carries at least one entry, so

@@ -161,19 +161,6 @@ impl<V> Effects<V> {
         Self::default()
     }
 
-    /// True when the step asked for nothing.
-    pub fn is_empty(&self) -> bool {
-        self.writes.is_empty()
-            && self.messages.is_empty()
-            && self.decided.is_empty()
-            && self.applied.is_empty()
-            && self.abandoned.is_empty()
-            && self.restored.is_empty()
-            && self.reads.is_empty()
-            && self.epochs.is_empty()
-            && self.reconfigured.is_empty()
-    }
-
     /// Queue `message` for `to`.
     pub fn send(&mut self, to: NodeId, message: Message<V>) {
         self.messages.push(Envelope { to, message });

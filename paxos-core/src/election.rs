@@ -49,9 +49,7 @@ impl Election {
             .iter()
             .filter(|(_, heard)| self.now.saturating_sub(**heard) < self.timeout)
             .map(|(n, _)| *n)
-            .chain(std::iter::once(self.id))
-            .min()
-            .unwrap_or(self.id)
+            .fold(self.id, std::cmp::min)
     }
 
     /// True if this node trusts itself as leader.
@@ -74,5 +72,92 @@ impl Election {
                 out.send(n, Message::Heartbeat);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Node `me` of n1..n3, heartbeats every 2 ticks, a node dead after 5 silent ticks.
+    fn election(me: u64) -> Election {
+        let mut c = Config::symmetric(NodeId(me), (1..=3).map(NodeId));
+        c.heartbeat_ticks = 2;
+        c.leader_timeout_ticks = 5;
+        Election::new(&c)
+    }
+
+    fn ticks(e: &mut Election, n: u64) -> Effects<u64> {
+        let mut out = Effects::new();
+        for _ in 0..n {
+            e.tick(&mut out);
+        }
+        out
+    }
+
+    #[test]
+    fn a_fresh_cluster_agrees_on_the_lowest_id_at_once() {
+        for me in 1..=3 {
+            let e = election(me);
+            assert_eq!(e.leader(), NodeId(1), "n{me}");
+            assert_eq!(e.is_leader(), me == 1, "n{me}");
+        }
+    }
+
+    #[test]
+    fn a_silent_leader_is_dead_after_the_timeout_and_not_before() {
+        let mut e = election(2);
+        e.on_heard(NodeId(3));
+        ticks(&mut e, 4);
+        assert_eq!(e.leader(), NodeId(1), "4 silent ticks: n1 still trusted");
+        ticks(&mut e, 1);
+        assert_eq!(e.leader(), NodeId(2), "5 silent ticks: n1 dead, n2 leads");
+        assert!(e.is_leader());
+        e.on_heard(NodeId(1));
+        assert_eq!(e.leader(), NodeId(1), "heard again: n1 leads again");
+        assert!(!e.is_leader());
+    }
+
+    #[test]
+    fn hearing_a_node_keeps_it_alive_for_a_timeout_from_then() {
+        let mut e = election(3);
+        ticks(&mut e, 3);
+        e.on_heard(NodeId(1));
+        ticks(&mut e, 4);
+        assert_eq!(e.leader(), NodeId(1), "heard at tick 3, now 7: alive");
+        ticks(&mut e, 1);
+        assert_eq!(
+            e.leader(),
+            NodeId(3),
+            "tick 8: n1 and n2 both silent too long"
+        );
+    }
+
+    #[test]
+    fn a_node_outside_the_configuration_is_never_trusted() {
+        let mut e = election(2);
+        ticks(&mut e, 5); // n1 and n3 dead
+        e.on_heard(NodeId(0));
+        assert_eq!(e.leader(), NodeId(2), "n0 is no member: ignored");
+    }
+
+    #[test]
+    fn heartbeats_go_to_every_other_node_when_due() {
+        let mut e = election(2);
+        assert!(ticks(&mut e, 1).messages.is_empty(), "tick 1: not due");
+        let out = ticks(&mut e, 1);
+        let to: Vec<NodeId> = out.messages.iter().map(|m| m.to).collect();
+        assert_eq!(
+            to,
+            [NodeId(1), NodeId(3)],
+            "tick 2: to the others, not to itself"
+        );
+        assert!(
+            out.messages
+                .iter()
+                .all(|m| matches!(m.message, Message::Heartbeat))
+        );
+        assert!(ticks(&mut e, 1).messages.is_empty(), "tick 3: not due");
+        assert_eq!(ticks(&mut e, 1).messages.len(), 2, "tick 4: due again");
     }
 }

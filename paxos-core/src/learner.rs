@@ -54,6 +54,9 @@ pub struct Learner<V> {
     /// learner asks for the next one at once, so catching up runs at a batch per round trip,
     /// not per catch-up check (a joiner under load would never catch up otherwise).
     asked_from: Option<InstanceId>,
+    /// Decisions received that contradict one this learner holds (each also logged as an
+    /// error): anything but 0 means a safety violation somewhere in the cluster.
+    conflicts: u64,
     now: u64,
 }
 
@@ -78,6 +81,7 @@ impl<V: Value> Learner<V> {
             frontier_at_last_check: None,
             highest_at_last_check: None,
             asked_from: None,
+            conflicts: 0,
             now: 0,
         };
         learner.reconfigure(config, 0);
@@ -158,12 +162,9 @@ impl<V: Value> Learner<V> {
     /// Drop the decisions below `below` (never past the frontier: only what is decided, and
     /// applied, may go); the log start never goes back.
     pub fn compact_below(&mut self, below: InstanceId) {
-        let below = below.min(self.first_undecided);
-        if below > self.log_start {
-            self.log_start = below;
-            self.decided = self.decided.split_off(&below);
-            self.votes = self.votes.split_off(&below);
-        }
+        self.log_start = self.log_start.max(below.min(self.first_undecided));
+        self.decided = self.decided.split_off(&self.log_start);
+        self.votes = self.votes.split_off(&self.log_start);
     }
 
     /// Every instance below `index` is chosen and its effect is in a snapshot this node holds
@@ -234,6 +235,7 @@ impl<V: Value> Learner<V> {
             Some(existing) => {
                 if *existing != entry {
                     // Two different decisions for one instance: a safety violation somewhere.
+                    self.conflicts = self.conflicts.saturating_add(1);
                     tracing::error!(%instance, ?existing, ?entry, "conflicting decision received");
                 }
                 false
@@ -258,6 +260,12 @@ impl<V: Value> Learner<V> {
         if self.on_decided(instance, entry, out) && !self.announce_to.is_empty() {
             self.unannounced.push((ballot, instance));
         }
+    }
+
+    /// How many decisions received contradicted one this learner holds (it keeps its own):
+    /// anything but 0 means a safety violation somewhere in the cluster.
+    pub fn conflicting_decisions(&self) -> u64 {
+        self.conflicts
     }
 
     /// True if decisions wait for [`Learner::announce`].
@@ -401,11 +409,6 @@ impl<V: Value> Learner<V> {
         while self.decided.contains_key(&self.first_undecided) {
             self.first_undecided = self.first_undecided.next();
         }
-    }
-
-    /// The node this learner runs on.
-    pub fn id(&self) -> NodeId {
-        self.id
     }
 }
 
@@ -623,6 +626,12 @@ mod tests {
         l.on_decided(InstanceId(0), e(5), &mut out);
         let to: Vec<NodeId> = out.messages.iter().map(|e| e.to).collect();
         assert_eq!(to, vec![NodeId(2), NodeId(3), NodeId(4), NodeId(5)]);
+        // A learner outside the distinguished set only learns: it forwards nothing.
+        let strategy = LearnerStrategy::Distinguished([NodeId(2)].into());
+        let mut l = Learner::new(&config(strategy), BTreeMap::new());
+        let mut out = Effects::new();
+        l.on_decided(InstanceId(0), e(5), &mut out);
+        assert!(out.messages.is_empty(), "{:?}", out.messages);
     }
 
     /// A node that missed decisions gets them from a peer that has them.
@@ -665,6 +674,72 @@ mod tests {
 
     /// Leader strategy: what the proposer saw chosen is announced once, as one `Chosen` per
     /// ballot to learners that are acceptors and as `Decided` (with the value) to the others.
+    /// Under the all-to-all strategy nothing waits for an announcement; under the leader
+    /// strategy only a new decision does.
+    #[test]
+    fn only_new_decisions_wait_for_an_announcement() {
+        let mut l = Learner::new(&config(LearnerStrategy::AllToAll), BTreeMap::new());
+        l.on_chosen_here(b(1, 1), InstanceId(0), e(10), &mut Effects::new());
+        assert!(
+            !l.has_unannounced(),
+            "all-to-all: the acceptors tell everyone"
+        );
+        let mut l = Learner::new(&config(LearnerStrategy::Leader), BTreeMap::new());
+        l.on_decided(InstanceId(0), e(10), &mut Effects::new());
+        l.on_chosen_here(b(1, 1), InstanceId(0), e(10), &mut Effects::new());
+        assert!(
+            !l.has_unannounced(),
+            "known already: nothing new to announce"
+        );
+    }
+
+    /// A snapshot skips what it covers, announcements included, and keeps what lies above;
+    /// one at the frontier covers nothing new.
+    #[test]
+    fn a_snapshot_keeps_the_announcements_above_it() {
+        let mut l = Learner::new(&config(LearnerStrategy::Leader), BTreeMap::new());
+        let announced = |l: &mut Learner<u64>| {
+            let mut out = Effects::new();
+            l.announce(&mut out);
+            out.messages
+                .iter()
+                .filter_map(|m| match &m.message {
+                    Message::Chosen { instances, .. } => Some(instances.clone()),
+                    _ => None,
+                })
+                .collect::<BTreeSet<_>>()
+        };
+        let mut out = Effects::new();
+        l.on_chosen_here(b(1, 1), InstanceId(0), e(10), &mut out);
+        l.on_chosen_here(b(1, 1), InstanceId(7), e(17), &mut out);
+        l.skip_to(InstanceId(1)); // the frontier already: covers nothing
+        assert_eq!(
+            announced(&mut l),
+            BTreeSet::from([vec![InstanceId(0), InstanceId(7)]])
+        );
+        l.on_chosen_here(b(1, 1), InstanceId(3), e(13), &mut out);
+        l.on_chosen_here(b(1, 1), InstanceId(9), e(19), &mut out);
+        l.skip_to(InstanceId(5));
+        assert_eq!(
+            announced(&mut l),
+            BTreeSet::from([vec![InstanceId(9)]]),
+            "i3 is in the snapshot; i9 lies above it"
+        );
+    }
+
+    /// A decision that contradicts the one held is refused (the first stays) and counted.
+    #[test]
+    fn a_conflicting_decision_is_counted_and_the_first_kept() {
+        let mut l = Learner::new(&config(LearnerStrategy::AllToAll), BTreeMap::new());
+        let mut out = Effects::new();
+        l.on_decided(InstanceId(0), e(10), &mut out);
+        assert!(!l.on_decided(InstanceId(0), e(10), &mut out), "a repeat");
+        assert_eq!(l.conflicting_decisions(), 0);
+        assert!(!l.on_decided(InstanceId(0), e(11), &mut out));
+        assert_eq!(l.conflicting_decisions(), 1);
+        assert_eq!(l.decided(InstanceId(0)), Some(&e(10)));
+    }
+
     #[test]
     fn leader_strategy_announces_chosen_instances_once() {
         let config = Config::symmetric(NodeId(1), (1..=4).map(NodeId))

@@ -60,10 +60,14 @@ mod tests {
             "n / 2 + 1 for n = 1, 2, 3, 4, 5, 7"
         );
         let mut votes = Votes::new();
+        assert!(votes.is_empty());
+        assert_eq!(votes.len(), 0);
         assert!(
             votes.add(NodeId(1)) && !votes.add(NodeId(1)),
             "a voter counts once"
         );
+        assert!(!votes.is_empty() && votes.len() == 1);
+        assert!(votes.contains(NodeId(1)) && !votes.contains(NodeId(2)));
         assert!(!votes.is_quorum(3));
         votes.add(NodeId(2));
         assert!(votes.is_quorum(3) && !votes.is_quorum(4));
