@@ -1271,6 +1271,26 @@ mod tests {
             );
         }
         assert!(nodes[2].acceptor().is_none(), "n3 accepts nothing any more");
+        // A straggler still in epoch 0 is answered with the new epoch, whatever its round,
+        // even by a node that accepts nothing any more.
+        let stale = Ballot::in_epoch(0, 99, NodeId(2));
+        let mut out = Effects::new();
+        let prepare = Message::Prepare {
+            ballot: stale,
+            first: InstanceId(0),
+        };
+        nodes[2]
+            .on_message(NodeId(2), prepare, &mut out)
+            .expect("valid input");
+        assert!(
+            matches!(
+                &out.messages[..],
+                [Envelope { to: NodeId(2), message: Message::Nack { ballot, promised } }]
+                    if *ballot == stale && promised.epoch == 1
+            ),
+            "{:?}",
+            out.messages
+        );
         assert_eq!(
             nodes[2].reconfigure(&MemberChange::new([NodeId(3)], []), &mut Effects::new()),
             Err(ReconfigError::NotLeader(None)),
