@@ -41,6 +41,16 @@ pub async fn healed_after(c: &Cluster, after: Duration) {
     c.faults().heal();
 }
 
+/// Cut every `Accepted` from the acceptors to everyone: nobody learns a decision (the observer
+/// still sees what the acceptors accepted, and so what is chosen).
+pub fn silence_accepted(c: &Cluster) {
+    for a in c.spec().acceptors() {
+        for o in c.spec().nodes() {
+            c.faults().drop_kind(a, o, "accepted");
+        }
+    }
+}
+
 /// The client value in `entry`, decided in `instance`; a no-op there fails the scenario (the
 /// scenarios pin client values to instances, so only a hole below them may hold a no-op).
 pub fn value_in(instance: InstanceId, entry: &Entry<Val>) -> Result<Val, Failure> {

@@ -10,7 +10,7 @@
 use super::common::{AVAILABILITY, CALLERS, FOLLOWERS_DOWN, ONE_PROPOSER};
 use super::common::{
     DECIDE_WITHIN, PROPOSE_TIMEOUT, all_survivors_agree, elixir_values, jitter, p,
-    propose_until_decided, rng, until_chosen, value_in,
+    propose_until_decided, rng, silence_accepted, until_chosen, value_in,
 };
 use super::{Scenario, n};
 use crate::chaos::Break;
@@ -407,17 +407,6 @@ async fn leader_crash(
         );
     }
     Ok(())
-}
-
-/// Cut every `Accepted` from every node to every node: nobody learns a decision (the
-/// observer still sees what the acceptors accepted, and so what is chosen).
-fn silence_accepted(c: &Cluster) {
-    let nodes = c.spec().nodes();
-    for &a in &nodes {
-        for &o in &nodes {
-            c.faults().drop_kind(a, o, "accepted");
-        }
-    }
 }
 
 /// E12: as E11, while spares are also suspended and resumed (cut off from everyone for a few

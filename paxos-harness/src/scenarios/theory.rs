@@ -2,7 +2,8 @@
 
 use super::common::{AVAILABILITY, SPREADING};
 use super::common::{
-    DECIDE_WITHIN, all_survivors_agree, propose_until_decided, until_chosen, value_in,
+    DECIDE_WITHIN, all_survivors_agree, propose_until_decided, silence_accepted, until_chosen,
+    value_in,
 };
 use super::{Scenario, n};
 use crate::chaos::Break;
@@ -177,15 +178,6 @@ async fn distinguished_learner_fails(c: Cluster, fails: NodeId) -> Result<(), Fa
     Ok(())
 }
 
-/// Cut every `Accepted` from the acceptors to everyone: nobody can learn.
-fn silence_accepted(c: &Cluster) {
-    for a in c.spec().acceptors() {
-        for o in c.spec().nodes() {
-            c.faults().drop_kind(a, o, "accepted");
-        }
-    }
-}
-
 /// Start `node`'s proposal of `value` in the background of `until`; the proposal itself may
 /// never answer (its node is crashed by `until`).
 async fn propose_while<F: std::future::Future<Output = Result<(), Failure>>>(
@@ -220,26 +212,45 @@ async fn until_accepted_by(c: &Cluster, acceptor: NodeId, value: Val) -> Result<
 
 /// Proposers n1, n2; acceptors n3-n5; learner n6.
 async fn adopt_highest_accepted(c: Cluster) -> Result<(), Failure> {
+    // X reaches n3 and n4 only: a bare majority.
+    chosen_then_next_proposer(&c, &[5], &[1], n(2), n(6)).await
+}
+
+/// Nobody learns; n1's Accepts of X are lost to the acceptors in `lost`; once X is chosen
+/// the nodes `crash` die together, and then `next` proposes Y: it must decide X, and so must
+/// `learner`. The shape of 003 Q1 and 002 Q11.
+async fn chosen_then_next_proposer(
+    c: &Cluster,
+    lost: &[u64],
+    crash: &[u64],
+    next: NodeId,
+    learner: NodeId,
+) -> Result<(), Failure> {
     let (x, y) = (1001, 2002);
-    silence_accepted(&c);
-    c.faults().drop_kind(n(1), n(5), "accept"); // X reaches n3 and n4 only: a bare majority
-    propose_while(&c, n(1), x, async {
-        let chosen = until_chosen(&c, I0).await?;
+    silence_accepted(c);
+    for &acc in lost {
+        c.faults().drop_kind(n(1), n(acc), "accept");
+    }
+    propose_while(c, n(1), x, async {
+        let chosen = until_chosen(c, I0).await?;
         ensure!(chosen == x, "chosen {chosen}");
-        c.crash(n(1)).await
+        for &node in crash {
+            c.crash(n(node)).await?;
+        }
+        Ok(())
     })
     .await?;
     c.faults().heal();
     c.say(format!(
-        "n1 crashed after X={x} was accepted by a majority; n2 proposes Y={y}"
+        "crashed {crash:?} after X={x} was chosen; {next} proposes Y={y}"
     ));
-    let got = propose_until_decided(&c, n(2), I0, y).await?;
+    let got = propose_until_decided(c, next, I0, y).await?;
     ensure!(
         got == Some(x),
-        "n2 decided {got:?}; X={x} was already chosen"
+        "{next} decided {got:?}; X={x} was already chosen"
     );
-    let learned = value_in(I0, &c.await_decided(&[n(6)], I0, DECIDE_WITHIN).await?)?;
-    ensure!(learned == x, "learner learned {learned}, expected {x}");
+    let learned = value_in(I0, &c.await_decided(&[learner], I0, DECIDE_WITHIN).await?)?;
+    ensure!(learned == x, "{learner} learned {learned}, expected {x}");
     Ok(())
 }
 
@@ -356,53 +367,14 @@ async fn restarted_proposer(c: Cluster) -> Result<(), Failure> {
 /// and S3 only, X is chosen, S1 dies before anyone learns. S2's phase 1 reaches S2 and S3; S3
 /// reports X, and S2 must propose X, not its own Y.
 async fn adopt_from_a_proposer_acceptor(c: Cluster) -> Result<(), Failure> {
-    let (x, y) = (1001, 2002);
-    silence_accepted(&c);
-    c.faults().drop_kind(n(1), n(2), "accept");
-    propose_while(&c, n(1), x, async {
-        let chosen = until_chosen(&c, I0).await?;
-        ensure!(chosen == x, "chosen {chosen}");
-        c.crash(n(1)).await
-    })
-    .await?;
-    c.faults().heal();
-    c.say(format!(
-        "S1 (proposer and acceptor) died after X={x} was accepted by S1 and S3; S2 proposes Y={y}"
-    ));
-    let got = propose_until_decided(&c, n(2), I0, y).await?;
-    ensure!(got == Some(x), "S2 decided {got:?}; X={x} was chosen");
-    let learned = value_in(I0, &c.await_decided(&[n(3)], I0, DECIDE_WITHIN).await?)?;
-    ensure!(learned == x, "S3 learned {learned}, expected {x}");
-    Ok(())
+    chosen_then_next_proposer(&c, &[2], &[1], n(2), n(3)).await
 }
 
 /// Proposers n1, n2; acceptors n3-n7; learner n8 (002 Q11). X reaches n3-n5 (chosen), then n1
 /// and n4, n5 crash at once: of what survives only n3 holds X, and n2's quorum {n3, n6, n7}
 /// must still choose it.
 async fn proposer_and_minority_crash(c: Cluster) -> Result<(), Failure> {
-    let (x, y) = (1001, 2002);
-    silence_accepted(&c);
-    for acc in [6, 7] {
-        c.faults().drop_kind(n(1), n(acc), "accept");
-    }
-    propose_while(&c, n(1), x, async {
-        let chosen = until_chosen(&c, I0).await?;
-        ensure!(chosen == x, "chosen {chosen}");
-        for node in [1, 4, 5] {
-            c.crash(n(node)).await?;
-        }
-        Ok(())
-    })
-    .await?;
-    c.faults().heal();
-    c.say(format!(
-        "n1, n4 and n5 crashed together; of X={x}'s acceptors only n3 is up; n2 proposes Y={y}"
-    ));
-    let got = propose_until_decided(&c, n(2), I0, y).await?;
-    ensure!(got == Some(x), "n2 decided {got:?}; X={x} was chosen");
-    let learned = value_in(I0, &c.await_decided(&[n(8)], I0, DECIDE_WITHIN).await?)?;
-    ensure!(learned == x, "learner learned {learned}, expected {x}");
-    Ok(())
+    chosen_then_next_proposer(&c, &[6, 7], &[1, 4, 5], n(2), n(8)).await
 }
 
 /// Proposer n1; acceptors n2-n4; learner n5 (003 Q4). v1 reaches n2 only; n1 crashes and
