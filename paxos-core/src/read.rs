@@ -149,9 +149,10 @@ impl ReadIndex {
     /// not grow the leader's memory without bound (a refused peer asks again on its timer).
     /// The node's own reads are never refused: its runtime bounds them.
     pub(crate) fn ask(&mut self, asker: Asker) -> bool {
-        if let Asker::Peer(..) = asker
+        if let Asker::Peer(from, _) = asker
             && (self.asking() >= MAX_ASKERS || self.waiting.contains(&asker))
         {
+            tracing::debug!(%from, "read-index ask refused: waiting already, or too many");
             return false;
         }
         self.waiting.push(asker);

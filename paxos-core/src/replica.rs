@@ -775,8 +775,8 @@ impl<V: Value> Replica<V> {
         if !self.proposes_here() || self.sessions.applied_at(id).is_some() {
             return;
         }
+        // A pin at a decided instance is dropped by the proposer (it knows every decision).
         match at {
-            Some(at) if self.learner.decided(at).is_some() => {}
             Some(at) => self
                 .proposer
                 .propose_at(at, Entry::Value { id, value }, out),
@@ -897,8 +897,8 @@ impl<V: Value> Replica<V> {
             Message::ReadIndex { id } => {
                 // Only a node that proposes gives read indexes; the asker asks again
                 // elsewhere when its leader changes or stays silent.
-                if self.proposes_here() && !self.read_index.ask(Asker::Peer(from, id)) {
-                    tracing::debug!(node = %self.id, %from, "read-index ask refused: too many");
+                if self.proposes_here() {
+                    self.read_index.ask(Asker::Peer(from, id));
                 }
             }
             Message::ReadAt { id, index } => self.reads.indexed(id, index),
@@ -912,11 +912,13 @@ impl<V: Value> Replica<V> {
     /// if the step sends `Accept`s to peers, the decisions this node has yet to announce
     /// (leader strategy) go with them, in the same flush, instead of on the next tick.
     pub fn end_step(&mut self, out: &mut Effects<V>) {
+        // Accepts go to every acceptor, this node's own among them: any Accept in the step
+        // means a flush to the peers.
         if self.learner.has_unannounced()
             && out
                 .messages
                 .iter()
-                .any(|e| e.to != self.id && matches!(e.message, Message::Accept { .. }))
+                .any(|e| matches!(e.message, Message::Accept { .. }))
         {
             self.learner.announce(out);
         }
@@ -1034,12 +1036,9 @@ impl<V: Value> Replica<V> {
 
     /// Apply the decided prefix, in order, from the applied index on.
     fn apply_decided(&mut self, out: &mut Effects<V>) {
-        let first = self.learner.first_undecided();
-        while self.applied < first {
+        // Everything below the applied index is decided, so this walks the decided prefix.
+        while let Some(entry) = self.learner.decided(self.applied).cloned() {
             let instance = self.applied;
-            let Some(entry) = self.learner.decided(instance).cloned() else {
-                break;
-            };
             let applied = self.sessions.apply(instance, &entry);
             if let Some(id) = entry.id() {
                 self.own.remove(&id);
@@ -1219,17 +1218,23 @@ mod tests {
 
     /// [`cluster`], each node's config changed by `tune` first.
     fn cluster_with(tune: impl Fn(&mut Config)) -> Vec<Replica<u64>> {
-        let ids = [NodeId(1), NodeId(2), NodeId(3)];
-        ids.iter()
+        [NodeId(1), NodeId(2), NodeId(3)]
+            .iter()
             .map(|&id| {
-                let mut config =
-                    Config::symmetric(id, ids).with_learner_strategy(LearnerStrategy::Leader);
-                tune(&mut config);
+                let config = config_with(id, &tune);
                 let mut r = Replica::new(&config, DurableState::default(), id.0).expect("valid");
                 r.start(&mut Effects::new());
                 r
             })
             .collect()
+    }
+
+    /// The configuration of node `id` of [`cluster_with`].
+    fn config_with(id: NodeId, tune: impl Fn(&mut Config)) -> Config {
+        let ids = [NodeId(1), NodeId(2), NodeId(3)];
+        let mut config = Config::symmetric(id, ids).with_learner_strategy(LearnerStrategy::Leader);
+        tune(&mut config);
+        config
     }
 
     /// A membership change (issue 18): the first change decided ends the epoch a window
@@ -1372,19 +1377,31 @@ mod tests {
     #[allow(clippy::type_complexity)]
     fn pump_reads(
         nodes: &mut [Replica<u64>],
-        mut out: Effects<u64>,
+        out: Effects<u64>,
         from: NodeId,
         cut: &[NodeId],
     ) -> (
         Vec<Message<u64>>,
         Vec<(NodeId, ReadId, InstanceId, InstanceId)>,
     ) {
-        let applied = nodes[(from.0 - 1) as usize].applied();
-        let mut reads: Vec<_> = out
-            .reads
-            .iter()
-            .map(|&(r, i)| (from, r, i, applied))
-            .collect();
+        let mut reads = Vec::new();
+        let seen = pump_with(nodes, out, from, cut, |node, out| {
+            let applied = node.applied();
+            reads.extend(out.reads.iter().map(|&(r, i)| (node.id(), r, i, applied)));
+        });
+        (seen, reads)
+    }
+
+    /// [`pump_except`], showing `step` every step's effects (`out` first, as `from`'s) with
+    /// the node after it.
+    fn pump_with(
+        nodes: &mut [Replica<u64>],
+        mut out: Effects<u64>,
+        from: NodeId,
+        cut: &[NodeId],
+        mut step: impl FnMut(&Replica<u64>, &Effects<u64>),
+    ) -> Vec<Message<u64>> {
+        step(&nodes[(from.0 - 1) as usize], &out);
         let mut queue: VecDeque<(NodeId, Envelope<u64>)> =
             out.messages.drain(..).map(|e| (from, e)).collect();
         let mut seen = Vec::new();
@@ -1398,11 +1415,10 @@ mod tests {
             node.on_message(from, env.message, &mut out)
                 .expect("valid input");
             node.end_step(&mut out);
-            let applied = node.applied();
-            reads.extend(out.reads.iter().map(|&(r, i)| (env.to, r, i, applied)));
+            step(node, &out);
             queue.extend(out.messages.into_iter().map(|e| (env.to, e)));
         }
-        (seen, reads)
+        seen
     }
 
     /// Leader strategy end to end: `Accepted` carries no value and goes to the proposer only;
@@ -1537,6 +1553,11 @@ mod tests {
             )
             .expect("valid");
         pump_except(&mut nodes, out, NodeId(1), &[n3]);
+        // n3's clients also pin requests at i0, which the snapshot will cover, and at i5, its
+        // index (their phase 1 is lost too).
+        nodes[2].propose(Some(InstanceId(0)), 900, &mut Effects::new());
+        let below = nodes[2].last_own_request();
+        nodes[2].propose(Some(InstanceId(5)), 905, &mut Effects::new());
         for v in 1..=4 {
             let mut out = Effects::new();
             nodes[0].propose(None, v, &mut out);
@@ -1590,6 +1611,9 @@ mod tests {
                     out.writes[..],
                     [Write::Snapshot(_), Write::TruncateBelow(InstanceId(5))]
                 ));
+                // The pin below the snapshot was decided with an entry n3 never sees: it
+                // ends; the one at the index is still open.
+                assert_eq!(out.abandoned, vec![(below, true)]);
                 installed = Some(r);
             }
             queue.extend(out.messages.into_iter().map(|e| (to, e)));
@@ -1645,9 +1669,6 @@ mod tests {
         }
     }
 
-    /// A node restarted over a stored snapshot and a kept tail resumes from them: the sessions
-    /// of the snapshot plus the tail, everything below the tail's end applied, and a pinned
-    /// proposal below the kept log refused as compacted.
     /// A step that folds several inputs may install two snapshots: both are reported, in the
     /// order installed, each at its place in the applied entries (the runtime restores each).
     #[test]
@@ -1695,6 +1716,9 @@ mod tests {
         assert_eq!(nodes[2].applied(), second);
     }
 
+    /// A node restarted over a stored snapshot and a kept tail resumes from them: the sessions
+    /// of the snapshot plus the tail, everything below the tail's end applied, and a pinned
+    /// proposal below the kept log refused as compacted.
     #[test]
     fn a_restart_resumes_from_the_snapshot_and_the_kept_tail() {
         let mut nodes = cluster();
@@ -2045,5 +2069,383 @@ mod tests {
             reads.iter().all(|(.., seen)| *seen >= InstanceId(1)),
             "no stale read: {reads:?}"
         );
+    }
+
+    /// One tick of n1 and of n2, nothing delivered but n1's heartbeats to n2 (if `n1_heard`):
+    /// n3 and the rest of the traffic are cut off. Returns the two steps' effects.
+    fn tick_n1_and_n2(nodes: &mut [Replica<u64>], n1_heard: bool) -> (Effects<u64>, Effects<u64>) {
+        let mut out1 = Effects::new();
+        nodes[0].tick(&mut out1);
+        let mut out2 = Effects::new();
+        nodes[1].tick(&mut out2);
+        if n1_heard {
+            for e in &out1.messages {
+                if e.to == NodeId(2) && matches!(e.message, Message::Heartbeat) {
+                    nodes[1]
+                        .on_message(NodeId(1), Message::Heartbeat, &mut out2)
+                        .expect("valid input");
+                }
+            }
+        }
+        (out1, out2)
+    }
+
+    /// A follower's requests go to the leader it trusts, not to its own proposer; one the
+    /// leader has not decided is sent again after `forward_every` ticks (not before), and at
+    /// once to a new leader; one its client cancelled is not; a decision of another instance
+    /// leaves it waiting; a read asked of the leader is asked again with it. Meanwhile neither
+    /// the leader nor the follower starts a phase 1. Once the follower leads and the old
+    /// leader is heard again, it steps down: its pinned request ends (the coursework's
+    /// `{:abort}`) and its other one goes to the old leader.
+    #[test]
+    fn a_followers_requests_follow_the_leader() {
+        let (n1, n2) = (NodeId(1), NodeId(2));
+        let mut nodes = elected();
+        for _ in 0..5 {
+            tick_n1_and_n2(&mut nodes, true);
+        }
+        let forwarded = |status| match status {
+            ProposeStatus::Forwarded(id) => id,
+            other => panic!("not forwarded: {other:?}"),
+        };
+        let mut out = Effects::new();
+        let id = forwarded(nodes[1].propose(None, 7, &mut out));
+        let cancelled = forwarded(nodes[1].propose(None, 8, &mut out));
+        nodes[1].cancel(cancelled);
+        nodes[1].read(&mut out);
+        assert!(
+            out.messages.iter().all(|e| e.to == n1),
+            "only to the leader: {:?}",
+            out.messages
+        );
+        assert_eq!(out.messages.len(), 3, "{:?}", out.messages);
+        // All of that is lost. n2 learns of a decision in another instance meanwhile.
+        let mut out = Effects::new();
+        nodes[0].propose(None, 1, &mut out);
+        pump(&mut nodes, out, n1);
+        assert_eq!(
+            nodes[1]
+                .learner()
+                .decided(InstanceId(0))
+                .and_then(Entry::value),
+            Some(&1)
+        );
+        let sent_at = nodes[1].now;
+        let every = nodes[1].forward_every;
+        let (mut again, mut read_again) = (Vec::new(), Vec::new());
+        for _ in 0..every + 10 {
+            let (out1, out2) = tick_n1_and_n2(&mut nodes, true);
+            assert!(
+                !out1
+                    .messages
+                    .iter()
+                    .chain(&out2.messages)
+                    .any(|e| matches!(e.message, Message::Prepare { .. })),
+                "nobody starts a phase 1"
+            );
+            for e in out2.messages {
+                match e.message {
+                    Message::Forward { id, .. } => again.push((nodes[1].now, e.to, id)),
+                    Message::ReadIndex { .. } => read_again.push((nodes[1].now, e.to)),
+                    _ => {}
+                }
+            }
+        }
+        assert_eq!(again, vec![(sent_at + every, n1, id)]);
+        assert_eq!(read_again, vec![(sent_at + every, n1)]);
+        // n1 falls silent: n2 takes over, and takes the request at once (its phase 1 is not
+        // a forward's wait away), deciding it with n3.
+        let mut took_over = false;
+        for _ in 0..100 {
+            let (_, out2) = tick_n1_and_n2(&mut nodes, false);
+            if !took_over && nodes[1].leader() == Some(n2) {
+                took_over = true;
+                assert_eq!(nodes[1].own[&id].sent_to, n2, "rerouted at the change");
+            }
+            pump_except(&mut nodes, out2, n2, &[n1]);
+            if nodes[1].applied_at(id).is_some() {
+                break;
+            }
+        }
+        assert!(took_over);
+        assert!(
+            nodes[1].applied_at(id).is_some(),
+            "decided by the new leader"
+        );
+        // n2 leads; its clients pin a request at i9 (a `propose` here picks its instance
+        // too) and append another; neither is decided.
+        let mut out = Effects::new();
+        nodes[1].propose(Some(InstanceId(9)), 50, &mut out);
+        let pinned = nodes[1].last_own_request();
+        let unpinned = nodes[1].next_own_request();
+        nodes[1].append(unpinned, 51, &mut out);
+        // n1 is heard again: n2 steps down.
+        let (mut abandoned, mut to_n1) = (Vec::new(), Vec::new());
+        for _ in 0..20 {
+            let (_, out2) = tick_n1_and_n2(&mut nodes, true);
+            abandoned.extend(out2.abandoned.iter().map(|a| a.0));
+            for e in out2.messages {
+                if let Message::Forward { id, .. } = e.message {
+                    to_n1.push((e.to, id));
+                }
+            }
+        }
+        assert_eq!(nodes[1].leader(), Some(n1));
+        assert_eq!(abandoned, vec![pinned]);
+        assert_eq!(to_n1, vec![(n1, unpinned)]);
+    }
+
+    /// A forwarded request is proposed by the node that proposes (the leader) and once: a
+    /// follower ignores it, the leader proposes a pinned one at its instance, and ignores it
+    /// once it is applied.
+    #[test]
+    fn a_forwarded_request_is_proposed_by_the_leader_once() {
+        let mut nodes = elected();
+        let id = ProposalId {
+            seq: 1,
+            ..ProposalId::default()
+        };
+        let forward = |at| Message::Forward { id, value: 9, at };
+        let mut out = Effects::new();
+        nodes[1]
+            .on_message(NodeId(3), forward(None), &mut out)
+            .expect("valid input");
+        assert!(out.messages.is_empty(), "{:?}", out.messages);
+        let mut out = Effects::new();
+        nodes[0]
+            .on_message(NodeId(3), forward(Some(InstanceId(2))), &mut out)
+            .expect("valid input");
+        assert!(out.messages.iter().any(|e| matches!(
+            e.message,
+            Message::Accept {
+                instance: InstanceId(2),
+                ..
+            }
+        )));
+        pump(&mut nodes, out, NodeId(1));
+        assert_eq!(nodes[0].applied_at(id), Some(InstanceId(2)));
+        let other = ProposalId {
+            seq: 2,
+            ..ProposalId::default()
+        };
+        assert_eq!(nodes[0].applied_at(other), None);
+        let mut out = Effects::new();
+        nodes[0]
+            .on_message(NodeId(3), forward(None), &mut out)
+            .expect("valid input");
+        assert!(
+            !out.messages
+                .iter()
+                .any(|e| matches!(e.message, Message::Accept { .. })),
+            "applied already: {:?}",
+            out.messages
+        );
+    }
+
+    /// A `Nack` naming a newer epoch means this node missed a change: it asks the sender at
+    /// once for the decisions it lacks. One from its own epoch only makes it back off.
+    #[test]
+    fn a_nack_from_a_newer_epoch_asks_for_catch_up() {
+        let mut nodes = cluster();
+        let mine = Ballot::new(1, NodeId(1));
+        for (epoch, asks) in [(0, false), (1, true)] {
+            let mut out = Effects::new();
+            let promised = Ballot::in_epoch(epoch, 5, NodeId(2));
+            nodes[0]
+                .on_message(
+                    NodeId(2),
+                    Message::Nack {
+                        ballot: mine,
+                        promised,
+                    },
+                    &mut out,
+                )
+                .expect("valid input");
+            let asked = out.messages.iter().any(|e| {
+                e.to == NodeId(2)
+                    && matches!(
+                        e.message,
+                        Message::CatchUp {
+                            first: InstanceId(0)
+                        }
+                    )
+            });
+            assert_eq!(asked, asks, "epoch {epoch}: {:?}", out.messages);
+        }
+    }
+
+    /// A pin is refused only beyond `max_instances_ahead` above the decided prefix: at the
+    /// prefix and at the bound it is proposed. The acceptors promise the proposer's ballot.
+    #[test]
+    fn a_pin_is_taken_up_to_the_bound_above_the_prefix() {
+        let mut nodes = cluster_with(|c| c.max_instances_ahead = 4);
+        let mut out = Effects::new();
+        assert_eq!(
+            nodes[0].propose(Some(InstanceId(0)), 1, &mut out),
+            ProposeStatus::Proposing(InstanceId(0))
+        );
+        assert_eq!(
+            nodes[0].propose(Some(InstanceId(4)), 2, &mut out),
+            ProposeStatus::Proposing(InstanceId(4))
+        );
+        assert_eq!(
+            nodes[0].propose(Some(InstanceId(5)), 3, &mut out),
+            ProposeStatus::Rejected(InputError::TooFarAhead {
+                instance: InstanceId(5),
+                limit: 4
+            })
+        );
+        pump(&mut nodes, out, NodeId(1));
+        assert_eq!(nodes[0].learner().first_undecided(), InstanceId(5));
+        assert_eq!(nodes[1].promised(), nodes[0].proposer().ballot());
+        assert_eq!(
+            nodes[0].propose(Some(InstanceId(0)), 4, &mut Effects::new()),
+            ProposeStatus::Decided(
+                nodes[0]
+                    .learner()
+                    .decided(InstanceId(0))
+                    .cloned()
+                    .expect("decided")
+            )
+        );
+    }
+
+    /// Sessions are minted only once the boot's round is reserved, each new.
+    #[test]
+    fn sessions_are_minted_after_the_boot_and_never_twice() {
+        let config = config_with(NodeId(1), |_| {});
+        let mut r = Replica::<u64>::new(&config, DurableState::default(), 1).expect("valid");
+        assert_eq!(r.mint_session(), None, "before start");
+        r.start(&mut Effects::new());
+        let a = r.mint_session().expect("started");
+        let b = r.mint_session().expect("started");
+        assert_eq!((a.node, a.session, b.session), (NodeId(1), 1, 2));
+        assert_eq!(a.boot, b.boot);
+    }
+
+    /// A snapshot keeps `snapshot_keep_entries` below its index: while that reaches back to
+    /// the log's start nothing is truncated.
+    #[test]
+    fn a_snapshot_within_the_kept_entries_truncates_nothing() {
+        let mut nodes = cluster_with(|c| c.snapshot_keep_entries = 2);
+        let mut truncated = Vec::new();
+        for v in 1..=3 {
+            let mut out = Effects::new();
+            nodes[0].propose(None, v, &mut out);
+            pump(&mut nodes, out, NodeId(1));
+            let point = nodes[0].snapshot_point();
+            let mut out = Effects::new();
+            nodes[0]
+                .compact(point, Bytes::new(), &mut out)
+                .expect("newer");
+            let writes: Vec<_> = out
+                .writes
+                .iter()
+                .filter_map(|w| match w {
+                    Write::TruncateBelow(i) => Some(*i),
+                    _ => None,
+                })
+                .collect();
+            truncated.push(writes);
+        }
+        assert_eq!(truncated, vec![vec![], vec![], vec![InstanceId(1)]]);
+        assert_eq!(nodes[0].learner().log_start(), InstanceId(1));
+    }
+
+    /// A node that missed a change (cut off) learns it from a snapshot taken in the next
+    /// epoch, and enters that epoch with the roles the new membership gives it: here a
+    /// learner, no acceptor. Restarted from the snapshots they keep, the nodes have the
+    /// roles of that epoch too.
+    #[test]
+    fn a_snapshot_from_a_later_epoch_moves_a_node_there() {
+        let tune = |c: &mut Config| {
+            c.max_instances_ahead = 4;
+            c.snapshot_keep_entries = 0;
+        };
+        let mut nodes = cluster_with(tune);
+        let n3 = NodeId(3);
+        let mut out = Effects::new();
+        let change = MemberChange::new([NodeId(1), NodeId(2)], [n3]);
+        nodes[0].reconfigure(&change, &mut out).expect("proposed");
+        pump_except(&mut nodes, out, NodeId(1), &[n3]);
+        let mut out = Effects::new();
+        nodes[0].tick(&mut out); // announces the tail of the window
+        pump_except(&mut nodes, out, NodeId(1), &[n3]);
+        for n in &mut nodes[..2] {
+            assert_eq!(n.membership().epoch, 1, "{}", n.id());
+            let point = n.snapshot_point();
+            n.compact(point, Bytes::new(), &mut Effects::new())
+                .expect("newer");
+        }
+        assert_eq!(nodes[2].membership().epoch, 0);
+        assert!(nodes[2].acceptor().is_some());
+        for _ in 0..config_with(n3, tune).catch_up_ticks {
+            let mut out = Effects::new();
+            nodes[2].tick(&mut out);
+            pump(&mut nodes, out, n3);
+        }
+        assert!(nodes[2].snapshot().is_some(), "installed");
+        assert_eq!(nodes[2].membership().epoch, 1);
+        assert!(nodes[2].acceptor().is_none(), "a learner in epoch 1");
+        for (i, acceptor) in [(0, true), (2, false)] {
+            let snapshot = nodes[i].snapshot().cloned().expect("kept");
+            let state = DurableState {
+                log_start: snapshot.meta.index,
+                snapshot: Some(snapshot),
+                ..DurableState::default()
+            };
+            let config = config_with(nodes[i].id(), tune);
+            let r = Replica::<u64>::new(&config, state, 1).expect("valid");
+            assert_eq!(r.membership().epoch, 1);
+            assert_eq!(r.acceptor().is_some(), acceptor, "{}", r.id());
+        }
+    }
+
+    /// Two nodes propose changes in the same instance (leaderless): one is decided, and the
+    /// other's caller hears that it was superseded, not that its change happened.
+    #[test]
+    fn a_change_that_lost_its_instance_is_superseded() {
+        let mut nodes = cluster_with(|c| c.max_instances_ahead = 4);
+        let mut answers: BTreeMap<NodeId, Vec<Result<Membership, ReconfigError>>> = BTreeMap::new();
+        let mut record = |n: &Replica<u64>, out: &Effects<u64>| {
+            answers
+                .entry(n.id())
+                .or_default()
+                .extend(out.reconfigured.iter().cloned());
+        };
+        let mut out1 = Effects::new();
+        let ours = MemberChange::new([NodeId(1), NodeId(2)], []);
+        let at1 = nodes[0].reconfigure(&ours, &mut out1).expect("proposed");
+        let mut out2 = Effects::new();
+        let theirs = MemberChange::new([NodeId(2), NodeId(3)], []);
+        let at2 = nodes[1].reconfigure(&theirs, &mut out2).expect("proposed");
+        assert_eq!(at1, at2);
+        pump_with(&mut nodes, out1, NodeId(1), &[], &mut record);
+        pump_with(&mut nodes, out2, NodeId(2), &[], &mut record);
+        for _ in 0..100 {
+            for i in 0..3 {
+                let mut out = Effects::new();
+                nodes[i].tick(&mut out);
+                let from = nodes[i].id();
+                pump_with(&mut nodes, out, from, &[], &mut record);
+            }
+        }
+        let epoch1 = nodes[0].membership().clone();
+        assert_eq!(epoch1.epoch, 1);
+        assert_eq!(nodes[1].membership(), &epoch1);
+        assert_eq!(answers[&NodeId(1)], vec![Ok(epoch1)]);
+        assert_eq!(answers[&NodeId(2)], vec![Err(ReconfigError::Superseded)]);
+    }
+
+    /// Without reads waiting, a message starts no round: an idle leaderless node that hears a
+    /// heartbeat sends nothing.
+    #[test]
+    fn an_idle_node_without_reads_stays_idle() {
+        let mut nodes = cluster();
+        let mut out = Effects::new();
+        nodes[1]
+            .on_message(NodeId(1), Message::Heartbeat, &mut out)
+            .expect("valid input");
+        assert!(out.messages.is_empty(), "{:?}", out.messages);
     }
 }
