@@ -8,7 +8,9 @@ use paxos_core::{Entry, InstanceId, NodeId, Outcome};
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
-use std::collections::BTreeMap;
+use std::cell::Cell;
+use std::collections::{BTreeMap, BTreeSet};
+use std::future::Future;
 use std::time::Duration;
 
 // Why no fault switch fails a scenario ([`super::Catches::Nothing`]), for the kinds of
@@ -62,7 +64,13 @@ pub fn value_in(instance: InstanceId, entry: &Entry<Val>) -> Result<Val, Failure
 
 /// The scenario's own RNG (client choices, crash timing), fixed by the run's seed.
 pub fn rng(c: &Cluster) -> StdRng {
-    StdRng::seed_from_u64(c.seed() ^ 0x00C1_1E47)
+    rng_stream(c, 0x00C1_1E47)
+}
+
+/// Another stream fixed by the run's seed, named by `salt`: for choices added to a scenario
+/// whose [`rng`] draws must stay as they were.
+pub fn rng_stream(c: &Cluster, salt: u64) -> StdRng {
+    StdRng::seed_from_u64(c.seed() ^ salt)
 }
 
 /// `k` distinct values from 201..=210, as in the Elixir log.
@@ -78,10 +86,12 @@ pub fn jitter(rng: &mut StdRng, max_ms: u64) -> Duration {
     Duration::from_millis(rng.gen_range(1..=max_ms.max(1)))
 }
 
-/// Propose until a decision comes back, as the Elixir clients re-propose until they see the
-/// decision. `Aborted` means "not the leader": the client asks its node whom it trusts as leader
-/// and proposes there next (what the `Aborted` docs tell callers to do). `TimedOut` is retried
-/// after a short pause. Returns `None` if the client's own node was crashed under it.
+/// Propose until a decision comes back: the Elixir `propose` blocks until the decision (no node
+/// of the log proposes twice before it learned it), ours may answer `Aborted` or `TimedOut`
+/// first, so the client asks again. `Aborted` means "not the leader": the client asks its node
+/// whom it trusts as leader and proposes there next (what the `Aborted` docs tell callers to
+/// do). `TimedOut` is retried after a short pause. Returns `None` if the client's own node was
+/// crashed under it.
 pub async fn propose_until_decided(
     c: &Cluster,
     node: NodeId,
@@ -194,4 +204,43 @@ pub async fn until_chosen(c: &Cluster, instance: InstanceId) -> Result<Val, Fail
         })
     })
     .await
+}
+
+/// Await `body`, then raise `done`: a task run beside it (watching, pausing nodes) stops once
+/// it sees the flag, so whatever it does falls while `body` is under way.
+pub async fn until_done<T>(done: &Cell<bool>, body: impl Future<Output = T>) -> T {
+    let out = body.await;
+    done.set(true);
+    out
+}
+
+/// Run `body` while looking, every millisecond, at whom each live node trusts as leader:
+/// returns its result and every leader trusted meanwhile (the Elixir log's `p2 - p1 is leader`
+/// lines). A leader trusted for less than a millisecond may go unseen.
+pub async fn watching_leaders<T>(
+    c: &Cluster,
+    body: impl Future<Output = Result<T, Failure>>,
+) -> Result<(T, BTreeSet<NodeId>), Failure> {
+    let done = Cell::new(false);
+    let watch = async {
+        let mut seen = BTreeSet::new();
+        while !done.get() {
+            for node in c.spec().nodes() {
+                // Looked up at once if live (a crash comes only at an await), never waited for.
+                if !c.live().contains(&node) {
+                    continue;
+                }
+                match c.node(node).await?.status().await {
+                    Ok(status) => seen.extend(status.leader),
+                    // Crashed while it was asked: it trusts nobody any more.
+                    Err(_) if !c.live().contains(&node) => {}
+                    Err(e) => return Err(Failure(format!("{node}'s status: {e}"))),
+                }
+            }
+            c.sleep(Duration::from_millis(1)).await;
+        }
+        Ok(seen)
+    };
+    let (out, seen) = futures::join!(until_done(&done, body), watch);
+    Ok((out?, seen?))
 }

@@ -4,13 +4,14 @@
 //! Every scenario runs an elected-leader cluster (`p1 is leader`: the lowest live id leads),
 //! proposes values from 201-210 in instance 1 (and 2), crashes what the log crashes, and ends
 //! with the log's pass rule: every survivor decides, all decide the same value, and it is one
-//! of the proposed values. Clients that get `Aborted` (not the leader) retry, as the log's
-//! spares re-propose until they see the decision.
+//! of the proposed values. Clients that get `Aborted` (not the leader) or `TimedOut` ask again
+//! until they get the decision, which the log's `propose` blocks for.
 
 use super::common::{AVAILABILITY, CALLERS, FOLLOWERS_DOWN, ONE_PROPOSER};
 use super::common::{
     DECIDE_WITHIN, PROPOSE_TIMEOUT, all_survivors_agree, elixir_values, jitter, p,
-    propose_until_decided, rng, silence_accepted, until_chosen, value_in,
+    propose_until_decided, rng, rng_stream, silence_accepted, until_chosen, until_done, value_in,
+    watching_leaders,
 };
 use super::{Scenario, n};
 use crate::chaos::Break;
@@ -19,8 +20,10 @@ use crate::ensure;
 use crate::invariants::Val;
 use crate::wait::{Look, eventually};
 use paxos_core::{InstanceId, LearnerStrategy, NodeId, Outcome};
+use rand::Rng;
+use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
-use rand::{Rng, SeedableRng};
+use std::cell::Cell;
 use std::time::Duration;
 
 const I1: InstanceId = InstanceId(1);
@@ -104,28 +107,35 @@ pub fn scenarios() -> Vec<Scenario> {
             "leader_crash_simple",
             "E9: 5 nodes, leader killed before decision, second proposer retries, 4 survive",
             || elected(5),
-            |c| Box::pin(leader_crash(c, 5, &[1], &[], &[2])),
+            |c| Box::pin(leader_crash(c, 5, &[1], &[], &[(2, 1)])),
         )
         .catches(Break::IgnorePromisedValues),
         scenario(
             "leader_crash_simple_2",
             "E10: 7 nodes, leader and 2 followers killed, 4 survive",
             || elected(7),
-            |c| Box::pin(leader_crash(c, 7, &[1], &[6, 7], &[2])),
+            |c| Box::pin(leader_crash(c, 7, &[1], &[6, 7], &[(2, 1)])),
         )
         .catches(Break::IgnorePromisedValues),
         scenario(
             "leader_crash_complex",
             "E11: 11 nodes, 2 leaders and 3 followers die, 6 survive",
             || elected(11),
-            |c| Box::pin(leader_crash(c, 11, &[1, 2], &[9, 10, 11], &[3])),
+            |c| Box::pin(leader_crash(c, 11, &[1, 2], &[9, 10, 11], &[(3, 1)])),
         )
         .catches(Break::IgnorePromisedValues),
         scenario(
             "leader_crash_complex_2",
-            "E12: as E11 with suspend/resume pauses; 6 spares re-propose until decided",
+            "E12: as E11; two of the 6 spares propose 10 and 2 times, also after the decision (14 proposals), answered at once; at most 3 leaders",
             || elected(11),
             |c| Box::pin(leader_crash_complex_2(c)),
+        )
+        .catches(Break::IgnorePromisedValues),
+        scenario(
+            "leader_crash_complex_2_paused",
+            "ours, not the log's: E12 with spares suspended and resumed (cut off 1-60 ms) while the proposals are under way",
+            || elected(11),
+            |c| Box::pin(leader_crash_complex_2_paused(c)),
         )
         .catches(Break::IgnorePromisedValues),
         scenario(
@@ -160,7 +170,7 @@ pub fn scenarios() -> Vec<Scenario> {
 }
 
 /// E1, E4: one node proposes; everyone decides exactly that value. As in the log, the
-/// proposer is any live node, a follower in most runs (12 of 19 E1 runs, 8 of 10 E4 runs):
+/// proposer is any live node, a follower in most runs (13 of 20 E1 runs, 8 of 10 E4 runs):
 /// its proposal is passed to the leader.
 async fn simple(c: Cluster) -> Result<(), Failure> {
     let mut r = rng(&c);
@@ -241,56 +251,97 @@ async fn many_1(c: Cluster) -> Result<(), Failure> {
 /// must be answered with it at once, and they must be most of the 50.
 async fn many_2(c: Cluster) -> Result<(), Failure> {
     let mut r = rng(&c);
-    let mut plans = Vec::new();
-    for i in 1..=5u64 {
-        let plan: Vec<(Duration, u64)> = (0..10)
-            .map(|_| (jitter(&mut r, 10), elixir_values(&mut r, 1)[0]))
-            .collect();
-        plans.push((n(i), plan));
-    }
-    let clients = plans.into_iter().map(|(node, plan)| {
-        let c = c.clone();
-        async move {
-            let mut answers = Vec::new();
-            let mut after_learning = Vec::new();
-            for (pause, v) in plan {
-                c.sleep(pause).await;
-                let known = c.decisions(node).await?.get(&I1).cloned();
-                let answer = c.propose_at(node, I1, v, PROPOSE_TIMEOUT).await?;
-                if let Some(known) = known {
-                    ensure!(
-                        answer == Outcome::Decided(known.clone()),
-                        "{node} had decided {known:?} and answered {answer:?}"
-                    );
-                    after_learning.push(value_in(I1, &known)?);
-                }
-                match answer {
-                    Outcome::Decided(d) => answers.push(value_in(I1, &d)?),
-                    Outcome::Aborted | Outcome::TimedOut => {}
-                }
-            }
-            Ok::<_, Failure>((answers, after_learning))
-        }
-    });
-    let (mut answers, mut at_once) = (Vec::new(), 0);
-    for r in futures::future::join_all(clients).await {
-        let (a, known) = r?;
-        answers.extend(a);
-        at_once += known.len();
+    let clients: Vec<_> = (1..=5)
+        .map(|i| propose_plan(&c, n(i), plan(&mut r, 10)))
+        .collect();
+    let mut answers = Answers::default();
+    for got in futures::future::join_all(clients).await {
+        answers.extend(got?);
     }
     let decided = all_survivors_agree(&c, &[I1]).await?;
-    ensure!(
-        answers.iter().all(|a| *a == decided[&I1]),
-        "answers {answers:?} differ from the decision {decided:?}"
-    );
-    c.say(format!(
-        "{at_once} of 50 proposals came after their node learned the decision, each answered with it"
-    ));
-    ensure!(
-        at_once >= 40,
-        "only {at_once} of 50 proposals came after the decision (the log: 45)"
-    );
-    Ok(())
+    answers.all_are(decided[&I1])?;
+    answers.at_once_at_least(&c, 50, 40, 45)
+}
+
+/// Proposals one client makes in turn, each after its pause.
+type Plan = Vec<(Duration, Val)>;
+
+/// `k` proposals of values from 201-210, 1-10 ms apart (E6's and E12's clients).
+fn plan(r: &mut StdRng, k: usize) -> Plan {
+    (0..k)
+        .map(|_| (jitter(r, 10), elixir_values(r, 1)[0]))
+        .collect()
+}
+
+/// What clients' proposals on instance 1 got back.
+#[derive(Debug, Default)]
+struct Answers {
+    /// Every decision a client was answered with.
+    decided: Vec<Val>,
+    /// How many proposals came after their node had learned the decision (each was answered
+    /// with it at once: the log's `Has already decided for 1 sending {:val, v}`).
+    at_once: usize,
+}
+
+impl Answers {
+    fn extend(&mut self, other: Answers) {
+        self.decided.extend(other.decided);
+        self.at_once += other.at_once;
+    }
+
+    /// Every client was answered with the decision.
+    fn all_are(&self, decided: Val) -> Result<(), Failure> {
+        ensure!(
+            self.decided.iter().all(|a| *a == decided),
+            "answers {:?} differ from the decision {decided}",
+            self.decided
+        );
+        Ok(())
+    }
+
+    /// At least `min` of the run's `proposals` came after their node learned the decision
+    /// (`log` of them in each of the log's runs). A floor: how many do depends on when the
+    /// decision lands among the proposals, which the clock decides.
+    fn at_once_at_least(
+        &self,
+        c: &Cluster,
+        proposals: usize,
+        min: usize,
+        log: usize,
+    ) -> Result<(), Failure> {
+        let at_once = self.at_once;
+        c.say(format!(
+            "{at_once} of {proposals} proposals came after their node learned the decision, each answered with it"
+        ));
+        ensure!(
+            at_once >= min,
+            "only {at_once} of {proposals} proposals came after the decision (the log: {log})"
+        );
+        Ok(())
+    }
+}
+
+/// `node` makes the proposals of `plan` on instance 1, in turn. One made after `node` learned
+/// the decision must be answered with it at once, and is counted.
+async fn propose_plan(c: &Cluster, node: NodeId, plan: Plan) -> Result<Answers, Failure> {
+    let mut answers = Answers::default();
+    for (pause, v) in plan {
+        c.sleep(pause).await;
+        let known = c.decisions(node).await?.get(&I1).cloned();
+        let answer = c.propose_at(node, I1, v, PROPOSE_TIMEOUT).await?;
+        if let Some(known) = known {
+            ensure!(
+                answer == Outcome::Decided(known.clone()),
+                "{node} had decided {known:?} and answered {answer:?}"
+            );
+            answers.at_once += 1;
+        }
+        match answer {
+            Outcome::Decided(d) => answers.decided.push(value_in(I1, &d)?),
+            Outcome::Aborted | Outcome::TimedOut => {}
+        }
+    }
+    Ok(answers)
 }
 
 /// E7: one of the 3 nodes, drawn per run (p1, the first leader, in a third of them; the log
@@ -310,7 +361,7 @@ async fn minority_non_leader_crash(c: Cluster) -> Result<(), Failure> {
 async fn crash_some(c: &Cluster, count: usize) -> Result<(), Failure> {
     let mut nodes = c.spec().nodes();
     // A stream of its own, so the proposer and values `simple` draws stay as they were.
-    let mut r = rand::rngs::StdRng::seed_from_u64(c.seed() ^ 0xC8A5_4ED0);
+    let mut r = rng_stream(c, 0xC8A5_4ED0);
     nodes.shuffle(&mut r);
     let mut down: Vec<NodeId> = nodes.into_iter().take(count).collect();
     down.sort();
@@ -324,30 +375,62 @@ async fn crash_some(c: &Cluster, count: usize) -> Result<(), Failure> {
     Ok(())
 }
 
+/// A proposing spare of E9-E12: its node, and how many times it proposes. The first proposal
+/// is made until the spare gets the decision; the others follow it 1-10 ms apart (E12's: after
+/// the decision).
+type Spare = (u64, usize);
+
 /// E9-E11: `leaders` propose and are killed one after another, `followers` are killed too,
-/// `spares` keep proposing until they see a decision. All `nodes - killed` survivors must
-/// agree. The first leader dies in one of two ways, drawn per run: shortly after proposing
-/// (0-3 ms, before any Accept of its got far: most of the log's runs), or, as in log runs 28
-/// and 60, once a majority accepted its value and before anyone learned it; the next leader
-/// then finds the value in its promises and must decide exactly it.
+/// `spares` propose. All `nodes - killed` survivors must agree.
 async fn leader_crash(
     c: Cluster,
     nodes: u64,
     leaders: &[u64],
     followers: &[u64],
-    spares: &[u64],
+    spares: &[Spare],
 ) -> Result<(), Failure> {
-    let mut r = rng(&c);
+    let crashed = crash_leaders(&c, nodes, leaders, followers, spares).await?;
+    crashed.check(&c).await.map(|_| ())
+}
+
+/// What the crashes of E9-E12 leave to check once the proposals are done.
+struct Crashed {
+    /// How many nodes must survive.
+    survivors: usize,
+    /// The value chosen before the first leader died, in the runs it dies that late.
+    chosen_first: Option<Val>,
+    /// What the spares were answered.
+    answers: Answers,
+}
+
+/// The proposals and crashes of E9-E12: `leaders` propose and are killed one after another,
+/// then `followers` are killed, while `spares` propose. The first leader dies in one of two
+/// ways, drawn per run: shortly after proposing (0-3 ms, before any Accept of its got far: most
+/// of the log's runs), or, as in log runs 28 and 60, once a majority accepted its value and
+/// before anyone learned it; the next leader then finds the value in its promises and must
+/// decide exactly it.
+async fn crash_leaders(
+    c: &Cluster,
+    nodes: u64,
+    leaders: &[u64],
+    followers: &[u64],
+    spares: &[Spare],
+) -> Result<Crashed, Failure> {
+    let mut r = rng(c);
     let vs = elixir_values(&mut r, leaders.len() + spares.len());
     let after_a_majority = r.gen_bool(0.5);
+    let again: Vec<Plan> = spares
+        .iter()
+        .map(|&(_, times)| plan(&mut r, times.saturating_sub(1)))
+        .collect();
     if after_a_majority {
         c.say(format!(
             "p{} - Leader dies once a majority accepted, before the decision",
             leaders[0]
         ));
-        silence_accepted(&c);
+        silence_accepted(c);
     }
-    let chosen_first = std::cell::Cell::new(None);
+    let chosen_first = Cell::new(None);
     let killer = {
         let c = c.clone();
         let leaders = leaders.to_vec();
@@ -382,70 +465,158 @@ async fn leader_crash(
             Ok::<(), Failure>(())
         }
     };
-    let spare_clients = spares.iter().enumerate().map(|(k, &s)| {
-        let c = c.clone();
-        let v = vs[leaders.len() + k];
-        async move { propose_until_decided(&c, n(s), I1, v).await }
-    });
+    let spare_clients = spares
+        .iter()
+        .zip(again)
+        .enumerate()
+        .map(|(k, (&(s, _), again))| {
+            let v = vs[leaders.len() + k];
+            async move {
+                let Some(first) = propose_until_decided(c, n(s), I1, v).await? else {
+                    return Err(Failure(format!("the spare p{s} was crashed")));
+                };
+                let mut answers = propose_plan(c, n(s), again).await?;
+                answers.decided.push(first);
+                Ok(answers)
+            }
+        });
     let (killed, spares_got) = futures::join!(killer, futures::future::join_all(spare_clients));
     killed?;
+    let mut answers = Answers::default();
     for got in spares_got {
-        ensure!(got?.is_some(), "a spare was crashed");
+        answers.extend(got?);
     }
-    let survivors = c.live();
-    ensure!(
-        survivors.len() as u64 == nodes - (leaders.len() + followers.len()) as u64,
-        "expected {} survivors, have {survivors:?}",
-        nodes - (leaders.len() + followers.len()) as u64
-    );
-    let decided = all_survivors_agree(&c, &[I1]).await?;
-    if let Some(chosen) = chosen_first.get() {
+    Ok(Crashed {
+        survivors: (nodes as usize) - leaders.len() - followers.len(),
+        chosen_first: chosen_first.get(),
+        answers,
+    })
+}
+
+impl Crashed {
+    /// The log's pass rule (the survivors decide one proposed value), the value chosen before
+    /// the first leader died if it died that late, and every spare answered with the decision.
+    async fn check(&self, c: &Cluster) -> Result<Val, Failure> {
+        let survivors = c.live();
         ensure!(
-            decided[&I1] == chosen,
-            "survivors decided {}, but {chosen} was chosen before the leader died",
-            decided[&I1]
+            survivors.len() == self.survivors,
+            "expected {} survivors, have {survivors:?}",
+            self.survivors
         );
+        let decided = all_survivors_agree(c, &[I1]).await?[&I1];
+        if let Some(chosen) = self.chosen_first {
+            ensure!(
+                decided == chosen,
+                "survivors decided {decided}, but {chosen} was chosen before the leader died"
+            );
+        }
+        self.answers.all_are(decided)?;
+        Ok(decided)
     }
+}
+
+/// E12's spares: p3-p8 survive (p1 and p2 are the proposers killed, p9-p11 the followers).
+const E12_SPARES: [u64; 6] = [3, 4, 5, 6, 7, 8];
+
+/// E12's two proposing spares, drawn per run as the log draws them: one proposes 10 times, the
+/// other twice (the log's last and first spare).
+fn e12_proposers(c: &Cluster, r: &mut StdRng) -> [Spare; 2] {
+    let mut six = E12_SPARES;
+    six.shuffle(r);
+    c.say(format!(
+        "spares p3-p8; p{} proposes 10 times, p{} twice",
+        six[0], six[1]
+    ));
+    [(six[0], 10), (six[1], 2)]
+}
+
+/// E12's own draws (who proposes, the paused variant's pauses): a stream apart from the one
+/// [`crash_leaders`] draws E11's schedule from, so E12 crashes as E11 does.
+fn e12_rng(c: &Cluster) -> StdRng {
+    rng_stream(c, 0x0E12_5BA2)
+}
+
+/// E12 as the log runs it: as E11, but two of the six spares propose, 10 and 2 times, each
+/// first before the decision and then again after it (with the killed proposers' one each, 14
+/// proposals a run). Every proposal made after a node learned the decision is answered with it
+/// at once (10 a run in the log: all the re-proposals), and the run sees at most 3 leaders, 2
+/// changes, as the log's runs do (here p1; p2, once p1 times out, for the few ms by which it
+/// outlived p1; then p3: the lowest live id leads).
+async fn leader_crash_complex_2(c: Cluster) -> Result<(), Failure> {
+    let proposers = e12_proposers(&c, &mut e12_rng(&c));
+    let (crashed, leaders) = watching_leaders(&c, async {
+        let crashed = crash_leaders(&c, 11, &[1, 2], &[9, 10, 11], &proposers).await?;
+        crashed.check(&c).await?;
+        Ok(crashed)
+    })
+    .await?;
+    crashed.answers.at_once_at_least(&c, 14, 10, 10)?;
+    c.say(format!(
+        "leaders trusted: {}",
+        leaders.iter().map(|&l| p(l)).collect::<Vec<_>>().join(", ")
+    ));
+    ensure!(
+        leaders.len() <= 3,
+        "{} leaders were trusted over the run, {leaders:?} (the log: at most 3)",
+        leaders.len()
+    );
     Ok(())
 }
 
-/// E12: as E11, while spares are also suspended and resumed (cut off from everyone for a few
-/// ms, like a paused BEAM process); the six spares each keep re-proposing.
-async fn leader_crash_complex_2(c: Cluster) -> Result<(), Failure> {
-    let mut r = rng(&c);
-    let spares: Vec<u64> = (3..=8).collect();
-    let all: Vec<NodeId> = c.spec().nodes();
-    let pauses = {
-        let c = c.clone();
-        let plan: Vec<(u64, Duration, Duration)> = (0..4)
-            .map(|k| {
-                (
-                    spares[k % spares.len()],
-                    jitter(&mut r, 30),
-                    jitter(&mut r, 60),
-                )
-            })
-            .collect();
-        let all = all.clone();
-        async move {
-            for (node, before, pause) in plan {
-                c.sleep(before).await;
-                c.say(format!("suspend p{node} for {pause:?}"));
-                c.faults().isolate(n(node), all.iter().copied());
-                c.sleep(pause).await;
-                for &o in &all {
-                    c.faults().repair(n(node), o);
-                }
-            }
-            Ok::<(), Failure>(())
-        }
-    };
-    let (crashes, paused) = futures::join!(
-        leader_crash(c.clone(), 11, &[1, 2], &[9, 10, 11], &[3, 4, 5, 6, 7, 8]),
-        pauses
+/// Ours, not the log's (no suspend or resume appears in it): E12 while spares are suspended
+/// and resumed one after another (cut off from everyone for 1-60 ms, like a paused BEAM
+/// process). Each pause begins while the proposals are under way, and all are over before the
+/// checks.
+async fn leader_crash_complex_2_paused(c: Cluster) -> Result<(), Failure> {
+    let mut r = e12_rng(&c);
+    let proposers = e12_proposers(&c, &mut r);
+    let pauses: Vec<(u64, Duration, Duration)> = (0..4)
+        .map(|k| {
+            let node = E12_SPARES[k % E12_SPARES.len()];
+            (node, jitter(&mut r, 30), jitter(&mut r, 60))
+        })
+        .collect();
+    let done = Cell::new(false);
+    let (crashed, paused) = futures::join!(
+        until_done(
+            &done,
+            crash_leaders(&c, 11, &[1, 2], &[9, 10, 11], &proposers)
+        ),
+        suspend_while(&c, &pauses, &done)
     );
-    paused?;
-    crashes
+    // The first pause starts within 30 ms; no spare is decided before a leader timeout
+    // (40 ms) after p1 died.
+    ensure!(
+        paused > 0,
+        "no pause fell while the proposals were under way"
+    );
+    crashed?.check(&c).await.map(|_| ())
+}
+
+/// Suspend each `(node, after, for)` of `pauses` in turn: cut it off from everyone `for`,
+/// `after` the previous one. A pause begins only while `done` is down; one under way when it
+/// rises still ends before this returns. Returns how many pauses there were.
+async fn suspend_while(
+    c: &Cluster,
+    pauses: &[(u64, Duration, Duration)],
+    done: &Cell<bool>,
+) -> usize {
+    let all = c.spec().nodes();
+    let mut paused = 0;
+    for &(node, after, pause) in pauses {
+        c.sleep(after).await;
+        if done.get() {
+            break;
+        }
+        c.say(format!("suspend p{node} for {pause:?}"));
+        c.faults().isolate(n(node), all.iter().copied());
+        c.sleep(pause).await;
+        for &o in &all {
+            c.faults().repair(n(node), o);
+        }
+        paused += 1;
+    }
+    paused
 }
 
 /// E13: the leader's phase 2 reaches a majority, then it dies before anyone learns the
@@ -498,7 +669,7 @@ async fn kill_before_decision(c: Cluster) -> Result<(), Failure> {
 }
 
 /// A proposal made on a follower is passed to the leader and decided (the only proposer is
-/// a follower in 12 of the log's 19 E1 runs): the follower answers with the decision.
+/// a follower in 13 of the log's 20 E1 runs): the follower answers with the decision.
 async fn follower_proposes(c: Cluster) -> Result<(), Failure> {
     let v = elixir_values(&mut rng(&c), 1)[0];
     let leader = c.leader().await?.unwrap_or(n(1));
