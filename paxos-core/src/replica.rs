@@ -16,7 +16,7 @@ use crate::session::Sessions;
 use crate::snapshot::{Snapshot, SnapshotError, SnapshotMeta, decode_payload, encode_payload};
 use crate::storage::DurableState;
 use crate::transfer::{Piece, Receiver, piece};
-use crate::validate::{InputError, check_instance, check_message};
+use crate::validate::{InputError, check_instance, check_message, check_sender};
 use bytes::Bytes;
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -799,6 +799,7 @@ impl<V: Value> Replica<V> {
             return Err(InputError::NotAMember(from));
         }
         check_message(&message)?;
+        check_sender(from, &message)?;
         if self.answer_older_epoch(from, &message, out) {
             return Ok(());
         }
@@ -1786,8 +1787,9 @@ mod tests {
 
     /// Input no correct member sends is refused before any rule runs and changes nothing: a
     /// `Nack` naming round `u64::MAX` (a proposer would climb above it and wrap), a `Decided`
-    /// at instance `u64::MAX` (the frontier would wrap), a message from a stranger, and a
-    /// client asking for an instance beyond the bound.
+    /// at instance `u64::MAX` (the frontier would wrap), a message from a stranger, a `Prepare`
+    /// from n2 for n3's ballot (no promise made in n3's name), and a client asking for an
+    /// instance beyond the bound.
     #[test]
     fn out_of_range_input_is_rejected_and_changes_nothing() {
         let mut nodes = cluster();
@@ -1821,6 +1823,21 @@ mod tests {
         assert_eq!(
             nodes[0].on_message(NodeId(9), Message::Heartbeat, &mut out),
             Err(InputError::NotAMember(NodeId(9)))
+        );
+        let forged = Ballot::new(7, NodeId(3));
+        assert_eq!(
+            nodes[0].on_message(
+                NodeId(2),
+                Message::Prepare {
+                    ballot: forged,
+                    first: InstanceId(0),
+                },
+                &mut out,
+            ),
+            Err(InputError::NotTheSendersBallot {
+                from: NodeId(2),
+                ballot: forged
+            })
         );
         assert_eq!(
             nodes[0].propose(Some(InstanceId(u64::MAX)), 5, &mut out),

@@ -80,6 +80,16 @@ pub enum InputError {
         /// The request.
         id: ProposalId,
     },
+    /// A message that speaks for a ballot of another node than its sender: only a ballot's
+    /// own proposer asks for promises and accepts under it, confirms reads with it, or says
+    /// what was chosen at it.
+    #[error("{from} sent a message for {ballot}, a ballot of another node")]
+    NotTheSendersBallot {
+        /// The (authenticated) sender.
+        from: NodeId,
+        /// The ballot it named.
+        ballot: Ballot,
+    },
     /// A snapshot piece that reaches past the end its snapshot's metadata names.
     #[error("snapshot piece at byte {offset} of {len} bytes overruns the snapshot's {size} bytes")]
     ChunkOutOfBounds {
@@ -187,6 +197,24 @@ pub(crate) fn check_message<V>(message: &Message<V>) -> Result<(), InputError> {
         Message::ReadIndex { .. } => Ok(()),
         Message::ReadAt { index, .. } => check_instance(*index),
     }
+}
+
+/// Refuse `message` from `from` if it speaks for another node's ballot. The transport
+/// authenticates the sender; this ties the ballot to it, so that no node (nor anyone holding
+/// one node's credentials) can spend another's ballots: promises extracted, values accepted or
+/// reads confirmed in its name, or a value announced as chosen at its ballot.
+pub(crate) fn check_sender<V>(from: NodeId, message: &Message<V>) -> Result<(), InputError> {
+    let ballot = match message {
+        Message::Prepare { ballot, .. }
+        | Message::Accept { ballot, .. }
+        | Message::Confirm { ballot, .. }
+        | Message::Chosen { ballot, .. } => *ballot,
+        _ => return Ok(()),
+    };
+    if ballot.node != from {
+        return Err(InputError::NotTheSendersBallot { from, ballot });
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -438,6 +466,64 @@ mod tests {
         ];
         for (message, expected) in cases {
             assert_eq!(check_message(&message), expected, "{message:?}");
+        }
+    }
+
+    /// Only a ballot's proposer sends what speaks for it (Prepare, Accept, Confirm, Chosen);
+    /// answers carry the asker's ballot (Promise, Nack, Confirmed), and `Accepted` goes to
+    /// every learner with the proposer's, so those may name anyone.
+    #[test]
+    fn a_ballot_is_spoken_for_only_by_its_node() {
+        let (n1, n2) = (NodeId(1), NodeId(2));
+        let b1 = Ballot::new(3, n1);
+        let speaks: Vec<Message<u64>> = vec![
+            Message::Prepare {
+                ballot: b1,
+                first: InstanceId(0),
+            },
+            Message::Accept {
+                ballot: b1,
+                instance: InstanceId(0),
+                entry: Entry::Noop,
+            },
+            Message::Confirm { ballot: b1, seq: 1 },
+            Message::Chosen {
+                ballot: b1,
+                instances: vec![InstanceId(0)],
+            },
+        ];
+        for m in &speaks {
+            assert_eq!(check_sender(n1, m), Ok(()), "{m:?}");
+            assert_eq!(
+                check_sender(n2, m),
+                Err(InputError::NotTheSendersBallot {
+                    from: n2,
+                    ballot: b1
+                }),
+                "{m:?}"
+            );
+        }
+        let answers: Vec<Message<u64>> = vec![
+            Message::Promise {
+                ballot: b1,
+                first: InstanceId(0),
+                accepted: vec![],
+                more: None,
+                compacted: InstanceId(0),
+            },
+            Message::Nack {
+                ballot: b1,
+                promised: b1,
+            },
+            Message::Confirmed { ballot: b1, seq: 1 },
+            Message::Accepted {
+                ballot: b1,
+                instance: InstanceId(0),
+                entry: None,
+            },
+        ];
+        for m in &answers {
+            assert_eq!(check_sender(n2, m), Ok(()), "{m:?}");
         }
     }
 }
