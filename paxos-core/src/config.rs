@@ -110,6 +110,11 @@ pub struct Config {
     pub catch_up_ticks: u64,
     /// At most this many decisions are sent in answer to one `CatchUp`.
     pub catch_up_batch: usize,
+    /// About this many bytes of decisions in answer to one `CatchUp` (their postcard size; an
+    /// answer holds at least one decision whatever its size), so a catch-up of large values
+    /// costs a bounded burst per ask. Keep it well under the transport's frame and queue
+    /// limits.
+    pub catch_up_bytes: usize,
     /// At most this many accepted entries in one `Promise` (its pages; at least one).
     pub promise_page_entries: usize,
     /// About this many bytes of entries in one `Promise` (their postcard size; a page holds at
@@ -200,6 +205,7 @@ impl Config {
             leader_timeout_ticks: 40,
             catch_up_ticks: 50,
             catch_up_batch: 256,
+            catch_up_bytes: 1 << 20,
             promise_page_entries: 1024,
             promise_page_bytes: 1 << 20,
             max_instances_ahead: 1024,

@@ -45,6 +45,10 @@ pub struct Learner<V> {
     votes: BTreeMap<InstanceId, BTreeMap<Ballot, (Entry<V>, Votes)>>,
     catch_up_every: u64,
     catch_up_batch: usize,
+    catch_up_bytes: usize,
+    /// Bytes of decisions learned since the last ask (counted only while catching up): an
+    /// answer cut by the byte budget asks for the next at once, as a full batch does.
+    caught_bytes: usize,
     /// The frontier at the last catch-up tick: only a node whose frontier stalled asks.
     frontier_at_last_check: Option<InstanceId>,
     /// The highest decision known at the last catch-up tick: a node whose frontier has not
@@ -78,6 +82,8 @@ impl<V: Value> Learner<V> {
             votes: BTreeMap::new(),
             catch_up_every: config.catch_up_ticks,
             catch_up_batch: config.catch_up_batch.max(1),
+            catch_up_bytes: config.catch_up_bytes,
+            caught_bytes: 0,
             frontier_at_last_check: None,
             highest_at_last_check: None,
             asked_from: None,
@@ -305,13 +311,32 @@ impl<V: Value> Learner<V> {
         }
     }
 
-    /// A peer asks for decisions from `first` on: send what we know, bounded. Returns false,
-    /// sending nothing, if decisions it needs were dropped (it needs the snapshot).
+    /// A peer asks for decisions from `first` on: send the run of decisions that starts at
+    /// `first`, at most `catch_up_batch` of them and about `catch_up_bytes` (at least one).
+    /// Returns false, sending nothing, if decisions it needs were dropped (it needs the
+    /// snapshot).
+    ///
+    /// Only the unbroken run from `first`: the asker is missing `first` itself, and what
+    /// lies above a gap in this log (`first` undecided here too, or a later hole) it cannot
+    /// apply before the gap fills; sending it anyway re-sent the whole tail above a gap at
+    /// every ask of every stalled peer, a flood that grew with the tail (issue 20: 180 MiB
+    /// above one gap took a node past 2 GB). The leader fills the gap; the next ask, from
+    /// past it, gets the rest.
     pub fn on_catch_up(&self, from: NodeId, first: InstanceId, out: &mut Effects<V>) -> bool {
         if first < self.log_start {
             return false;
         }
+        let mut expected = first;
+        let mut bytes: usize = 0;
         for (&instance, entry) in self.decided.range(first..).take(self.catch_up_batch) {
+            let size = postcard::experimental::serialized_size(entry).unwrap_or(usize::MAX);
+            if instance != expected
+                || (bytes > 0 && bytes.saturating_add(size) > self.catch_up_bytes)
+            {
+                break;
+            }
+            bytes = bytes.saturating_add(size);
+            expected = instance.next();
             out.send(
                 from,
                 Message::Decided {
@@ -362,6 +387,7 @@ impl<V: Value> Learner<V> {
     /// Ask every peer for the decisions from the frontier on.
     fn ask(&mut self, out: &mut Effects<V>) {
         self.asked_from = Some(self.first_undecided);
+        self.caught_bytes = 0;
         for &peer in &self.peers {
             out.send(
                 peer,
@@ -372,14 +398,18 @@ impl<V: Value> Learner<V> {
         }
     }
 
-    /// A whole batch of what was asked has arrived: there is likely more, ask for it now.
-    /// Each ask follows a batch of progress, so this ends (at the first short answer).
+    /// A whole batch of what was asked has arrived (`catch_up_batch` decisions, or
+    /// `catch_up_bytes` of them): there is likely more, ask for it now. Each ask follows a
+    /// batch of progress, so this ends (at the first short answer).
     fn continue_catch_up(&mut self, out: &mut Effects<V>) {
         let Some(from) = self.asked_from else {
             return;
         };
         let batch_end = from.0.saturating_add(self.catch_up_batch as u64);
-        if self.first_undecided.0 >= batch_end {
+        let frontier_moved = self.first_undecided > from;
+        if self.first_undecided.0 >= batch_end
+            || (frontier_moved && self.caught_bytes >= self.catch_up_bytes)
+        {
             self.ask(out);
         }
     }
@@ -400,6 +430,16 @@ impl<V: Value> Learner<V> {
             entry: entry.clone(),
         });
         out.decided.push((instance, entry.clone()));
+        // Only what an answer to the last ask could hold: live decisions far above a joiner's
+        // frontier do not make it ask again. (Nothing below the ask is learned any more: it
+        // started at the frontier.)
+        let asked = self
+            .asked_from
+            .is_some_and(|from| instance.0 < from.0.saturating_add(self.catch_up_batch as u64));
+        if asked {
+            let size = postcard::experimental::serialized_size(&entry).unwrap_or(usize::MAX);
+            self.caught_bytes = self.caught_bytes.saturating_add(size);
+        }
         self.decided.insert(instance, entry);
         self.advance_frontier();
         self.continue_catch_up(out);
@@ -584,6 +624,84 @@ mod tests {
         assert!(asks(&out).is_empty(), "two of three: no ask yet");
         l.on_decided(InstanceId(5), e(5), &mut out);
         assert_eq!(asks(&out), vec![InstanceId(6); 4], "a full batch again");
+    }
+
+    /// Issue 20: a catch-up answer is the unbroken run from the asked instance, cut at the
+    /// byte budget (at least one decision): nothing above a gap, in particular nothing at
+    /// all when the asked instance is undecided here too.
+    #[test]
+    fn a_catch_up_answer_is_the_run_from_the_asked_instance_within_its_bytes() {
+        let size = postcard::experimental::serialized_size(&e(1)).expect("sized");
+        let mut c = config(LearnerStrategy::AllToAll);
+        c.catch_up_bytes = 2 * size;
+        let decided = [0, 1, 2, 3, 5, 6].map(|i| (InstanceId(i), e(i))).into();
+        let l = Learner::new(&c, decided);
+        let answer = |first: u64| -> Vec<InstanceId> {
+            let mut out = Effects::new();
+            assert!(l.on_catch_up(NodeId(2), InstanceId(first), &mut out));
+            out.messages
+                .into_iter()
+                .map(|e| match e.message {
+                    Message::Decided { instance, .. } => instance,
+                    other => panic!("{other:?}"),
+                })
+                .collect()
+        };
+        assert_eq!(answer(0), [0, 1].map(InstanceId), "two entries' worth");
+        assert_eq!(
+            answer(3),
+            [3].map(InstanceId),
+            "i4 is a gap: nothing above it"
+        );
+        assert_eq!(answer(4), vec![], "the asked instance is a gap here too");
+        assert_eq!(answer(5), [5, 6].map(InstanceId));
+        // A budget smaller than one entry still sends one.
+        c.catch_up_bytes = 1;
+        let l = Learner::new(&c, [(InstanceId(0), e(0)), (InstanceId(1), e(1))].into());
+        let mut out = Effects::new();
+        l.on_catch_up(NodeId(2), InstanceId(0), &mut out);
+        assert_eq!(out.messages.len(), 1);
+    }
+
+    /// An answer cut by the byte budget asks for the next at once, as a full batch does;
+    /// live decisions far above the asked range do not count towards it.
+    #[test]
+    fn a_catch_up_answer_full_in_bytes_asks_for_the_next_at_once() {
+        let size = postcard::experimental::serialized_size(&e(1)).expect("sized");
+        let mut c = config(LearnerStrategy::AllToAll);
+        c.catch_up_batch = 100;
+        c.catch_up_bytes = 2 * size;
+        let mut l = Learner::<u64>::new(&c, BTreeMap::new());
+        let mut out = Effects::new();
+        l.tick(true, &mut out); // asks from i0
+        out.messages.clear();
+        let asks = |out: &Effects<u64>| -> Vec<InstanceId> {
+            out.messages
+                .iter()
+                .filter_map(|e| match e.message {
+                    Message::CatchUp { first } => Some(first),
+                    _ => None,
+                })
+                .collect()
+        };
+        // Live decisions beyond the asked range: no ask.
+        l.on_decided(InstanceId(500), e(500), &mut out);
+        l.on_decided(InstanceId(501), e(501), &mut out);
+        assert!(asks(&out).is_empty(), "{:?}", asks(&out));
+        // Two entries' worth in the range, but the frontier has not moved: no answer to the
+        // ask came (an answer starts at i0), so no ask.
+        l.on_decided(InstanceId(1), e(1), &mut out);
+        l.on_decided(InstanceId(3), e(3), &mut out);
+        assert!(asks(&out).is_empty(), "{:?}", asks(&out));
+        l.on_decided(InstanceId(0), e(0), &mut out);
+        assert_eq!(
+            asks(&out),
+            vec![InstanceId(2); 4],
+            "the budget's worth and progress"
+        );
+        out.messages.clear();
+        l.on_decided(InstanceId(2), e(2), &mut out);
+        assert!(asks(&out).is_empty(), "counted afresh from the new ask");
     }
 
     /// A value is chosen once a majority accepted it at one ballot; the decision is persisted

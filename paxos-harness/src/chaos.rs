@@ -232,6 +232,7 @@ pub fn run_schedule(schedule: Schedule, options: &ChaosOptions) -> SeedRun {
         seed: schedule.seed,
         storage: options.storage,
         transport: cluster::TransportKind::Turmoil,
+        links: cluster::LinkSecurity::Tls,
         trace: options.trace,
     };
     let run = cluster::run(spec, &env, workload::body(schedule.clone()));

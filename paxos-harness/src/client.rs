@@ -44,15 +44,29 @@ pub async fn read_line<R: tokio::io::AsyncBufRead + Unpin>(
     reader: &mut R,
     line: &mut String,
 ) -> std::io::Result<Option<()>> {
+    read_line_within(reader, line, MAX_LINE).await
+}
+
+/// [`read_line`] with another bound (a node's `--client-max-line`): at most `max` bytes
+/// before the newline are ever buffered.
+///
+/// # Errors
+/// I/O errors, and [`std::io::ErrorKind::InvalidData`] for a line over `max`.
+pub async fn read_line_within<R: tokio::io::AsyncBufRead + Unpin>(
+    reader: &mut R,
+    line: &mut String,
+    max: usize,
+) -> std::io::Result<Option<()>> {
     line.clear();
-    let n = reader.take(MAX_LINE as u64 + 1).read_line(line).await?;
+    // `max + 1` bytes: a line of exactly `max` bytes still has room for its newline.
+    let n = reader.take(max as u64 + 1).read_line(line).await?;
     if n == 0 {
         return Ok(None);
     }
-    if !line.ends_with('\n') && n > MAX_LINE {
+    if !line.ends_with('\n') && n > max {
         return Err(std::io::Error::new(
             std::io::ErrorKind::InvalidData,
-            format!("line longer than {MAX_LINE} bytes"),
+            format!("line longer than {max} bytes"),
         ));
     }
     Ok(Some(()))

@@ -25,6 +25,7 @@ pub mod names;
 pub mod chaos;
 pub mod client;
 pub mod cluster;
+pub mod credentials;
 pub mod faults;
 pub mod history;
 pub mod invariants;

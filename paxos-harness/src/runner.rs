@@ -9,7 +9,7 @@
 //! A failure prints why, the violated invariants, and the exact command that replays it. The
 //! Go suite ends with the Go log's own total line (`ok  \tpaxos\t0.412s`).
 
-use crate::cluster::{self, Env, Failure, StorageKind, TransportKind};
+use crate::cluster::{self, Env, Failure, LinkSecurity, StorageKind, TransportKind};
 use crate::junit::{JunitCase, JunitReport};
 use crate::scenarios::{self, Scenario};
 use paxos_core::LearnerStrategy;
@@ -164,6 +164,7 @@ pub fn run_once(
         seed,
         storage: options.storage,
         transport: options.transport,
+        links: LinkSecurity::Tls,
         trace,
     };
     let mut spec = (s.spec)();

@@ -22,6 +22,10 @@
 //! 3. listener → dialer: [`Frame::Welcome`] with the listener's id, or [`Frame::Refused`] with a
 //!    [`Refusal`], after which the listener closes the connection.
 //!
+//! With TLS credentials ([`crate::tls`]) a TLS 1.3 session is established first and all of the
+//! above, and everything after, travels inside it; the `Hello` must then claim the node the
+//! dialer's client certificate names ([`Refusal::NotYourCertificate`]).
+//!
 //! After the handshake the dialer sends [`Frame::Message`]s and a [`Frame::Ping`] every
 //! keepalive interval; the listener answers each ping with a [`Frame::Pong`]. Either side closes
 //! a connection that stays silent for the idle timeout (a partitioned link drops segments
@@ -90,6 +94,9 @@ pub enum Refusal {
     /// The listener expected a `Hello` and got another frame.
     #[error("protocol violation: expected hello")]
     ExpectedHello,
+    /// The `Hello` claims a node the dialer's TLS client certificate does not name.
+    #[error("the client certificate does not name node {0}")]
+    NotYourCertificate(NodeId),
 }
 
 /// One frame on the wire. See the [module docs](self) for who sends what when.
@@ -220,6 +227,8 @@ pub struct FrameCodec<V> {
     inner: LengthDelimitedCodec,
     /// The inner codec consumed a length prefix and waits for the body: an EOF now truncates.
     mid_frame: bool,
+    /// Bytes of the frame decoded last (its body).
+    last_frame_len: usize,
     _value: PhantomData<fn() -> V>,
 }
 
@@ -232,8 +241,15 @@ impl<V> FrameCodec<V> {
                 .max_frame_length(max_frame_len)
                 .new_codec(),
             mid_frame: false,
+            last_frame_len: 0,
             _value: PhantomData,
         }
+    }
+
+    /// Bytes of the frame decoded last (its body, without the length prefix): what the
+    /// decoded value holds on to.
+    pub fn last_frame_len(&self) -> usize {
+        self.last_frame_len
     }
 
     /// The current limit.
@@ -274,6 +290,7 @@ impl<V: Serialize + serde::de::DeserializeOwned> Decoder for FrameCodec<V> {
         match self.inner.decode(src) {
             Ok(Some(body)) => {
                 self.mid_frame = false;
+                self.last_frame_len = body.len();
                 // Lend the frame to the decode: byte values become slices of it, not copies.
                 let body = body.freeze();
                 paxos_core::decode_zero_copy(&body, decode_frame).map(Some)

@@ -25,6 +25,10 @@ pub struct NetConfig {
     /// Messages queued per peer before `send` starts dropping. Default 4096. Also the capacity
     /// of the inbox `recv` reads.
     pub queue_capacity: usize,
+    /// Bytes of frames queued per peer before `send` starts dropping, and bytes of messages
+    /// the inbox holds. Default 64 MiB; at least `max_frame_len`. With `queue_capacity` it
+    /// bounds what a slow or dead peer (or a node not keeping up) costs in memory.
+    pub queue_bytes: usize,
     /// Deadline for a connect and for the whole handshake. Default 2 s.
     pub connect_timeout: Duration,
     /// Deadline for writing (and flushing) one batch of frames. Default 2 s.
@@ -44,6 +48,10 @@ pub struct NetConfig {
     /// Shared secret; when set, every inbound handshake must prove it (HMAC-SHA256).
     /// Default none.
     pub secret: Option<Vec<u8>>,
+    /// TLS credentials; when set, every link is mutually authenticated TLS 1.3 and every
+    /// frame is encrypted ([`crate::tls`]). Default none.
+    #[cfg(feature = "tls")]
+    pub tls: Option<crate::tls::TlsCredentials>,
 }
 
 impl NetConfig {
@@ -55,6 +63,7 @@ impl NetConfig {
             peers,
             max_frame_len: DEFAULT_MAX_FRAME_LEN,
             queue_capacity: 4096,
+            queue_bytes: 64 << 20,
             connect_timeout: Duration::from_secs(2),
             write_timeout: Duration::from_secs(2),
             keepalive_interval: Duration::from_millis(500),
@@ -63,6 +72,8 @@ impl NetConfig {
             backoff_max: Duration::from_secs(2),
             seed: 0,
             secret: None,
+            #[cfg(feature = "tls")]
+            tls: None,
         }
     }
 
@@ -87,6 +98,12 @@ impl NetConfig {
     /// Set the per-peer queue capacity.
     pub fn with_queue_capacity(mut self, queue_capacity: usize) -> Self {
         self.queue_capacity = queue_capacity;
+        self
+    }
+
+    /// Set the per-peer (and inbox) bound in bytes.
+    pub fn with_queue_bytes(mut self, queue_bytes: usize) -> Self {
+        self.queue_bytes = queue_bytes;
         self
     }
 
@@ -122,6 +139,23 @@ impl NetConfig {
         self
     }
 
+    /// Run every link inside mutually authenticated TLS 1.3 with these credentials (issued
+    /// for this node by the cluster's CA).
+    #[cfg(feature = "tls")]
+    pub fn with_tls(mut self, credentials: crate::tls::TlsCredentials) -> Self {
+        self.tls = Some(credentials);
+        self
+    }
+
+    /// True if links are authenticated (TLS credentials or a shared secret).
+    pub fn is_authenticated(&self) -> bool {
+        #[cfg(feature = "tls")]
+        if self.tls.is_some() {
+            return true;
+        }
+        self.secret.is_some()
+    }
+
     /// Check the configuration is usable.
     ///
     /// # Errors
@@ -135,6 +169,8 @@ impl NetConfig {
             "max_frame_len must be between 1 KiB and 4 GiB"
         } else if self.queue_capacity == 0 {
             "queue_capacity must be positive"
+        } else if self.queue_bytes < self.max_frame_len {
+            "queue_bytes must hold one frame of max_frame_len"
         } else if self.connect_timeout.is_zero()
             || self.write_timeout.is_zero()
             || self.keepalive_interval.is_zero()
@@ -146,10 +182,22 @@ impl NetConfig {
             "backoff bounds must satisfy 0 < min <= max"
         } else if self.secret.as_ref().is_some_and(|s| s.is_empty()) {
             "secret must not be empty"
+        } else if self.tls_for_another_node() {
+            "the TLS credentials are for another node"
         } else {
             return Ok(());
         };
         Err(NetError::Config(problem.into()))
+    }
+}
+
+impl NetConfig {
+    fn tls_for_another_node(&self) -> bool {
+        #[cfg(feature = "tls")]
+        if let Some(creds) = &self.tls {
+            return creds.node() != self.id;
+        }
+        false
     }
 }
 
@@ -162,6 +210,7 @@ impl fmt::Debug for NetConfig {
             .field("peers", &self.peers)
             .field("max_frame_len", &self.max_frame_len)
             .field("queue_capacity", &self.queue_capacity)
+            .field("queue_bytes", &self.queue_bytes)
             .field("connect_timeout", &self.connect_timeout)
             .field("write_timeout", &self.write_timeout)
             .field("keepalive_interval", &self.keepalive_interval)
@@ -170,7 +219,8 @@ impl fmt::Debug for NetConfig {
             .field("backoff_max", &self.backoff_max)
             .field("seed", &self.seed)
             .field("secret", &self.secret.as_ref().map(|_| "<redacted>"))
-            .finish()
+            .field("authenticated", &self.is_authenticated())
+            .finish_non_exhaustive()
     }
 }
 

@@ -10,12 +10,12 @@ use crate::inbound::Inbound;
 use crate::metrics::{Counters, NetMetrics};
 use crate::network::Network;
 use crate::outbound::{Outbound, Timing};
+use crate::queue;
 use futures::future::BoxFuture;
 use paxos_core::{Message, NodeId, Peers, TransportError, Value};
 use rand::rngs::StdRng;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
-use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
@@ -29,10 +29,10 @@ pub(crate) struct Endpoint<V> {
     id: NodeId,
     max_frame_len: usize,
     /// One queue (and outbound task) per peer dialled.
-    queues: BTreeMap<NodeId, mpsc::Sender<EncodedFrame>>,
+    queues: BTreeMap<NodeId, queue::Sender<EncodedFrame>>,
     /// Where each node listens: the configured peers, plus what membership changes named.
     addresses: BTreeMap<NodeId, String>,
-    inbox: mpsc::Receiver<(NodeId, Message<V>)>,
+    inbox: queue::Receiver<(NodeId, Message<V>)>,
     counters: Arc<Counters>,
     identity: Arc<Identity>,
     inbound: Arc<Inbound<V>>,
@@ -47,6 +47,7 @@ pub(crate) struct Endpoint<V> {
 struct Dialing {
     timing: Timing,
     queue_capacity: usize,
+    queue_bytes: usize,
     backoff: (std::time::Duration, std::time::Duration),
     seed: u64,
     /// An outbound task over the transport's network (`Outbound::run::<N, V>`).
@@ -69,6 +70,13 @@ impl<V: Value> Endpoint<V> {
             cluster_id: cfg.cluster_id,
             members: Mutex::new(cfg.peers.keys().copied().collect()),
             secret: cfg.secret.clone(),
+            #[cfg(feature = "tls")]
+            tls: cfg
+                .tls
+                .as_ref()
+                .map(crate::tls::Contexts::new)
+                .transpose()
+                .map_err(|e| NetError::Config(e.to_string()))?,
         });
         let timing = Timing {
             connect_timeout: cfg.connect_timeout,
@@ -79,7 +87,7 @@ impl<V: Value> Endpoint<V> {
         let stop = CancellationToken::new();
         let mut tasks = JoinSet::new();
 
-        let (inbox_tx, inbox) = mpsc::channel(cfg.queue_capacity);
+        let (inbox_tx, inbox) = queue::bounded(cfg.queue_capacity, cfg.queue_bytes);
         let inbound = Arc::new(Inbound {
             identity: identity.clone(),
             inbox: inbox_tx,
@@ -89,6 +97,7 @@ impl<V: Value> Endpoint<V> {
             write_timeout: cfg.write_timeout,
             idle_timeout: cfg.idle_timeout,
             live: Mutex::new(BTreeMap::new()),
+            refusals: Mutex::new(crate::throttle::LogThrottle::default()),
         });
         tasks.spawn(
             inbound
@@ -107,6 +116,7 @@ impl<V: Value> Endpoint<V> {
             dialing: Dialing {
                 timing,
                 queue_capacity: cfg.queue_capacity,
+                queue_bytes: cfg.queue_bytes,
                 backoff: (cfg.backoff_min, cfg.backoff_max),
                 seed: cfg.seed,
                 run: |outbound| Box::pin(outbound.run::<N, V>()),
@@ -126,7 +136,7 @@ impl<V: Value> Endpoint<V> {
         let Some(addr) = self.addresses.get(&peer) else {
             return;
         };
-        let (tx, rx) = mpsc::channel(self.dialing.queue_capacity);
+        let (tx, rx) = queue::bounded(self.dialing.queue_capacity, self.dialing.queue_bytes);
         // Replacing a queue drops the old sender: the old task ends with it.
         self.queues.insert(peer, tx);
         let (min, max) = self.dialing.backoff;
@@ -230,12 +240,13 @@ impl<V: Value> Endpoint<V> {
                 Counters::bump(&self.counters.dropped);
                 TransportError::Dropped(to, e.to_string())
             })?;
-        queue.try_send(frame).map_err(|e| match e {
-            mpsc::error::TrySendError::Full(_) => {
+        let bytes = frame.as_bytes().len();
+        queue.try_send(frame, bytes).map_err(|e| match e {
+            queue::Refused::Full => {
                 Counters::bump(&self.counters.dropped);
                 TransportError::Dropped(to, "queue full".into())
             }
-            mpsc::error::TrySendError::Closed(_) => TransportError::Closed,
+            queue::Refused::Closed => TransportError::Closed,
         })
     }
 
@@ -244,7 +255,7 @@ impl<V: Value> Endpoint<V> {
         self.inbox.len()
     }
 
-    /// The next inbound message. Cancel-safe: `mpsc::Receiver::recv` is.
+    /// The next inbound message. Cancel-safe: [`queue::Receiver::recv`] is.
     pub(crate) async fn recv(&mut self) -> Result<(NodeId, Message<V>), TransportError> {
         self.inbox.recv().await.ok_or(TransportError::Closed)
     }

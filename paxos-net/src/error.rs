@@ -41,6 +41,10 @@ pub enum NetError {
     /// The peer closed the connection.
     #[error("connection closed by peer")]
     ConnectionClosed,
+    /// The TLS handshake failed, or a TLS record did not authenticate (a byte changed on the
+    /// path): the connection is dropped.
+    #[error("TLS: {0}")]
+    Tls(std::io::Error),
     /// A connect, handshake or write missed its deadline.
     #[error("{0} timed out")]
     Timeout(&'static str),

@@ -24,6 +24,9 @@ pub(crate) struct Identity {
     /// the membership changes ([`crate::Transport`]'s `set_peers`).
     pub(crate) members: Mutex<BTreeSet<NodeId>>,
     pub(crate) secret: Option<Vec<u8>>,
+    /// The TLS configurations, when links run inside TLS.
+    #[cfg(feature = "tls")]
+    pub(crate) tls: Option<crate::tls::Contexts>,
 }
 
 impl Identity {
@@ -96,7 +99,12 @@ where
     }
 }
 
-/// Listener side: challenge the dialer with `nonce` and check its hello.
+/// What the link below the handshake proved of the dialer: `Some(names)` under TLS, where
+/// `names(n)` is true if its client certificate names node `n`.
+pub(crate) type Certified<'a> = Option<&'a (dyn Fn(NodeId) -> bool + Sync)>;
+
+/// Listener side: challenge the dialer with `nonce` and check its hello (and, under TLS, that
+/// it claims the node its certificate names).
 ///
 /// Returns the dialer's authenticated id. On refusal the dialer is told why (best effort) and
 /// the typed reason is returned for the caller to log.
@@ -108,6 +116,7 @@ pub(crate) async fn accept<S, V>(
     framed: &mut Framed<S, FrameCodec<V>>,
     me: &Identity,
     nonce: [u8; 32],
+    certified: Certified<'_>,
 ) -> Result<NodeId, NetError>
 where
     S: AsyncRead + AsyncWrite + Unpin,
@@ -117,7 +126,7 @@ where
         .send(encode::<V>(Frame::Challenge { nonce })?)
         .await?;
     let verdict = match next(framed).await {
-        Ok(Frame::Hello(hello)) => check(&hello, me, &nonce).map(|()| hello.node),
+        Ok(Frame::Hello(hello)) => check(&hello, me, &nonce, certified).map(|()| hello.node),
         Ok(_) => Err((
             Refusal::ExpectedHello,
             NetError::Refused(Refusal::ExpectedHello),
@@ -144,7 +153,15 @@ where
 }
 
 /// Check a hello against our identity: the refusal to send and the error to report.
-fn check(hello: &Hello, me: &Identity, nonce: &[u8; 32]) -> Result<(), (Refusal, NetError)> {
+///
+/// Proof first, membership last: a dialer that proves nothing learns nothing of who the
+/// members are (it is refused alike whether or not it named one).
+fn check(
+    hello: &Hello,
+    me: &Identity,
+    nonce: &[u8; 32],
+    certified: Certified<'_>,
+) -> Result<(), (Refusal, NetError)> {
     if hello.version != WIRE_VERSION {
         return Err((
             Refusal::UnsupportedVersion { ours: WIRE_VERSION },
@@ -162,8 +179,10 @@ fn check(hello: &Hello, me: &Identity, nonce: &[u8; 32]) -> Result<(), (Refusal,
         ));
     }
     let refuse = |r: Refusal| Err((r.clone(), NetError::Refused(r)));
-    if !me.admits(hello.node) {
-        return refuse(Refusal::UnknownNode(hello.node));
+    if let Some(names) = certified
+        && !names(hello.node)
+    {
+        return refuse(Refusal::NotYourCertificate(hello.node));
     }
     if let Some(secret) = me.secret.as_deref() {
         let Some(proof) = hello.auth else {
@@ -181,6 +200,9 @@ fn check(hello: &Hello, me: &Identity, nonce: &[u8; 32]) -> Result<(), (Refusal,
         if !ok {
             return refuse(Refusal::BadAuth);
         }
+    }
+    if !me.admits(hello.node) {
+        return refuse(Refusal::UnknownNode(hello.node));
     }
     Ok(())
 }

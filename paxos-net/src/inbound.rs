@@ -7,8 +7,11 @@
 use crate::codec::{CodecError, EncodedFrame, Frame, FrameCodec, HANDSHAKE_MAX_FRAME_LEN};
 use crate::error::NetError;
 use crate::handshake::{self, Identity};
+use crate::link::Link;
 use crate::metrics::Counters;
 use crate::network::Network;
+use crate::queue;
+use crate::throttle::LogThrottle;
 use futures::{SinkExt, StreamExt};
 use paxos_core::{Message, NodeId, Value};
 use rand::RngCore;
@@ -18,7 +21,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 use tokio::time::{sleep, timeout};
 use tokio_util::codec::Framed;
@@ -33,7 +36,7 @@ const ACCEPT_RETRY: Duration = Duration::from_millis(100);
 /// What every inbound connection task shares.
 pub(crate) struct Inbound<V> {
     pub(crate) identity: Arc<Identity>,
-    pub(crate) inbox: mpsc::Sender<(NodeId, Message<V>)>,
+    pub(crate) inbox: queue::Sender<(NodeId, Message<V>)>,
     pub(crate) counters: Arc<Counters>,
     pub(crate) max_frame_len: usize,
     pub(crate) handshake_timeout: Duration,
@@ -42,6 +45,9 @@ pub(crate) struct Inbound<V> {
     /// The live connection of each peer. A newer authenticated connection replaces the older
     /// one, so each member holds at most one reader however often it redials.
     pub(crate) live: Mutex<BTreeMap<NodeId, (u64, CancellationToken)>>,
+    /// Refused connections are logged once per period with their count (every one is
+    /// counted in the metrics): a flood of strangers must not flood the log.
+    pub(crate) refusals: Mutex<LogThrottle>,
 }
 
 impl<V: Value> Inbound<V> {
@@ -63,7 +69,8 @@ impl<V: Value> Inbound<V> {
                 accepted = N::accept(&listener) => match accepted {
                     Ok((stream, remote)) => {
                         let Ok(permit) = pending.clone().try_acquire_owned() else {
-                            tracing::warn!(%remote, "too many pending handshakes; closing connection");
+                            Counters::bump(&self.counters.refused);
+                            self.refused(remote, "too many pending handshakes; closing connection");
                             continue;
                         };
                         let mut nonce = [0u8; 32];
@@ -82,6 +89,18 @@ impl<V: Value> Inbound<V> {
         conns.shutdown().await;
     }
 
+    /// Log a refused connection, at most once per period, with the count since the last line.
+    fn refused(&self, remote: SocketAddr, why: &str) {
+        let due = self
+            .refusals
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .note(tokio::time::Instant::now());
+        if let Some(refused) = due {
+            tracing::warn!(%remote, refused, "{why} ({refused} refused since the last such line)");
+        }
+    }
+
     /// Handshake, then read frames into the inbox until the connection ends.
     async fn serve<S>(
         self: Arc<Self>,
@@ -93,13 +112,9 @@ impl<V: Value> Inbound<V> {
     ) where
         S: AsyncRead + AsyncWrite + Unpin + Send,
     {
-        let mut conn = Framed::new(stream, FrameCodec::<V>::new(HANDSHAKE_MAX_FRAME_LEN));
-        let handshake = timeout(
-            self.handshake_timeout,
-            handshake::accept(&mut conn, &self.identity, nonce),
-        );
-        let peer = match handshake.await {
-            Ok(Ok(peer)) => peer,
+        let handshake = timeout(self.handshake_timeout, self.handshake(stream, nonce));
+        let (mut conn, peer) = match handshake.await {
+            Ok(Ok(accepted)) => accepted,
             Ok(Err(
                 e @ (NetError::Io(_)
                 | NetError::Codec(CodecError::Io(_))
@@ -111,17 +126,21 @@ impl<V: Value> Inbound<V> {
             Ok(Err(e)) => {
                 let counter = match &e {
                     NetError::Refused(_)
+                    | NetError::Tls(_)
                     | NetError::Codec(
                         CodecError::WrongCluster { .. } | CodecError::UnknownVersion(_),
                     ) => &self.counters.refused,
                     _ => &self.counters.bad_frames,
                 };
                 Counters::bump(counter);
-                tracing::warn!(%remote, error = %e, "refused inbound connection");
+                self.refused(remote, &format!("refused inbound connection: {e}"));
                 return;
             }
             Err(_) => {
-                tracing::warn!(%remote, "inbound handshake timed out; closing connection");
+                // Proved nothing in time: under TLS, e.g., a dialer that speaks no TLS waits
+                // for a challenge that never comes.
+                Counters::bump(&self.counters.refused);
+                self.refused(remote, "inbound handshake timed out; closing connection");
                 return;
             }
         };
@@ -136,6 +155,12 @@ impl<V: Value> Inbound<V> {
         };
         self.unregister(peer, conn_id);
         match why {
+            // Under TLS: a record that failed its authentication (bytes changed or injected on
+            // the path). Nothing of it reached the inbox.
+            NetError::Codec(CodecError::Io(e)) if e.kind() == std::io::ErrorKind::InvalidData => {
+                Counters::bump(&self.counters.bad_frames);
+                tracing::warn!(%peer, %remote, error = %e, "closed inbound connection: TLS record failed");
+            }
             NetError::Codec(CodecError::Io(_))
             | NetError::Io(_)
             | NetError::Timeout(_)
@@ -151,6 +176,30 @@ impl<V: Value> Inbound<V> {
             }
             _ => tracing::debug!(%peer, %remote, error = %why, "inbound connection closed"),
         }
+    }
+
+    /// Run the handshake on a fresh connection: TLS first when the cluster has credentials,
+    /// then the framed challenge/hello, whose claimed id must be the certificate's.
+    pub(crate) async fn handshake<S>(
+        &self,
+        stream: S,
+        nonce: [u8; 32],
+    ) -> Result<(Framed<Link<S>, FrameCodec<V>>, NodeId), NetError>
+    where
+        S: AsyncRead + AsyncWrite + Unpin,
+    {
+        let framed = |link| Framed::new(link, FrameCodec::<V>::new(HANDSHAKE_MAX_FRAME_LEN));
+        #[cfg(feature = "tls")]
+        if let Some(tls) = &self.identity.tls {
+            let (stream, cert) = tls.accept(stream).await?;
+            let mut conn = framed(Link::Tls(Box::new(stream)));
+            let names = |node| crate::tls::names(&cert, node);
+            let peer = handshake::accept(&mut conn, &self.identity, nonce, Some(&names)).await?;
+            return Ok((conn, peer));
+        }
+        let mut conn = framed(Link::Plain(stream));
+        let peer = handshake::accept(&mut conn, &self.identity, nonce, None).await?;
+        Ok((conn, peer))
     }
 
     /// Read frames until the connection fails; returns why.
@@ -170,17 +219,17 @@ impl<V: Value> Inbound<V> {
                 Ok(Some(Ok(frame))) => frame,
             };
             match frame {
-                Frame::Message(message) => match self.inbox.try_send((peer, message)) {
-                    Ok(()) => {}
-                    // The node is not keeping up; Paxos tolerates the loss, a stalled
-                    // connection would hurt more.
-                    Err(mpsc::error::TrySendError::Full(_)) => {
-                        Counters::bump(&self.counters.dropped)
+                Frame::Message(message) => {
+                    // A decoded message holds its frame's bytes (values are slices of it).
+                    let bytes = conn.codec().last_frame_len();
+                    match self.inbox.try_send((peer, message), bytes) {
+                        Ok(()) => {}
+                        // The node is not keeping up; Paxos tolerates the loss, a stalled
+                        // connection would hurt more.
+                        Err(queue::Refused::Full) => Counters::bump(&self.counters.dropped),
+                        Err(queue::Refused::Closed) => return NetError::ConnectionClosed,
                     }
-                    Err(mpsc::error::TrySendError::Closed(_)) => {
-                        return NetError::ConnectionClosed;
-                    }
-                },
+                }
                 Frame::Ping => match timeout(self.write_timeout, conn.send(pong.clone())).await {
                     Ok(Ok(())) => {}
                     Ok(Err(e)) => return e.into(),

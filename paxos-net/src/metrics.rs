@@ -11,7 +11,8 @@ pub struct NetMetrics {
     pub dropped: u64,
     /// Outbound connections established (first connects and reconnects).
     pub connects: u64,
-    /// Inbound handshakes refused (wrong cluster, version, unknown node, bad auth).
+    /// Inbound handshakes refused (wrong cluster, version, unknown node, bad auth, a failed TLS
+    /// handshake, or none finished in time).
     pub refused: u64,
     /// Inbound connections closed because of a bad frame (garbage, oversize, truncated).
     pub bad_frames: u64,

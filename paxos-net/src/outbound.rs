@@ -1,20 +1,22 @@
 //! One task per peer: dial, handshake, write queued frames, keep the link alive, redial.
 //!
 //! The task owns the receiving end of the peer's bounded queue; `send` only `try_send`s into
-//! it, so a slow or dead peer costs at most `queue_capacity` frames and never blocks the node.
+//! it, so a slow or dead peer costs at most `queue_capacity` frames of at most `queue_bytes`
+//! bytes in all, and never blocks the node.
 
 use crate::backoff::Backoff;
 use crate::codec::{EncodedFrame, Frame, FrameCodec, HANDSHAKE_MAX_FRAME_LEN};
 use crate::error::NetError;
 use crate::handshake::{self, Identity};
+use crate::link::Link;
 use crate::metrics::Counters;
 use crate::network::Network;
+use crate::queue;
 use futures::stream::{SplitSink, SplitStream};
 use futures::{SinkExt, StreamExt};
 use paxos_core::{NodeId, Value};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::mpsc;
 use tokio::time::{Instant, MissedTickBehavior, sleep, sleep_until, timeout};
 use tokio_util::codec::Framed;
 
@@ -34,14 +36,14 @@ pub(crate) struct Timing {
 pub(crate) struct Outbound {
     pub(crate) peer: NodeId,
     pub(crate) addr: String,
-    pub(crate) queue: mpsc::Receiver<EncodedFrame>,
+    pub(crate) queue: queue::Receiver<EncodedFrame>,
     pub(crate) identity: Arc<Identity>,
     pub(crate) timing: Timing,
     pub(crate) backoff: Backoff,
     pub(crate) counters: Arc<Counters>,
 }
 
-type Conn<N, V> = Framed<<N as Network>::Stream, FrameCodec<V>>;
+type Conn<N, V> = Framed<Link<<N as Network>::Stream>, FrameCodec<V>>;
 
 impl Outbound {
     /// Run until the transport drops the queue (or aborts the task).
@@ -81,14 +83,28 @@ impl Outbound {
         let stream = timeout(deadline, N::connect(self.addr.clone()))
             .await
             .map_err(|_| NetError::Timeout("connect"))??;
+        timeout(deadline, self.handshake::<N, V>(stream))
+            .await
+            .map_err(|_| NetError::Timeout("handshake"))?
+    }
+
+    /// TLS first when the cluster has credentials (the listener must hold the peer's
+    /// certificate), then the framed challenge/hello.
+    async fn handshake<N: Network, V: Value>(
+        &self,
+        stream: N::Stream,
+    ) -> Result<Conn<N, V>, NetError> {
         // The listener only ever sends handshake frames and pongs: keep its limit small.
-        let mut conn = Framed::new(stream, FrameCodec::<V>::new(HANDSHAKE_MAX_FRAME_LEN));
-        timeout(
-            deadline,
-            handshake::dial(&mut conn, &self.identity, self.peer),
-        )
-        .await
-        .map_err(|_| NetError::Timeout("handshake"))??;
+        let framed = |link| Framed::new(link, FrameCodec::<V>::new(HANDSHAKE_MAX_FRAME_LEN));
+        #[cfg(feature = "tls")]
+        let link = match &self.identity.tls {
+            Some(tls) => Link::Tls(Box::new(tls.dial(stream, self.peer).await?)),
+            None => Link::Plain(stream),
+        };
+        #[cfg(not(feature = "tls"))]
+        let link = Link::Plain(stream);
+        let mut conn = framed(link);
+        handshake::dial(&mut conn, &self.identity, self.peer).await?;
         Ok(conn)
     }
 
@@ -146,7 +162,7 @@ async fn write<S>(
     sink: &mut S,
     deadline: Duration,
     first: EncodedFrame,
-    more: Option<&mut mpsc::Receiver<EncodedFrame>>,
+    more: Option<&mut queue::Receiver<EncodedFrame>>,
 ) -> Result<(), NetError>
 where
     S: futures::Sink<EncodedFrame, Error = crate::codec::CodecError> + Unpin,
@@ -155,7 +171,7 @@ where
         sink.feed(first).await?;
         if let Some(queue) = more {
             for _ in 1..MAX_BATCH {
-                let Ok(frame) = queue.try_recv() else { break };
+                let Some(frame) = queue.try_recv() else { break };
                 sink.feed(frame).await?;
             }
         }

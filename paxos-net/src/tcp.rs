@@ -81,6 +81,9 @@ impl<V: Value> TcpTransport<V> {
     /// Outside a tokio runtime (it spawns tasks).
     pub fn with_listener(listener: TcpListener, cfg: NetConfig) -> Result<Self, NetError> {
         let local_addr = listener.local_addr()?;
+        if !cfg.is_authenticated() {
+            tracing::warn!(node = %cfg.id, %local_addr, "peer links are open: anyone who reaches this port can join as any member; configure TLS credentials or a secret");
+        }
         // Real networks have real adversaries: challenges come from the OS, not the seed.
         let nonces = StdRng::from_entropy();
         let endpoint = Endpoint::start::<Tcp>(listener, cfg, nonces)?;

@@ -44,7 +44,8 @@ mod storage;
 
 pub use handle::Cluster;
 pub use spec::{
-    ClusterSpec, Env, MachineFactory, NodeOptions, SimNetwork, StorageKind, TransportKind,
+    ClusterSpec, Env, LinkSecurity, MachineFactory, NodeOptions, SimNetwork, StorageKind,
+    TransportKind,
 };
 pub use storage::CustomStorage;
 
@@ -214,21 +215,24 @@ fn node_seed(seed: u64, id: NodeId, incarnation: u64) -> u64 {
         ^ incarnation.wrapping_mul(0xD1B5_4A32_D192_ED03)
 }
 
-/// The network settings of node `id` (peers, seed, cluster id, frame limit) for either TCP
-/// transport.
+/// The network settings of node `id` (peers, seed, cluster id, frame limit, TLS credentials
+/// unless the run asks for plaintext links) for either TCP transport.
 fn net_config<V>(
     spec: &ClusterSpec<V>,
     env: &Env,
     id: NodeId,
     peers: BTreeMap<NodeId, String>,
-) -> paxos_net::NetConfig {
-    let config = paxos_net::NetConfig::new(id, peers)
+) -> Result<paxos_net::NetConfig, Failure> {
+    let mut config = paxos_net::NetConfig::new(id, peers)
         .with_seed(node_seed(env.seed, id, 0))
-        .with_cluster_id(0x5041_5853);
-    match spec.frame_limit {
-        Some(limit) => config.with_max_frame_len(limit),
-        None => config,
+        .with_cluster_id(crate::credentials::CLUSTER_ID);
+    if let Some(limit) = spec.frame_limit {
+        config = config.with_max_frame_len(limit);
     }
+    Ok(match env.links {
+        LinkSecurity::Tls => config.with_tls(crate::credentials::throwaway(id)?),
+        LinkSecurity::Plain => config,
+    })
 }
 
 impl<V: Checkable> Shared<V> {

@@ -56,7 +56,7 @@ async fn start<V: Checkable>(shared: &Arc<Shared<V>>, id: NodeId) -> Result<(), 
                     .collect();
                 (addrs.get(&id).cloned().unwrap_or_default(), peers)
             };
-            let config = net_config(&shared.spec, &shared.env, id, peers);
+            let config = net_config(&shared.spec, &shared.env, id, peers)?;
             let transport = bind_with_retry(&listen, || {
                 paxos_net::TcpTransport::<V>::bind(&listen, config.clone())
             })

@@ -63,13 +63,14 @@ pub(super) fn run<V: Checkable, R: 'static>(
         let shared = shared.clone();
         sim.host(host_name(id), move || {
             let shared = shared.clone();
-            let cfg = net_config(&shared.spec, &shared.env, id, peers.clone());
+            let peers = peers.clone();
             let (kill, killed) = oneshot::channel::<()>();
             if let super::Driver::Sim(state) = &shared.driver {
                 lock(&state.kill).insert(id, kill);
             }
             async move {
                 let software = async {
+                    let cfg = net_config(&shared.spec, &shared.env, id, peers)?;
                     let transport =
                         paxos_net::TurmoilTransport::<V>::bind(&format!("0.0.0.0:{SIM_PORT}"), cfg)
                             .await?;

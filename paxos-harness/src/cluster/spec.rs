@@ -31,7 +31,19 @@ pub enum TransportKind {
     Channel,
 }
 
+/// How the nodes' peer links are secured (the TCP and turmoil transports; channels carry no
+/// bytes).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LinkSecurity {
+    /// Mutual TLS 1.3 with throwaway per-node certificates ([`crate::credentials`]): what a
+    /// deployed cluster runs, so what every suite runs by default.
+    Tls,
+    /// Plaintext links, authenticated by nothing: only to measure what TLS costs.
+    Plain,
+}
+
 named!(StorageKind, "storage", Memory => "memory", Rocksdb => "rocksdb");
+named!(LinkSecurity, "links", Tls => "tls", Plain => "plain");
 named!(TransportKind, "transport", Turmoil => "turmoil", Tcp => "tcp", Channel => "channel");
 
 /// What a run executes on.
@@ -43,6 +55,8 @@ pub struct Env {
     pub storage: StorageKind,
     /// Network.
     pub transport: TransportKind,
+    /// Peer-link security.
+    pub links: LinkSecurity,
     /// Record every message in the event log (for `--trace`).
     pub trace: bool,
 }
@@ -54,8 +68,15 @@ impl Env {
             seed,
             storage: StorageKind::Memory,
             transport: TransportKind::Turmoil,
+            links: LinkSecurity::Tls,
             trace: false,
         }
+    }
+
+    /// The same with other peer-link security.
+    pub fn with_links(mut self, links: LinkSecurity) -> Self {
+        self.links = links;
+        self
     }
 
     /// The same on another storage backend.

@@ -76,7 +76,11 @@ pub fn scenarios() -> Vec<Scenario> {
         scenario(
             "restarted-proposer-minority",
             "003 Q4: v1 reaches one acceptor of three, its proposer restarts with the same id and v2 for a quorum that never saw v1: its ballot must be new, or one ballot carries two values",
-            || ClusterSpec::roles(1, 3, 1),
+            // The restarted proposer hears its peers' Promises only once they have redialled
+            // it (some 50 ms after its crash, a TLS handshake included): a longer phase lets
+            // them count instead of moving on to a fresh round, which would hide a reused
+            // ballot from the check.
+            || ClusterSpec::roles(1, 3, 1).tune(|c| c.phase_timeout_ticks = 200),
             |c| Box::pin(restarted_proposer_minority(c)),
         )
         .catches(Break::SkipRoundPersist),

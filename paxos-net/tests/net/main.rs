@@ -2,10 +2,14 @@
 //! and (feature `turmoil`) simulated networks with partitions and restarts.
 
 mod codec;
+#[cfg(feature = "tcp")]
 mod fuzz;
 #[cfg(feature = "turmoil")]
 mod sim;
+#[cfg(feature = "tcp")]
 mod tcp;
+#[cfg(all(feature = "tls", feature = "tcp"))]
+mod tls;
 
 use paxos_core::{Entry, InstanceId, Message, ProposalId};
 
@@ -26,4 +30,24 @@ pub fn tag_sender(message: &Message<u64>) -> Option<u64> {
         Message::Decided { entry, .. } => entry.value().map(|v| v / 1_000_000),
         _ => None,
     }
+}
+
+/// Node `id`'s credentials from one throwaway CA per test process (cluster 1).
+#[cfg(feature = "tls")]
+pub fn credentials(id: u64) -> paxos_net::TlsCredentials {
+    use std::sync::OnceLock;
+    static CA: OnceLock<paxos_net::ClusterCa> = OnceLock::new();
+    CA.get_or_init(|| paxos_net::ClusterCa::generate(1).expect("CA"))
+        .issue(paxos_core::NodeId(id))
+        .expect("issue")
+}
+
+/// Links inside TLS when the crate has it (the simulation runs the same handshake code).
+pub fn secured(cfg: paxos_net::NetConfig) -> paxos_net::NetConfig {
+    #[cfg(feature = "tls")]
+    let cfg = {
+        let id = cfg.id.0;
+        cfg.with_tls(credentials(id))
+    };
+    cfg
 }

@@ -1,6 +1,7 @@
-//! TurmoilTransport in a seeded simulation: delivery, partition + repair, bounce.
+//! TurmoilTransport in a seeded simulation: delivery, partition + repair, bounce; every link
+//! inside TLS (feature `tls`), so the same seed giving the same run covers the TLS handshake.
 
-use crate::{tag_sender, tagged};
+use crate::{secured, tag_sender, tagged};
 use paxos_core::{NodeId, Transport};
 use paxos_net::{NetConfig, TurmoilTransport};
 use std::collections::BTreeMap;
@@ -46,7 +47,7 @@ fn sim(log: &Log) -> turmoil::Sim<'static> {
                     .filter(|p| *p != id)
                     .map(|p| (NodeId(p), format!("{}:{PORT}", host(p))))
                     .collect();
-                let cfg = NetConfig::new(NodeId(id), peers).with_seed(SEED).with_cluster_id(1);
+                let cfg = secured(NetConfig::new(NodeId(id), peers).with_seed(SEED).with_cluster_id(1));
                 let mut net = TurmoilTransport::<u64>::bind(&format!("0.0.0.0:{PORT}"), cfg).await?;
                 let mut tick = tokio::time::interval(Duration::from_millis(50));
                 let mut seq = 0;

@@ -69,7 +69,7 @@ pub async fn recv_until(
 
 /// `from` keeps sending tagged messages to `to` until `to` receives one sent at or after
 /// `first_seq`; returns how long that took.
-async fn keep_sending_until_received(
+pub async fn keep_sending_until_received(
     from: &TcpTransport<u64>,
     to: &mut TcpTransport<u64>,
     first_seq: u64,
@@ -156,6 +156,64 @@ async fn full_queue_drops_and_counts() {
     assert_eq!(a.dropped(), dropped);
 }
 
+/// A Promise of `entries` accepted entries: a large frame (about 12 bytes an entry).
+fn promise(entries: u64) -> Message<u64> {
+    use paxos_core::{AcceptedEntry, Ballot, Entry, InstanceId, ProposalId};
+    Message::Promise {
+        ballot: Ballot::new(1, NodeId(1)),
+        first: InstanceId(0),
+        accepted: (0..entries)
+            .map(|i| AcceptedEntry {
+                instance: InstanceId(i),
+                ballot: Ballot::new(1, NodeId(1)),
+                entry: Entry::Value {
+                    id: ProposalId::default(),
+                    value: i,
+                },
+            })
+            .collect(),
+        more: None,
+        compacted: InstanceId(0),
+    }
+}
+
+/// Issue 20: a queue of 4,096 frames of up to 16 MiB each could hold 64 GiB for a dead peer.
+/// Now it also holds at most `queue_bytes`: with room for 4,096 frames but 1 MiB, about 1 MiB
+/// of 100 KiB frames is queued and the rest dropped and counted.
+#[tokio::test]
+async fn a_full_queue_is_bounded_in_bytes_not_only_in_frames() {
+    let mut nodes = cluster(2, |c| {
+        c.with_max_frame_len(1 << 20).with_queue_bytes(1 << 20)
+    })
+    .await;
+    let b = nodes.pop().expect("b");
+    let a = nodes.pop().expect("a");
+    drop(b);
+    let big = promise(8_000);
+    let len = paxos_net::codec::EncodedFrame::encode(
+        &paxos_net::codec::Frame::Message(big.clone()),
+        1 << 20,
+    )
+    .expect("fits")
+    .as_bytes()
+    .len();
+    assert!(len > 90_000, "{len}");
+    let mut dropped = 0;
+    for _ in 0..100 {
+        if a.send(NodeId(2), big.clone()).await.is_err() {
+            dropped += 1;
+        }
+    }
+    // At most 1 MiB queued (plus what the outbound task took off the queue for a write that
+    // cannot happen): 10 or 11 frames, not 100.
+    let queued = 100 - dropped;
+    assert!(
+        (8..=12).contains(&queued),
+        "{queued} frames of {len} bytes queued"
+    );
+    assert_eq!(a.dropped(), dropped);
+}
+
 #[tokio::test]
 async fn peer_restart_reconnects_and_delivery_resumes() {
     let mut nodes = cluster(2, |c| c).await;
@@ -193,7 +251,7 @@ async fn shutdown_closes_the_listener() {
 
 /// Start node 1 (cluster 7, members {2}) and a stranger configured by `stranger`; the
 /// stranger must be refused and nothing it sends may arrive.
-async fn assert_refused(
+pub async fn assert_refused(
     stranger: impl FnOnce(String) -> NetConfig,
     node1: impl FnOnce(NetConfig) -> NetConfig,
 ) {
@@ -226,7 +284,7 @@ async fn assert_refused(
     );
 }
 
-fn stranger(id: u64, cluster: u64) -> impl FnOnce(String) -> NetConfig {
+pub fn stranger(id: u64, cluster: u64) -> impl FnOnce(String) -> NetConfig {
     move |addr1| {
         fast(NetConfig::new(
             NodeId(id),

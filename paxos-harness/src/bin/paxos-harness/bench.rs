@@ -22,7 +22,8 @@ use paxos_core::{
     RestoreError, StateMachine, Storage, Write,
 };
 use paxos_harness::cluster::{
-    self, Cluster, ClusterSpec, Env, Failure, MachineFactory, StorageKind, TransportKind,
+    self, Cluster, ClusterSpec, Env, Failure, LinkSecurity, MachineFactory, StorageKind,
+    TransportKind,
 };
 use paxos_harness::wait::{Look, eventually};
 use serde::Serialize;
@@ -47,6 +48,11 @@ pub struct BenchArgs {
     #[arg(long, default_value = "tcp",
           value_parser = one_of::<TransportKind>(TransportKind::ALL.iter().map(|k| k.name())))]
     pub transport: TransportKind,
+    /// Peer links (`--transport tcp`): `tls` (mutual TLS 1.3, as deployed) or `plain`
+    /// (unauthenticated, to see what TLS costs).
+    #[arg(long, default_value = "tls",
+          value_parser = one_of::<LinkSecurity>(LinkSecurity::ALL.iter().map(|k| k.name())))]
+    pub links: LinkSecurity,
     /// Cluster size.
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..))]
     pub nodes: u64,
@@ -110,6 +116,8 @@ pub struct BenchResult {
     pub storage: String,
     /// Transport.
     pub transport: String,
+    /// Peer-link security (`tls` or `plain`; channels carry no bytes).
+    pub links: String,
     /// Nodes.
     pub nodes: u64,
     /// Values in flight.
@@ -171,7 +179,10 @@ pub fn main(args: BenchArgs) -> ExitCode {
         spec.state_machine = Some(MachineFactory::new(|_| Box::new(Counter::default())));
     }
     spec.time_limit = args.duration + Duration::from_secs(120);
-    let env = Env::new(1).on_storage(args.storage).over(args.transport);
+    let env = Env::new(1)
+        .on_storage(args.storage)
+        .over(args.transport)
+        .with_links(args.links);
     let measured = args.clone();
     let run = cluster::run(spec, &env, move |c| match measured.op {
         BenchOp::Pipeline => Box::pin(measure(c, measured)),
@@ -187,6 +198,7 @@ pub fn main(args: BenchArgs) -> ExitCode {
                 },
                 storage: args.storage.to_string(),
                 transport: args.transport.to_string(),
+                links: args.links.to_string(),
                 nodes: args.nodes,
                 clients: args.clients,
                 value_size: args.value_size,
@@ -218,10 +230,11 @@ pub fn main(args: BenchArgs) -> ExitCode {
 
 fn print_result(r: &BenchResult) {
     println!(
-        "{} storage {} transport {} nodes {} in-flight {} value {} B: {:.0} ops/s, p50 {} us, p99 {} us, p99.9 {} us",
+        "{} storage {} transport {} links {} nodes {} in-flight {} value {} B: {:.0} ops/s, p50 {} us, p99 {} us, p99.9 {} us",
         r.op,
         r.storage,
         r.transport,
+        r.links,
         r.nodes,
         r.clients,
         r.value_size,

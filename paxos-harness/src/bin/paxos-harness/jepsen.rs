@@ -808,6 +808,11 @@ async fn start_nodes(
     let links = LinkProxy::start(&real)
         .await
         .context("start the link proxy")?;
+    // The nodes run as deployed: mutual TLS, credentials made for this run.
+    let certs = dir.join("certs");
+    let ids_list: Vec<NodeId> = ids.iter().copied().collect();
+    paxos_harness::credentials::make(&certs, 0, &ids_list)
+        .context("make the nodes' TLS credentials")?;
     let exe = std::env::current_exe().context("find this executable")?;
     let rates = clock_rates(args, seed);
     let mut procs = Procs::new();
@@ -823,6 +828,8 @@ async fn start_nodes(
             node.client.clone().into(),
             "--data-dir".into(),
             dir.join(format!("n{}", id.0)).into(),
+            "--certs".into(),
+            certs.clone().into(),
             "--seed".into(),
             seed.wrapping_mul(1000)
                 .wrapping_add(id.0)

@@ -5,7 +5,9 @@
 //! subcommand), the node daemon and the benchmark. The checking itself is the
 //! `paxos_harness` library, which your own tests can call.
 
+mod admission;
 mod bench;
+mod certs;
 mod chaos;
 mod jepsen;
 mod kv;
@@ -41,6 +43,8 @@ enum Command {
     List,
     /// Run one Paxos node on RocksDB + TCP until Ctrl-C.
     Node(node::NodeArgs),
+    /// Make TLS credentials for a cluster: its CA and a certificate per node.
+    Certs(certs::CertsArgs),
     /// Propose a value to a running node and print the chosen value and instance.
     Propose(propose::ProposeArgs),
     /// Change a running cluster's membership: add (learner, then acceptor), remove, replace.
@@ -80,6 +84,7 @@ fn main() -> ExitCode {
         Some(Command::Run(a)) => run::run(&a),
         Some(Command::List) => run::list(),
         Some(Command::Node(a)) => node::main(a),
+        Some(Command::Certs(a)) => certs::main(a),
         Some(Command::Propose(a)) => propose::main(a),
         Some(Command::Reconfigure(a)) => reconfigure::main(a),
         Some(Command::Kv(a)) => kv::main(a),

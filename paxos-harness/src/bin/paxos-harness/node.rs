@@ -11,8 +11,13 @@
 //! - **Storage**: a RocksDB directory at `--data-dir` (created if missing; synced writes). Restart
 //!   the node on the same directory and it resumes with everything it promised and accepted.
 //! - **Peers**: `--listen` is the Paxos (node-to-node) address, `--peers` lists every *other*
-//!   node as `ID=HOST:PORT`. `--cluster-id` and `--secret-file` (the file's bytes, one trailing
-//!   newline stripped, proven with HMAC-SHA256 in every handshake) must match on all nodes.
+//!   node as `ID=HOST:PORT`. Links are mutual TLS 1.3: `--certs DIR` holds the cluster CA
+//!   (`ca.pem`) and this node's certificate and key (`node-<id>.pem`, `node-<id>.key`, made by
+//!   `paxos-harness certs`); a peer is known by the node id its certificate names, and every
+//!   frame is encrypted and authenticated. Without `--certs` the node refuses to start unless
+//!   given `--insecure` (plaintext links anyone who can reach `--listen` can join; it warns at
+//!   every start). `--cluster-id` and `--secret-file` (the file's bytes, one trailing newline
+//!   stripped, proven with HMAC-SHA256 in every handshake) must match on all nodes.
 //! - **Joining**: `--join` starts a node outside a running cluster: `--peers` lists the nodes the
 //!   cluster *started* with. It waits until `paxos-harness reconfigure` adds it as a learner
 //!   (with `--address ID=` its `--listen`), catches up from the members (snapshot and log
@@ -27,7 +32,12 @@
 //!   are fetched from peers every 50 ticks.
 //! - **Client port**: `--client` (default: the `--listen` host with port + 1000) speaks the
 //!   newline-delimited JSON of `paxos_harness::client::protocol`. A follower forwards a
-//!   proposal to the leader over the node-to-node link, and again if the leader changes.
+//!   proposal to the leader over the node-to-node link, and again if the leader changes. The
+//!   port holds at most `--client-max-connections` (256; at the cap a connection that never
+//!   completed a request, else the one idle longest, is closed to make room), closes one idle
+//!   for `--client-idle-timeout` (30 s), and buffers at most `--client-max-line` bytes (64 KiB)
+//!   of a request. The file descriptor limit is raised (toward its hard limit) to hold the cap
+//!   beside what peer links and storage need, or the cap is lowered with a warning.
 //! - **Logs**: `tracing` to stderr, `info` when `RUST_LOG` is unset.
 //!
 //! ## What "propose" guarantees
@@ -39,9 +49,11 @@
 //! another node): a retry is answered with the instance of the first copy. Without an id each
 //! request is new, so a retry of it may be applied twice.
 
-use crate::{duration, server};
+use crate::duration;
+use crate::server::{self, ClientLimits};
 use paxos_core::testing::{AcceptorFaults, ProposerFaults};
 use paxos_core::{Config, Fatal, LeaderMode, Node, NodeId, ReadPolicy};
+use paxos_harness::client::protocol::MAX_LINE;
 use paxos_harness::ports::bind_with_retry;
 use paxos_harness::service::{KvService, LogValue};
 use paxos_net::{NetConfig, TcpTransport};
@@ -83,6 +95,26 @@ pub struct NodeArgs {
     /// File holding the shared secret every peer must prove (one trailing newline is ignored).
     #[arg(long)]
     pub secret_file: Option<PathBuf>,
+    /// Directory of this node's TLS credentials: `ca.pem`, `node-<id>.pem`, `node-<id>.key`
+    /// (see `paxos-harness certs`). Required unless --insecure.
+    #[arg(long, conflicts_with = "insecure")]
+    pub certs: Option<PathBuf>,
+    /// Client connections held at most; at the cap the one idle longest is closed to make
+    /// room (one waiting for its answer never is). Lowered, with a warning, if the file
+    /// descriptor limit cannot hold it besides what peer links and storage need.
+    #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    pub client_max_connections: u64,
+    /// A client connection that sends no complete request for this long is closed.
+    #[arg(long, default_value = "30s", value_parser = duration)]
+    pub client_idle_timeout: Duration,
+    /// Longest client request line in bytes (at most 1 MiB): what one connection may make the
+    /// node buffer.
+    #[arg(long, default_value_t = 64 * 1024, value_parser = clap::value_parser!(u64).range(64..=1 << 20))]
+    pub client_max_line: u64,
+    /// Run the peer links without TLS: unencrypted, and open to anyone who can reach
+    /// --listen (unless --secret-file, which authenticates only the handshake). For tests.
+    #[arg(long)]
+    pub insecure: bool,
     /// Every node proposes directly (no leader).
     #[arg(long, conflicts_with = "elected")]
     pub leaderless: bool,
@@ -204,7 +236,15 @@ struct Plan {
     seed: u64,
     clock_rate: f64,
     faults: ProposerFaults,
+    /// Started with `--insecure`: warned about at start.
+    insecure: bool,
+    limits: ClientLimits,
 }
+
+/// Why a node without credentials does not start.
+const NO_CREDENTIALS: &str = "no TLS credentials: pass --certs DIR (make them with \
+     `paxos-harness certs --out DIR --nodes 1,2,3`), or --insecure to run plaintext peer links \
+     that anyone who can reach --listen can join";
 
 fn plan(args: NodeArgs) -> Result<Plan, String> {
     let id = NodeId(args.id);
@@ -266,6 +306,15 @@ fn plan(args: NodeArgs) -> Result<Plan, String> {
         }
         net = net.with_secret(secret);
     }
+    match &args.certs {
+        Some(dir) => {
+            let credentials = paxos_net::TlsCredentials::load(dir, id)
+                .map_err(|e| format!("--certs {}: {e}", dir.display()))?;
+            net = net.with_tls(credentials);
+        }
+        None if args.insecure => {}
+        None => return Err(NO_CREDENTIALS.into()),
+    }
     net.validate().map_err(|e| e.to_string())?;
     Ok(Plan {
         id,
@@ -281,7 +330,59 @@ fn plan(args: NodeArgs) -> Result<Plan, String> {
             read_without_barrier: args.break_on_purpose == Some(Breakage::StaleReads),
             ..ProposerFaults::default()
         },
+        insecure: args.insecure,
+        limits: ClientLimits {
+            max_connections: usize::try_from(args.client_max_connections).unwrap_or(usize::MAX),
+            idle_timeout: args.client_idle_timeout,
+            max_line: usize::try_from(args.client_max_line).unwrap_or(MAX_LINE),
+        },
     })
+}
+
+/// File descriptors kept for everything but client connections: the listeners, RocksDB's
+/// files, logs, and per peer an inbound and an outbound link with room for a redial.
+fn reserved_descriptors(peers: usize) -> u64 {
+    512 + 4 * peers as u64
+}
+
+/// The client connection cap that fits a descriptor limit of `soft` (raised up to `hard` when
+/// that helps), keeping `reserved` for the rest: `(new soft limit, cap)`, or `None` if not
+/// even a few client connections fit.
+fn descriptor_budget(soft: u64, hard: u64, want: u64, reserved: u64) -> Option<(u64, u64)> {
+    let need = want.saturating_add(reserved);
+    let soft = soft.max(need.min(hard));
+    let cap = want.min(soft.saturating_sub(reserved));
+    (cap >= 8).then_some((soft, cap))
+}
+
+/// Raise the process's descriptor limit for `limits` and `peers`, or lower the client cap to
+/// what fits, so client connections can never take what peer links need.
+fn reserve_descriptors(limits: &mut ClientLimits, peers: usize) -> Result<(), String> {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    let (soft, hard) = getrlimit(Resource::RLIMIT_NOFILE)
+        .map_err(|e| format!("read the descriptor limit: {e}"))?;
+    let reserved = reserved_descriptors(peers);
+    let want = limits.max_connections as u64;
+    let (new_soft, cap) = descriptor_budget(soft, hard, want, reserved).ok_or_else(|| {
+        format!(
+            "the file descriptor limit ({soft}, at most {hard}) leaves no room for client \
+             connections besides the {reserved} kept for peer links and storage: raise it \
+             (ulimit -n)"
+        )
+    })?;
+    if new_soft != soft {
+        setrlimit(Resource::RLIMIT_NOFILE, new_soft, hard)
+            .map_err(|e| format!("raise the descriptor limit to {new_soft}: {e}"))?;
+    }
+    if cap < want {
+        tracing::warn!(
+            limit = new_soft,
+            reserved,
+            "--client-max-connections {want} lowered to {cap}: the file descriptor limit holds no more"
+        );
+    }
+    limits.max_connections = usize::try_from(cap).unwrap_or(usize::MAX);
+    Ok(())
 }
 
 /// Run `paxos-harness node`: one node on RocksDB + TCP until SIGINT or SIGTERM.
@@ -360,7 +461,23 @@ async fn serve<S: paxos_core::Storage<LogValue>>(plan: Plan, storage: S) -> Resu
         seed,
         clock_rate,
         faults,
+        insecure,
+        mut limits,
     } = plan;
+    reserve_descriptors(&mut limits, peers.len())?;
+    if insecure {
+        tracing::warn!(
+            node = %id,
+            %listen,
+            "--insecure: peer links are plaintext; anyone who can reach the listen address can \
+             read them{}",
+            if net.is_authenticated() {
+                " and inject frames after a handshake"
+            } else {
+                ", join as any node and write into the log"
+            }
+        );
+    }
     let transport = bind_transport(&listen, net).await?;
     let client_listener = bind_client(&client).await?;
     let mode = config.leader_mode;
@@ -374,9 +491,7 @@ async fn serve<S: paxos_core::Storage<LogValue>>(plan: Plan, storage: S) -> Resu
         .with_clock_rate(clock_rate)
         .with_faults(AcceptorFaults::default(), faults);
     let mut node_task = tokio::spawn(node.run());
-    let server = Arc::new(server::Server {
-        handle: handle.clone(),
-    });
+    let server = Arc::new(server::Server::new(handle.clone(), limits));
     let serve_task = tokio::spawn(server.serve(client_listener));
     tracing::info!(
         node = %id,
@@ -390,6 +505,7 @@ async fn serve<S: paxos_core::Storage<LogValue>>(plan: Plan, storage: S) -> Resu
             .join(","),
         mode = ?mode,
         reads = ?read_policy,
+        client_max_connections = limits.max_connections,
         "node running"
     );
     let end = tokio::select! {
@@ -495,6 +611,11 @@ mod tests {
             client: None,
             cluster_id: 0,
             secret_file: None,
+            certs: None,
+            insecure: true,
+            client_max_connections: 256,
+            client_idle_timeout: Duration::from_secs(30),
+            client_max_line: 65536,
             leaderless: false,
             elected: false,
             tick: Duration::from_millis(5),
@@ -514,10 +635,45 @@ mod tests {
         let joiner = plan(NodeArgs {
             id: 4,
             join: true,
-            ..args
+            ..args.clone()
         })
         .expect("a joiner");
         assert!(joiner.config.joining);
         assert_eq!(joiner.config.nodes, [2, 3].map(NodeId).into());
+        // No credentials and no --insecure: refused, naming the way out.
+        let open = plan(NodeArgs {
+            insecure: false,
+            ..args.clone()
+        });
+        assert_eq!(open.err().as_deref(), Some(NO_CREDENTIALS));
+        // Credentials from `certs`: the links run TLS.
+        let dir = tempfile::tempdir().expect("temp dir");
+        paxos_harness::credentials::make(dir.path(), 0, &[NodeId(1)]).expect("certs");
+        let secure = plan(NodeArgs {
+            insecure: false,
+            certs: Some(dir.path().into()),
+            ..args
+        })
+        .expect("with credentials");
+        assert!(secure.net.tls.is_some() && !secure.insecure);
+    }
+
+    #[test]
+    fn client_connections_never_take_the_descriptors_peers_need() {
+        // Room under the soft limit: as asked.
+        assert_eq!(descriptor_budget(4096, 4096, 256, 520), Some((4096, 256)));
+        // Raised toward the hard limit as far as needed, no further.
+        assert_eq!(
+            descriptor_budget(1024, 65536, 3000, 520),
+            Some((3520, 3000))
+        );
+        // Capped by the hard limit: the client cap gives way, the reserve does not.
+        assert_eq!(descriptor_budget(1024, 1024, 1100, 520), Some((1024, 504)));
+        assert_eq!(descriptor_budget(1024, 2048, 4000, 520), Some((2048, 1528)));
+        // Nothing left for clients: refuse to start.
+        assert_eq!(descriptor_budget(256, 256, 256, 520), None);
+        assert_eq!(descriptor_budget(527, 527, 256, 520), None);
+        assert_eq!(descriptor_budget(528, 528, 256, 520), Some((528, 8)));
+        assert_eq!(reserved_descriptors(2), 520);
     }
 }

@@ -2,34 +2,105 @@
 //! [`NodeHandle`]. Proposals go in with `append` (the core forwards them to the leader and
 //! applies a retried request once), so the listener itself holds no retry loop.
 
+use crate::admission::{Admission, Admit};
 use paxos_core::{Applied, InstanceId, NodeError, NodeHandle, ProposalId, ReconfigError};
 use paxos_harness::client::protocol::{
     DEFAULT_DECISIONS_LIMIT, DEFAULT_PROPOSE_TIMEOUT_MS, Decision, Op, Request, Response, Status,
 };
-use paxos_harness::client::read_line;
+use paxos_harness::client::read_line_within;
 use paxos_harness::service::{KvCommand, KvOutput, KvQuery, LogValue};
-use std::sync::Arc;
+use paxos_net::LogThrottle;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 use tokio::io::{AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::time::sleep;
+use tokio::time::{Instant, sleep, timeout};
+use tokio_util::sync::CancellationToken;
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// The client port's limits (`node --client-*`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct ClientLimits {
+    /// Connections held at most; at the cap the one idle longest makes room
+    /// ([`crate::admission`]).
+    pub max_connections: usize,
+    /// A connection that sends no complete request for this long is closed; so is one whose
+    /// answer cannot be written for this long.
+    pub idle_timeout: Duration,
+    /// Longest request line, in bytes: what one connection may make the node buffer.
+    pub max_line: usize,
+}
 
 /// What every client connection shares.
 pub(crate) struct Server {
     /// The local node.
     pub handle: NodeHandle<LogValue>,
+    pub limits: ClientLimits,
+    pub admission: Mutex<Admission<CancellationToken>>,
+    /// Connections closed for the limits, logged once per period with their count.
+    pub refusals: Mutex<LogThrottle>,
+}
+
+/// Why the port closed a connection.
+#[derive(Debug, thiserror::Error)]
+enum Closed {
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    #[error("idle for {0:?}")]
+    Idle(Duration),
+    #[error("evicted to make room for a new connection")]
+    Evicted,
+    #[error("the port is full and every connection is mid-request")]
+    Full,
 }
 
 impl Server {
+    pub(crate) fn new(handle: NodeHandle<LogValue>, limits: ClientLimits) -> Server {
+        Server {
+            handle,
+            limits,
+            admission: Mutex::new(Admission::new(limits.max_connections)),
+            refusals: Mutex::new(LogThrottle::default()),
+        }
+    }
+
     /// Accept client connections forever, one task each.
     pub async fn serve(self: Arc<Self>, listener: TcpListener) {
         loop {
             match listener.accept().await {
                 Ok((stream, remote)) => {
+                    let stop = CancellationToken::new();
+                    let admitted = lock(&self.admission).admit(Instant::now(), stop.clone());
+                    let id = match admitted {
+                        Admit::In { id, evicted } => {
+                            if let Some(victim) = evicted {
+                                victim.cancel();
+                            }
+                            id
+                        }
+                        Admit::Refused => {
+                            self.refused(remote, &Closed::Full, "client connection refused");
+                            continue;
+                        }
+                    };
                     let server = self.clone();
                     tokio::spawn(async move {
-                        if let Err(e) = server.connection(stream).await {
-                            tracing::debug!(%remote, error = %e, "client connection closed");
+                        let end = server.connection(stream, id, &stop).await;
+                        lock(&server.admission).leave(id);
+                        match end {
+                            Ok(()) => {}
+                            Err(e @ (Closed::Idle(_) | Closed::Evicted)) => {
+                                server.refused(remote, &e, "client connection closed");
+                            }
+                            Err(Closed::Io(e)) if e.kind() == std::io::ErrorKind::InvalidData => {
+                                server.refused(remote, &Closed::Io(e), "client connection closed");
+                            }
+                            Err(e) => {
+                                tracing::debug!(%remote, error = %e, "client connection closed")
+                            }
                         }
                     });
                 }
@@ -42,25 +113,52 @@ impl Server {
         }
     }
 
-    async fn connection(&self, stream: TcpStream) -> std::io::Result<()> {
+    /// Log a connection closed for the limits, at most once per period, with the count.
+    fn refused(&self, remote: std::net::SocketAddr, why: &Closed, what: &str) {
+        if let Some(closed) = lock(&self.refusals).note(Instant::now()) {
+            tracing::warn!(%remote, error = %why, closed, "{what} ({closed} closed for the client port's limits since the last such line)");
+        }
+    }
+
+    async fn connection(
+        &self,
+        stream: TcpStream,
+        id: u64,
+        stop: &CancellationToken,
+    ) -> Result<(), Closed> {
         stream.set_nodelay(true)?;
         let (read, mut write) = stream.into_split();
         let mut reader = BufReader::new(read);
         let mut line = String::new();
-        while read_line(&mut reader, &mut line).await?.is_some() {
+        let idle = self.limits.idle_timeout;
+        loop {
+            let read = read_line_within(&mut reader, &mut line, self.limits.max_line);
+            tokio::select! {
+                // An evicted connection that is reading has no request under way.
+                () = stop.cancelled() => return Err(Closed::Evicted),
+                r = timeout(idle, read) => match r {
+                    Err(_) => return Err(Closed::Idle(idle)),
+                    Ok(r) => if r?.is_none() {
+                        return Ok(());
+                    },
+                },
+            }
             let text = line.trim();
             if text.is_empty() {
                 continue;
             }
+            lock(&self.admission).busy(id);
             let response = match serde_json::from_str::<Request>(text) {
                 Ok(request) => self.handle(request).await,
                 Err(e) => Response::error(format!("bad request: {e}")),
             };
             let mut out = serde_json::to_vec(&response).map_err(std::io::Error::other)?;
             out.push(b'\n');
-            write.write_all(&out).await?;
+            timeout(idle, write.write_all(&out))
+                .await
+                .map_err(|_| Closed::Idle(idle))??;
+            lock(&self.admission).idle(id, Instant::now());
         }
-        Ok(())
     }
 
     /// Put `value` in the log as request `id` (or a new one of the node's own client), and
