@@ -112,6 +112,34 @@ impl Client {
             .map_err(|e| ClientError::Protocol(format!("bad response {:?}: {e}", self.line)))
     }
 
+    /// Connect to `addr` and, with a `token`, prove it first (a node started with
+    /// `--client-token-file` serves nothing else).
+    ///
+    /// # Errors
+    /// [`ClientError::Io`] if the connection fails; [`ClientError::Node`] if the token is
+    /// refused.
+    pub async fn connect_with(addr: &str, token: Option<&str>) -> Result<Client, ClientError> {
+        let mut client = Client::connect(addr).await?;
+        if let Some(token) = token {
+            client.authenticate(token).await?;
+        }
+        Ok(client)
+    }
+
+    /// Prove the client token on this connection.
+    ///
+    /// # Errors
+    /// [`ClientError::Node`] if the node refuses it (it closes the connection then).
+    pub async fn authenticate(&mut self, token: &str) -> Result<(), ClientError> {
+        let auth = Op::Auth {
+            token: token.to_owned(),
+        };
+        match self.request(&Request::new(auth)).await? {
+            Response::Authenticated { .. } => Ok(()),
+            other => Err(unexpected(other)),
+        }
+    }
+
     /// A new client id from the node: requests `{client, seq}` with it are exactly once.
     ///
     /// # Errors

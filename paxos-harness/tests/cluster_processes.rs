@@ -55,6 +55,8 @@ struct Cluster {
     nodes: Vec<Proc>,
     /// Flags every node gets besides its addresses.
     flags: Vec<String>,
+    /// The client token the nodes ask for (`--client-token-file`), if any.
+    token: Option<String>,
 }
 
 impl Cluster {
@@ -97,6 +99,7 @@ impl Cluster {
             _dir: dir,
             nodes,
             flags: flags.iter().map(|f| f.to_string()).collect(),
+            token: None,
         }
     }
 
@@ -168,7 +171,9 @@ impl Cluster {
             Duration::from_millis(50),
             || async {
                 let probe = async {
-                    let mut c = Client::connect(addr).await.ok()?;
+                    let mut c = Client::connect_with(addr, self.token.as_deref())
+                        .await
+                        .ok()?;
                     c.status().await.ok()
                 };
                 Ok(match timeout(Duration::from_secs(1), probe).await {
@@ -846,4 +851,50 @@ async fn the_client_port_attack_hurts_a_node_without_limits() {
     .await;
     assert!(a.fds_idle > a.fds_before + 900, "{a:?}");
     assert!(a.rss_after > a.rss_before + 200 * 1024, "{a:?}");
+}
+
+/// A node started with `--client-token-file` serves only connections that proved the token
+/// first: a stranger's request is answered with an error and the connection closed, as is a
+/// wrong token; the token opens it, for the library client and the CLI alike.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_token_keeps_strangers_off_the_client_port() {
+    let secrets = tempfile::tempdir().expect("temp dir");
+    let token_file = secrets.path().join("token");
+    std::fs::write(&token_file, "open sesame\n").expect("write token");
+    let path = token_file.to_str().expect("utf-8 path");
+    let mut cluster = Cluster::with(NODES, NODES, &["--client-token-file", path]);
+    cluster.token = Some("open sesame".into());
+    for i in 0..NODES {
+        cluster.start(i);
+    }
+    for i in 0..NODES {
+        cluster.wait_ready(i).await;
+    }
+    let addr = cluster.nodes[0].client.clone();
+    let mut stranger = Client::connect(&addr).await.expect("connect");
+    let refused = stranger.status().await;
+    assert!(
+        matches!(&refused, Err(paxos_harness::client::ClientError::Node { error, .. }) if error.contains("authenticate")),
+        "{refused:?}"
+    );
+    assert!(stranger.status().await.is_err(), "the connection is closed");
+    let wrong = Client::connect_with(&addr, Some("open sesam")).await;
+    assert!(wrong.is_err(), "a wrong token is refused");
+    let mut c = Client::connect_with(&addr, Some("open sesame"))
+        .await
+        .expect("the token opens the port");
+    assert_eq!(c.status().await.expect("status").id, 1);
+    let put = Command::new(env!("CARGO_BIN_EXE_paxos-harness"))
+        .args(["kv", "--node", &addr, "--token-file", path, "put", "k", "v"])
+        .output()
+        .expect("run kv");
+    assert!(put.status.success(), "kv with the token: {put:?}");
+    let open = Command::new(env!("CARGO_BIN_EXE_paxos-harness"))
+        .args(["kv", "--node", &addr, "get", "k"])
+        .output()
+        .expect("run kv");
+    assert!(
+        !open.status.success(),
+        "kv without the token must fail: {open:?}"
+    );
 }

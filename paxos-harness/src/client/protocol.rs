@@ -9,6 +9,7 @@
 //!
 //! | request | response |
 //! |---|---|
+//! | `{"auth":{"token":"t"}}` | `{"authenticated":true}`; a node started with `--client-token-file` takes nothing else first, and closes a connection that sends anything else or a wrong token |
 //! | `{"session":{}}` | `{"client":{"node":1,"boot":5,"session":2}}`: a new client id, unique forever |
 //! | `{"propose":"v","id":{"client":{...},"seq":7}}` | `{"instance":3,"value":"v"}` once `v` is in the log and every instance below it is decided (any node: followers forward to the leader) |
 //! | `{"propose":"v"}` | the same, as a request of the node's own client (a retry is a new request) |
@@ -87,6 +88,12 @@ pub enum Op {
     },
     /// `{"status":{}}`: the node's protocol state.
     Status {},
+    /// `{"auth":{"token":"..."}}`: prove the client token (a node started with
+    /// `--client-token-file` answers nothing else on a connection before it).
+    Auth {
+        /// The token, as in the node's token file.
+        token: String,
+    },
     /// `{"reconfigure":{"acceptors":[1,2,3]}}`: change the membership.
     Reconfigure(Roles),
     /// `{"get":{"key":"k"}}`: a linearizable read of a key.
@@ -245,6 +252,11 @@ pub enum Response {
         /// The configuration in force.
         membership: MembershipView,
     },
+    /// The connection may send requests (the answer to `auth`).
+    Authenticated {
+        /// Always true.
+        authenticated: bool,
+    },
     /// The request failed.
     Error {
         /// Why.
@@ -311,6 +323,8 @@ mod tests {
     fn requests_parse_from_the_documented_json() {
         let r: Request = serde_json::from_str(r#"{"propose":"v"}"#).expect("propose");
         assert_eq!(r, Request::new(Op::Propose("v".into())));
+        let r: Request = serde_json::from_str(r#"{"auth":{"token":"t"}}"#).expect("auth");
+        assert_eq!(r, Request::new(Op::Auth { token: "t".into() }));
         let r: Request = serde_json::from_str(
             r#"{"propose":"v","timeout_ms":5,"id":{"client":{"node":1,"boot":5,"session":2},"seq":7}}"#,
         )
@@ -372,6 +386,12 @@ mod tests {
                 r#"{"instance":3,"value":"v"}"#,
             ),
             (Response::error("no"), r#"{"error":"no"}"#),
+            (
+                Response::Authenticated {
+                    authenticated: true,
+                },
+                r#"{"authenticated":true}"#,
+            ),
             (
                 Response::Kv {
                     ok: true,

@@ -40,12 +40,13 @@ pub async fn reconfigure(
     nodes: &[String],
     roles: &Roles,
     within: Duration,
+    token: Option<&str>,
 ) -> Result<MembershipView, ReconfigureError> {
     let deadline = Instant::now() + within;
     let mut last = String::from("no node answered");
     while Instant::now() < deadline {
         for node in nodes {
-            match ask_if_leader(node, roles, deadline).await {
+            match ask_if_leader(node, roles, deadline, token).await {
                 Ok(Some(m)) => return Ok(m),
                 Ok(None) => {}
                 Err(ClientError::Node {
@@ -70,9 +71,10 @@ async fn ask_if_leader(
     node: &str,
     roles: &Roles,
     deadline: Instant,
+    token: Option<&str>,
 ) -> Result<Option<MembershipView>, ClientError> {
     let probe = async {
-        let mut client = Client::connect(node).await?;
+        let mut client = Client::connect_with(node, token).await?;
         let status = client.status().await?;
         Ok::<_, ClientError>((status.leader == Some(status.id)).then_some(client))
     };

@@ -379,7 +379,7 @@ impl Live<'_> {
             learners: learner.map(|n| n.0).into_iter().collect(),
             addresses: Default::default(),
         };
-        reconfigure(self.clients, &roles, RECONFIGURE_WITHIN).await?;
+        reconfigure(self.clients, &roles, RECONFIGURE_WITHIN, None).await?;
         Ok(())
     }
 }

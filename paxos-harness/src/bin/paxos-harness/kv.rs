@@ -20,6 +20,9 @@ pub struct KvArgs {
     /// Client address of a node (its --client), e.g. 127.0.0.1:8001. Any node answers.
     #[arg(long)]
     pub node: String,
+    /// File holding the node's client token (its --client-token-file), if it asks for one.
+    #[arg(long)]
+    pub token_file: Option<std::path::PathBuf>,
     /// Give up after this long (`30s`, `500ms`).
     #[arg(long, default_value = "30s", value_parser = duration)]
     pub timeout: Duration,
@@ -109,7 +112,11 @@ pub fn main(args: KvArgs) -> ExitCode {
 }
 
 async fn run(args: &KvArgs) -> Result<KvAnswer, ClientError> {
-    let mut client = Client::connect(&args.node).await?;
+    let token = match &args.token_file {
+        Some(path) => Some(crate::read_secret_file(path).map_err(std::io::Error::other)?),
+        None => None,
+    };
+    let mut client = Client::connect_with(&args.node, token.as_deref()).await?;
     let (op, write) = args.op.request();
     let id = if write {
         let client_id = client.session().await?;

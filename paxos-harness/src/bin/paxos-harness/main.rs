@@ -147,6 +147,23 @@ fn shell_quote(arg: &str) -> String {
     }
 }
 
+/// A secret read from a file (`--secret-file`, `--client-token-file`, `--token-file`): its
+/// text without one trailing newline; an empty or unreadable file is an error.
+pub(crate) fn read_secret_file(path: &std::path::Path) -> Result<String, String> {
+    let mut text =
+        std::fs::read_to_string(path).map_err(|e| format!("read {}: {e}", path.display()))?;
+    if text.ends_with('\n') {
+        text.pop();
+        if text.ends_with('\r') {
+            text.pop();
+        }
+    }
+    if text.is_empty() {
+        return Err(format!("{} is empty", path.display()));
+    }
+    Ok(text)
+}
+
 /// A clap parser for one of `names`, parsed with the type's own `FromStr` (the library's
 /// kinds carry no clap types).
 fn one_of<T>(names: impl IntoIterator<Item = &'static str>) -> impl TypedValueParser<Value = T>

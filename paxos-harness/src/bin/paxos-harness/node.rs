@@ -36,7 +36,8 @@
 //!   port holds at most `--client-max-connections` (256; at the cap a connection that never
 //!   completed a request, else the one idle longest, is closed to make room), closes one idle
 //!   for `--client-idle-timeout` (30 s), and buffers at most `--client-max-line` bytes (64 KiB)
-//!   of a request. The file descriptor limit is raised (toward its hard limit) to hold the cap
+//!   of a request; with `--client-token-file` a connection must first prove the token
+//!   (`{"auth":{"token":...}}`) or it is closed. The file descriptor limit is raised (toward its hard limit) to hold the cap
 //!   beside what peer links and storage need, or the cap is lowered with a warning.
 //! - **Logs**: `tracing` to stderr, `info` when `RUST_LOG` is unset.
 //!
@@ -111,6 +112,11 @@ pub struct NodeArgs {
     /// node buffer.
     #[arg(long, default_value_t = 64 * 1024, value_parser = clap::value_parser!(u64).range(64..=1 << 20))]
     pub client_max_line: u64,
+    /// File holding the token every client connection must prove first
+    /// (`{"auth":{"token":...}}`; one trailing newline is ignored). Without it the client port
+    /// is open to anyone who can reach it.
+    #[arg(long)]
+    pub client_token_file: Option<PathBuf>,
     /// Run the peer links without TLS: unencrypted, and open to anyone who can reach
     /// --listen (unless --secret-file, which authenticates only the handshake). For tests.
     #[arg(long)]
@@ -239,6 +245,7 @@ struct Plan {
     /// Started with `--insecure`: warned about at start.
     insecure: bool,
     limits: ClientLimits,
+    client_token: Option<Vec<u8>>,
 }
 
 /// Why a node without credentials does not start.
@@ -293,19 +300,12 @@ fn plan(args: NodeArgs) -> Result<Plan, String> {
         .with_cluster_id(args.cluster_id)
         .with_seed(seed);
     if let Some(path) = &args.secret_file {
-        let mut secret =
-            std::fs::read(path).map_err(|e| format!("read secret file {}: {e}", path.display()))?;
-        if secret.ends_with(b"\n") {
-            secret.pop();
-            if secret.ends_with(b"\r") {
-                secret.pop();
-            }
-        }
-        if secret.is_empty() {
-            return Err(format!("secret file {} is empty", path.display()));
-        }
-        net = net.with_secret(secret);
+        net = net.with_secret(crate::read_secret_file(path)?.into_bytes());
     }
+    let client_token = match &args.client_token_file {
+        Some(path) => Some(crate::read_secret_file(path)?.into_bytes()),
+        None => None,
+    };
     match &args.certs {
         Some(dir) => {
             let credentials = paxos_net::TlsCredentials::load(dir, id)
@@ -336,6 +336,7 @@ fn plan(args: NodeArgs) -> Result<Plan, String> {
             idle_timeout: args.client_idle_timeout,
             max_line: usize::try_from(args.client_max_line).unwrap_or(MAX_LINE),
         },
+        client_token,
     })
 }
 
@@ -463,6 +464,7 @@ async fn serve<S: paxos_core::Storage<LogValue>>(plan: Plan, storage: S) -> Resu
         faults,
         insecure,
         mut limits,
+        client_token,
     } = plan;
     reserve_descriptors(&mut limits, peers.len())?;
     if insecure {
@@ -491,7 +493,10 @@ async fn serve<S: paxos_core::Storage<LogValue>>(plan: Plan, storage: S) -> Resu
         .with_clock_rate(clock_rate)
         .with_faults(AcceptorFaults::default(), faults);
     let mut node_task = tokio::spawn(node.run());
-    let server = Arc::new(server::Server::new(handle.clone(), limits));
+    if client_token.is_none() {
+        tracing::info!(node = %id, %client, "client port open to anyone who can reach it (no --client-token-file)");
+    }
+    let server = Arc::new(server::Server::new(handle.clone(), limits, client_token));
     let serve_task = tokio::spawn(server.serve(client_listener));
     tracing::info!(
         node = %id,
@@ -616,6 +621,7 @@ mod tests {
             client_max_connections: 256,
             client_idle_timeout: Duration::from_secs(30),
             client_max_line: 65536,
+            client_token_file: None,
             leaderless: false,
             elected: false,
             tick: Duration::from_millis(5),

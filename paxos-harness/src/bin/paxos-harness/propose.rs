@@ -11,6 +11,9 @@ pub struct ProposeArgs {
     /// Client address of a node (its --client), e.g. 127.0.0.1:8001.
     #[arg(long)]
     pub node: String,
+    /// File holding the node's client token (its --client-token-file), if it asks for one.
+    #[arg(long)]
+    pub token_file: Option<std::path::PathBuf>,
     /// The value to get chosen; prints `instance N: VALUE`.
     #[arg(required_unless_present_any = ["decisions", "status"])]
     pub value: Option<String>,
@@ -61,7 +64,11 @@ pub fn main(args: ProposeArgs) -> ExitCode {
 }
 
 async fn run(args: &ProposeArgs) -> Result<(), ClientError> {
-    let mut client = Client::connect(&args.node).await?;
+    let token = match &args.token_file {
+        Some(path) => Some(crate::read_secret_file(path).map_err(std::io::Error::other)?),
+        None => None,
+    };
+    let mut client = Client::connect_with(&args.node, token.as_deref()).await?;
     if args.decisions {
         for d in client.decisions(args.from).await? {
             match d.value {

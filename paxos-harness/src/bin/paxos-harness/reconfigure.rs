@@ -40,6 +40,9 @@ pub struct ReconfigureArgs {
     /// ID=HOST:PORT: where a node the cluster does not know yet listens (its --listen).
     #[arg(long = "address", value_delimiter = ',', value_parser = parse_peer)]
     pub addresses: Vec<(u64, String)>,
+    /// File holding the nodes' client token (their --client-token-file), if they ask for one.
+    #[arg(long)]
+    pub token_file: Option<std::path::PathBuf>,
     /// Give up after this long (`30s`, `500ms`).
     #[arg(long, default_value = "30s", value_parser = duration)]
     pub timeout: Duration,
@@ -57,7 +60,19 @@ pub fn main(args: ReconfigureArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(&args)) {
+    let token = match args
+        .token_file
+        .as_deref()
+        .map(crate::read_secret_file)
+        .transpose()
+    {
+        Ok(token) => token,
+        Err(e) => {
+            eprintln!("paxos-harness reconfigure: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(&args, token.as_deref())) {
         Ok(m) => {
             let ids = |set: &std::collections::BTreeSet<u64>| {
                 set.iter().map(u64::to_string).collect::<Vec<_>>().join(",")
@@ -81,7 +96,10 @@ pub fn main(args: ReconfigureArgs) -> ExitCode {
 }
 
 /// The change the flags name, to the leader among `--nodes`.
-async fn run(args: &ReconfigureArgs) -> Result<MembershipView, ReconfigureError> {
+async fn run(
+    args: &ReconfigureArgs,
+    token: Option<&str>,
+) -> Result<MembershipView, ReconfigureError> {
     let roles = Roles {
         acceptors: args.acceptors.iter().copied().collect(),
         learners: args.learners.iter().copied().collect(),
@@ -91,5 +109,5 @@ async fn run(args: &ReconfigureArgs) -> Result<MembershipView, ReconfigureError>
             .map(|(id, addr)| (id.to_string(), addr.clone()))
             .collect(),
     };
-    reconfigure(&args.nodes, &roles, args.timeout).await
+    reconfigure(&args.nodes, &roles, args.timeout, token).await
 }

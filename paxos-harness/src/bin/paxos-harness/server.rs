@@ -12,6 +12,7 @@ use paxos_harness::service::{KvCommand, KvOutput, KvQuery, LogValue};
 use paxos_net::LogThrottle;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
+use subtle::ConstantTimeEq;
 use tokio::io::{AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::time::{Instant, sleep, timeout};
@@ -40,6 +41,8 @@ pub(crate) struct Server {
     pub handle: NodeHandle<LogValue>,
     pub limits: ClientLimits,
     pub admission: Mutex<Admission<CancellationToken>>,
+    /// The token a connection must prove before anything else (`--client-token-file`).
+    pub token: Option<Vec<u8>>,
     /// Connections closed for the limits, logged once per period with their count.
     pub refusals: Mutex<LogThrottle>,
 }
@@ -55,13 +58,23 @@ enum Closed {
     Evicted,
     #[error("the port is full and every connection is mid-request")]
     Full,
+    #[error("no valid client token")]
+    Unauthenticated,
 }
 
+/// How long a connection may take to prove the client token.
+const AUTH_WITHIN: Duration = Duration::from_secs(5);
+
 impl Server {
-    pub(crate) fn new(handle: NodeHandle<LogValue>, limits: ClientLimits) -> Server {
+    pub(crate) fn new(
+        handle: NodeHandle<LogValue>,
+        limits: ClientLimits,
+        token: Option<Vec<u8>>,
+    ) -> Server {
         Server {
             handle,
             limits,
+            token,
             admission: Mutex::new(Admission::new(limits.max_connections)),
             refusals: Mutex::new(LogThrottle::default()),
         }
@@ -92,7 +105,9 @@ impl Server {
                         lock(&server.admission).leave(id);
                         match end {
                             Ok(()) => {}
-                            Err(e @ (Closed::Idle(_) | Closed::Evicted)) => {
+                            Err(
+                                e @ (Closed::Idle(_) | Closed::Evicted | Closed::Unauthenticated),
+                            ) => {
                                 server.refused(remote, &e, "client connection closed");
                             }
                             Err(Closed::Io(e)) if e.kind() == std::io::ErrorKind::InvalidData => {
@@ -131,13 +146,21 @@ impl Server {
         let mut reader = BufReader::new(read);
         let mut line = String::new();
         let idle = self.limits.idle_timeout;
+        let mut authenticated = self.token.is_none();
         loop {
             let read = read_line_within(&mut reader, &mut line, self.limits.max_line);
+            // A stranger gets a short while to prove the token, not the idle timeout.
+            let wait = if authenticated {
+                idle
+            } else {
+                idle.min(AUTH_WITHIN)
+            };
             tokio::select! {
                 // An evicted connection that is reading has no request under way.
                 () = stop.cancelled() => return Err(Closed::Evicted),
-                r = timeout(idle, read) => match r {
-                    Err(_) => return Err(Closed::Idle(idle)),
+                r = timeout(wait, read) => match r {
+                    Err(_) if authenticated => return Err(Closed::Idle(idle)),
+                    Err(_) => return Err(Closed::Unauthenticated),
                     Ok(r) => if r?.is_none() {
                         return Ok(());
                     },
@@ -147,8 +170,32 @@ impl Server {
             if text.is_empty() {
                 continue;
             }
+            let request = serde_json::from_str::<Request>(text);
+            if !authenticated {
+                // Only a valid `auth` opens the connection; anything else closes it, so an
+                // unauthenticated connection never completes a request (it is the first
+                // evicted at the cap) and never reaches the node.
+                let proven = match (&request, &self.token) {
+                    (
+                        Ok(Request {
+                            op: Op::Auth { token },
+                            ..
+                        }),
+                        Some(expected),
+                    ) => bool::from(token.as_bytes().ct_eq(expected)),
+                    _ => false,
+                };
+                if !proven {
+                    let refusal = Response::error("authenticate first: {\"auth\":{\"token\":...}}");
+                    let mut out = serde_json::to_vec(&refusal).map_err(std::io::Error::other)?;
+                    out.push(b'\n');
+                    let _ = timeout(AUTH_WITHIN, write.write_all(&out)).await;
+                    return Err(Closed::Unauthenticated);
+                }
+                authenticated = true;
+            }
             lock(&self.admission).busy(id);
-            let response = match serde_json::from_str::<Request>(text) {
+            let response = match request {
                 Ok(request) => self.handle(request).await,
                 Err(e) => Response::error(format!("bad request: {e}")),
             };
@@ -265,6 +312,10 @@ impl Server {
                     Err(e) => failed(&e),
                 }
             }
+            // Proven already (or no token is asked for): nothing more to prove.
+            Op::Auth { .. } => Response::Authenticated {
+                authenticated: true,
+            },
             Op::Status {} => match self.handle.status().await {
                 Ok(s) => Response::Status {
                     status: Status {
