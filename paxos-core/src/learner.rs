@@ -469,6 +469,17 @@ mod tests {
         }
     }
 
+    /// Where the `CatchUp` asks in `out` start.
+    fn asks(out: &Effects<u64>) -> Vec<InstanceId> {
+        out.messages
+            .iter()
+            .filter_map(|e| match e.message {
+                Message::CatchUp { first } => Some(first),
+                _ => None,
+            })
+            .collect()
+    }
+
     fn config(strategy: LearnerStrategy) -> Config {
         Config::symmetric(NodeId(1), (1..=5).map(NodeId)).with_learner_strategy(strategy)
     }
@@ -602,15 +613,6 @@ mod tests {
         let mut l = Learner::<u64>::new(&c, BTreeMap::new());
         let mut out = Effects::new();
         l.tick(true, &mut out); // first tick: asks from i0
-        let asks = |out: &Effects<u64>| -> Vec<InstanceId> {
-            out.messages
-                .iter()
-                .filter_map(|e| match e.message {
-                    Message::CatchUp { first } => Some(first),
-                    _ => None,
-                })
-                .collect()
-        };
         assert_eq!(asks(&out), vec![InstanceId(0); 4]);
         out.messages.clear();
         l.on_decided(InstanceId(0), e(0), &mut out);
@@ -675,15 +677,6 @@ mod tests {
         let mut out = Effects::new();
         l.tick(true, &mut out); // asks from i0
         out.messages.clear();
-        let asks = |out: &Effects<u64>| -> Vec<InstanceId> {
-            out.messages
-                .iter()
-                .filter_map(|e| match e.message {
-                    Message::CatchUp { first } => Some(first),
-                    _ => None,
-                })
-                .collect()
-        };
         // Live decisions beyond the asked range: no ask.
         l.on_decided(InstanceId(500), e(500), &mut out);
         l.on_decided(InstanceId(501), e(501), &mut out);

@@ -32,6 +32,8 @@ struct State {
     cut_kind: BTreeSet<(NodeId, NodeId, &'static str)>,
     /// How many messages each `cut_kind` entry has lost so far (kept across heals).
     lost_kind: BTreeMap<(NodeId, NodeId, &'static str), u64>,
+    /// Messages let through, per link and kind (what a test of traffic counts).
+    sent_kind: BTreeMap<(NodeId, NodeId, &'static str), u64>,
     /// How many messages `loss` has lost so far.
     lost_at_random: u64,
     /// Probability that a message on a link is lost.
@@ -57,6 +59,7 @@ impl Faults {
                 cut: BTreeSet::new(),
                 cut_kind: BTreeSet::new(),
                 lost_kind: BTreeMap::new(),
+                sent_kind: BTreeMap::new(),
                 lost_at_random: 0,
                 loss: BTreeMap::new(),
                 duplicate: BTreeMap::new(),
@@ -102,6 +105,15 @@ impl Faults {
     pub fn lost(&self, from: NodeId, to: NodeId, kind: &'static str) -> u64 {
         self.lock()
             .lost_kind
+            .get(&(from, to, kind))
+            .copied()
+            .unwrap_or(0)
+    }
+
+    /// How many messages of `kind` went out on `from -> to` so far (not lost by a fault).
+    pub fn sent(&self, from: NodeId, to: NodeId, kind: &'static str) -> u64 {
+        self.lock()
+            .sent_kind
             .get(&(from, to, kind))
             .copied()
             .unwrap_or(0)
@@ -186,6 +198,9 @@ impl Faults {
             _ => false,
         };
         s.lost_at_random += u64::from(lost);
+        if !lost {
+            *s.sent_kind.entry((from, to, kind)).or_insert(0) += 1;
+        }
         lost
     }
 }
