@@ -7,7 +7,7 @@
 
 use paxos_core::{InstanceId, NodeId, Outcome};
 use paxos_harness::cluster::{self, Cluster, ClusterSpec, Env, Failure};
-use paxos_harness::wait::{Look, eventually};
+use paxos_harness::scenarios::common::until_lost;
 use std::time::Duration;
 
 const TAIL: u64 = 20;
@@ -44,14 +44,7 @@ async fn storm(c: Cluster) -> Result<u64, Failure> {
     if lost != Outcome::TimedOut {
         return Err(Failure(format!("i0 with its Accepts lost gave {lost:?}")));
     }
-    eventually(Duration::from_secs(5), Duration::from_millis(1), || async {
-        let lost = [2, 3].map(|o| c.faults().lost(n(1), n(o), "accept"));
-        Ok(match lost.iter().all(|&l| l > 0) {
-            true => Look::Done(()),
-            false => Look::Wait(format!("n1's Accepts of i0 lost: {lost:?}")),
-        })
-    })
-    .await?;
+    until_lost(&c, n(1), &[n(2), n(3)], "accept").await?;
     c.faults().heal();
     c.faults().isolate(n(3), c.spec().nodes());
     for k in 1..=TAIL {

@@ -43,6 +43,25 @@ pub async fn healed_after(c: &Cluster, after: Duration) {
     c.faults().heal();
 }
 
+/// Wait until at least one message of `kind` from `from` to each of `to` has been lost by
+/// [`crate::faults::Faults::drop_kind`]. A scenario that needs a message lost (not merely
+/// late) waits for this before it heals: a loaded machine may send it only after the heal.
+pub async fn until_lost(
+    c: &Cluster,
+    from: NodeId,
+    to: &[NodeId],
+    kind: &'static str,
+) -> Result<(), Failure> {
+    eventually(DECIDE_WITHIN, Duration::from_millis(1), || async {
+        let lost: Vec<u64> = to.iter().map(|&o| c.faults().lost(from, o, kind)).collect();
+        Ok(match lost.iter().all(|&l| l > 0) {
+            true => Look::Done(()),
+            false => Look::Wait(format!("{from}'s {kind} to {to:?} lost: {lost:?}")),
+        })
+    })
+    .await
+}
+
 /// Cut every `Accepted` from the acceptors to everyone: nobody learns a decision (the observer
 /// still sees what the acceptors accepted, and so what is chosen).
 pub fn silence_accepted(c: &Cluster) {

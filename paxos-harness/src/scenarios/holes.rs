@@ -15,7 +15,6 @@ use super::{Scenario, n};
 use crate::chaos::Break;
 use crate::cluster::{Cluster, ClusterSpec, Failure};
 use crate::ensure;
-use crate::wait::{Look, eventually};
 use paxos_core::{Applied, Entry, InstanceId, Outcome};
 use std::time::Duration;
 
@@ -114,14 +113,7 @@ async fn hole_after_leader_loss(c: Cluster) -> Result<(), Failure> {
     );
     // The caller stopped waiting, but p1 may not have sent its Accepts yet (a loaded machine,
     // a synced write first): healing before they are lost would let them through.
-    eventually(DECIDE_WITHIN, Duration::from_millis(1), || async {
-        let lost = [2, 3].map(|o| c.faults().lost(n(1), n(o), "accept"));
-        Ok(match lost.iter().all(|&l| l > 0) {
-            true => Look::Done(()),
-            false => Look::Wait(format!("p1's Accepts lost to p2, p3: {lost:?}")),
-        })
-    })
-    .await?;
+    super::common::until_lost(&c, n(1), &[n(2), n(3)], "accept").await?;
     c.faults().heal();
     let got = c
         .propose_at(n(1), I2, 102, Duration::from_millis(300))
